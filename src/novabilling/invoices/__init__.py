@@ -1,0 +1,1 @@
+"""Invoices: numbering, lifecycle and the PDF."""

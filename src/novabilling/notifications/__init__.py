@@ -1,0 +1,1 @@
+"""Email: views (what a message shows), messages (templates -> EmailMessage), mailer."""
