@@ -37,10 +37,13 @@ Conventions every simulator module ``novabilling.simulators.<name>`` follows
    * ``async drain()``: deliver everything pending *now* — queued webhooks, async refund
      transitions (pending -> processed/succeeded), delayed callbacks. Tests call it
      instead of sleeping.
-   * ``charges_for(reference) -> int``: how many distinct charges (money movements) the
-     simulator created for our reference. The "never double charge" tests assert it is 1
-     after the adapter's retries. ``attempts_for(reference) -> int``: how many requests
-     it received for that reference (proves the retries happened).
+   * ``charges_for(reference) -> int``: how many charge/transaction records the simulator
+     created for our reference (declined ones included). A ``*_TIMEOUT`` input must
+     create its record (as if the money moved) BEFORE stalling/answering 5xx, so the
+     contract test proves the adapter's retries reuse the reference and never create a
+     second one: it asserts ``charges_for(ref) == 1`` after a timed-out charge.
+     ``attempts_for(reference) -> int``: how many requests the simulator received for
+     that reference (the contract asserts >= 2: the adapter retried).
 
 3. Test inputs pick outcomes the way the real sandbox does (test cards, authorization
    codes, payment methods, MSISDNs); each module lists its magic values as constants:
