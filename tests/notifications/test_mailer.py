@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from novabilling.kit.clock import SystemClock
 from novabilling.notifications.mailer import (
     FileMailer,
     MailError,
@@ -63,7 +71,7 @@ def check_password(
     return AuthResult(success=ok, handled=False)
 
 
-def start(handler: Collector) -> Iterator[tuple[Collector, int]]:
+def start(handler: Collector, **tls: Any) -> Iterator[tuple[Collector, int]]:
     port = free_port()
     controller = Controller(
         handler,
@@ -71,6 +79,7 @@ def start(handler: Collector) -> Iterator[tuple[Collector, int]]:
         port=port,
         auth_require_tls=False,
         authenticator=check_password,
+        **tls,
     )
     controller.start()
     try:
@@ -87,6 +96,43 @@ def smtp_server() -> Iterator[tuple[Collector, int]]:
 @pytest.fixture
 def refusing_server() -> Iterator[tuple[Collector, int]]:
     yield from start(Refuser())
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a self-signed 127.0.0.1 cert."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = SystemClock().now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
 
 
 def received(envelope: Envelope) -> EmailMessage:
@@ -245,3 +291,40 @@ async def test_default_mailer_and_memory_mailer(tmp_path: Path) -> None:
     memory = MemoryMailer()
     await memory.send(all_kinds()["smtp_test"])
     assert [m["Subject"] for m in memory.outbox] == ["SMTP test from Acme"]
+
+
+async def test_smtps_uses_implicit_tls(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = certificate
+    for handler, port in start(Collector(), ssl_context=server_tls):
+        mailer = SmtpMailer(
+            f"smtps://acme:{PASSWORD}@127.0.0.1:{port}?timeout=5", tls_context=client_tls
+        )
+        await mailer.send(all_kinds()["smtp_test"])
+        assert received(handler.envelopes[0])["Subject"] == "SMTP test from Acme"
+        # a client that does not trust the certificate refuses to talk
+        untrusting = SmtpMailer(f"smtps://127.0.0.1:{port}?timeout=5")
+        with pytest.raises(MailError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+            await untrusting.send(all_kinds()["smtp_test"])
+
+
+async def test_smtp_upgrades_with_starttls_when_offered(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = certificate
+    # require_starttls: the server refuses mail on a plain session, so delivery proves the upgrade
+    for handler, port in start(Collector(), tls_context=server_tls, require_starttls=True):
+        for scheme in ("smtp", "smtp+starttls"):
+            mailer = SmtpMailer(
+                f"{scheme}://acme:{PASSWORD}@127.0.0.1:{port}?timeout=5", tls_context=client_tls
+            )
+            await mailer.send(all_kinds()["smtp_test"])
+        assert len(handler.envelopes) == 2
+
+
+async def test_required_starttls_fails_when_not_offered(smtp_server: tuple[Collector, int]) -> None:
+    _, port = smtp_server
+    mailer = SmtpMailer(f"smtp+starttls://127.0.0.1:{port}?timeout=5")
+    with pytest.raises(MailError, match="STARTTLS|starttls"):
+        await mailer.send(all_kinds()["smtp_test"])

@@ -120,6 +120,7 @@ class SmtpMailer:
         *,
         config: SmtpConfig | None = None,
         sender: Mailbox | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if config is None:
             if url is None:
@@ -127,6 +128,7 @@ class SmtpMailer:
             config = parse_smtp_url(url)
         self.config = config
         self.sender = sender  # the tenant's own From, when its settings name one
+        self.tls_context = tls_context  # e.g. a private CA; default: system trust store
 
     @classmethod
     def from_tenant_settings(
@@ -162,6 +164,7 @@ class SmtpMailer:
                 use_tls=cfg.tls == "implicit",
                 start_tls={"starttls": True, "opportunistic": None}.get(cfg.tls, False),
                 timeout=cfg.timeout,
+                tls_context=self.tls_context,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
