@@ -37,11 +37,12 @@ def h() -> Harness:
     return hf.make_harness()
 
 
-def provider(harness: Harness, **changes: object) -> fw.FlutterwaveProvider:
-    base = {"secret_key": hf.SECRET_KEY, "webhook_secret": hf.SECRET_HASH, "base_url": hf.BASE_URL}
-    base.update(changes)
+def provider(harness: Harness, **changes: str | None) -> fw.FlutterwaveProvider:
+    base = Credentials(
+        secret_key=hf.SECRET_KEY, webhook_secret=hf.SECRET_HASH, base_url=hf.BASE_URL
+    )
     transport = httpx.ASGITransport(app=harness.simulator.app)
-    return fw.FlutterwaveProvider(Credentials(**base), transport=transport, backoff=0)  # type: ignore[arg-type]
+    return fw.FlutterwaveProvider(replace(base, **changes), transport=transport, backoff=0)
 
 
 async def paid(h: Harness, reference: str, amount_minor: int, currency: str = "NGN") -> None:
@@ -204,11 +205,19 @@ async def test_tokenized_charge_outcomes(h: Harness) -> None:
         await provider(h).charge(charge("flw-t1nf-unknown-m03k", "NB-C-UNK"))
 
 
-async def test_timeout_is_unknown_and_never_double_charges(h: Harness) -> None:
+async def test_timeout_in_flight_is_unknown_then_settles(h: Harness) -> None:
+    tx = await provider(h).charge(charge(sim_module.TOKEN_TIMEOUT, "NB-C-TO"))
+    assert tx.outcome is Outcome.UNKNOWN and tx.provider_reference
+    assert h.simulator.charges_for("NB-C-TO") == 1
+    await h.simulator.drain()
+    assert (await provider(h).verify_transaction("NB-C-TO")).outcome is Outcome.SUCCEEDED
+
+
+async def test_unavailable_is_retried_only_when_nothing_was_recorded(h: Harness) -> None:
     with pytest.raises(ProviderUnavailable):
-        await provider(h).charge(charge(sim_module.TOKEN_TIMEOUT, "NB-C-TO"))
-    assert h.simulator.charges_for("NB-C-TO") == 0
-    assert h.simulator.attempts_for("NB-C-TO") == 3
+        await provider(h).charge(charge(sim_module.TOKEN_UNAVAILABLE, "NB-C-UN"))
+    assert h.simulator.charges_for("NB-C-UN") == 0
+    assert h.simulator.attempts_for("NB-C-UN") == 6  # 3 POSTs, each followed by a lookup
 
 
 async def test_503_after_debit_is_found_by_reference(h: Harness) -> None:

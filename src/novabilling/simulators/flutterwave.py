@@ -53,8 +53,10 @@ DEFAULT_SECRET_KEY = "FLWSECK_TEST-nbsim0000000000000000000000000000-X"
 DEFAULT_WEBHOOK_SECRET = "nb-flw-secret-hash-example-9f2c"
 TOKEN_SUCCESS = "flw-t1nf-f9b3bf384cd30d6fca42b6df9d27bd2f-m03k"  # sample token, any email
 TOKEN_DECLINE = "flw-t1nf-sim-decline-m03k"  # data.status failed, "Insufficient Funds"
-TOKEN_TIMEOUT = "flw-t1nf-sim-timeout-m03k"  # 503, nothing charged
+# 503 after the charge was recorded as "pending" (it settles as successful on drain()).
+TOKEN_TIMEOUT = "flw-t1nf-sim-timeout-m03k"
 TOKEN_TIMEOUT_CHARGED = "flw-t1nf-sim-timeout-charged-m03k"  # 503, but the card WAS debited
+TOKEN_UNAVAILABLE = "flw-t1nf-sim-unavailable-m03k"  # 503, nothing recorded
 _TIMEOUT_BODY = {
     "status": "error",
     "message": "An error occurred. Please contact support",
@@ -189,6 +191,11 @@ class FlutterwaveSimulator:
         return self.sender.sent
 
     async def drain(self) -> list[SentWebhook]:
+        """Settle in-flight (timed-out) charges as successful, then send webhooks."""
+        for tx in self.transactions.values():
+            if tx.status == "pending":
+                tx.status, tx.processor_response = "successful", "APPROVED"
+                self._webhook(tx)
         return await self.sender.flush()
 
     def fail_next(self, count: int = 1) -> None:
@@ -336,6 +343,7 @@ class FlutterwaveSimulator:
         if (denied := self._guard(request)) is not None:
             return denied
         tx_ref = request.query_params.get("tx_ref", "")
+        self.attempts[tx_ref] = self.attempts.get(tx_ref, 0) + 1
         matches = [t for t in self.transactions.values() if t.tx_ref == tx_ref]
         return self._found(matches[-1] if matches else None)
 
@@ -356,11 +364,9 @@ class FlutterwaveSimulator:
             return _error(400, "amount must be a positive number")
         if self.charges_for(tx_ref):
             return _error(400, "Duplicate transaction reference")
-        if token in (TOKEN_TIMEOUT, TOKEN_TIMEOUT_CHARGED) and self.hang_seconds:
-            await asyncio.sleep(self.hang_seconds)  # Flutterwave waits ~28 s, then 503
-        if token == TOKEN_TIMEOUT:
+        if token == TOKEN_UNAVAILABLE:
             return JSONResponse(_TIMEOUT_BODY, status_code=503)
-        simulated = (TOKEN_DECLINE, TOKEN_TIMEOUT_CHARGED)
+        simulated = (TOKEN_DECLINE, TOKEN_TIMEOUT, TOKEN_TIMEOUT_CHARGED)
         if token not in self.tokens and token not in simulated:
             return _error(400, "Token not found")
         bound = self.tokens.get(token)
@@ -371,16 +377,19 @@ class FlutterwaveSimulator:
             tx_ref=tx_ref,
             amount=amount,
             currency=str(body["currency"]).upper(),
-            status="successful" if ok else "failed",
+            status="pending" if token == TOKEN_TIMEOUT else "successful" if ok else "failed",
             email=email,
             processor_response="APPROVED" if ok else "Insufficient Funds",
             token=token,
             auth_model="noauth",
             narration=str(body.get("narration") or ""),
         )
-        self._webhook(tx)
-        if token == TOKEN_TIMEOUT_CHARGED:
+        if token in (TOKEN_TIMEOUT, TOKEN_TIMEOUT_CHARGED):
+            await asyncio.sleep(self.hang_seconds)  # Flutterwave waits ~28 s, then 503
+            if token == TOKEN_TIMEOUT_CHARGED:
+                self._webhook(tx)
             return JSONResponse(_TIMEOUT_BODY, status_code=503)
+        self._webhook(tx)
         message = "Charge successful" if ok else "Charge failed"
         return JSONResponse({"status": "success", "message": message, "data": tx.as_data()})
 
@@ -486,6 +495,7 @@ __all__ = [
     "TOKEN_SUCCESS",
     "TOKEN_TIMEOUT",
     "TOKEN_TIMEOUT_CHARGED",
+    "TOKEN_UNAVAILABLE",
     "FlutterwaveSimulator",
     "create_app",
 ]

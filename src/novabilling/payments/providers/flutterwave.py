@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -228,10 +229,13 @@ class FlutterwaveProvider:
                     "POST", "/v3/tokenized-charges", body=body, retry=False
                 )
             except ProviderUnavailable:
-                # The charge may have gone through (flutterwave.md §1, §8.9): ask first.
+                # The charge may have gone through (flutterwave.md §1, §8.9): ask before
+                # any retry, and only re-send when Flutterwave has no record of tx_ref.
                 known = await self.verify_transaction(request.reference)
-                if known.outcome is not Outcome.PENDING or known.provider_reference:
+                if known.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
                     return known
+                if known.provider_reference:  # recorded, still in flight: reconcile later
+                    return replace(known, outcome=Outcome.UNKNOWN, message="timed out; pending")
                 continue
             data = payload.get("data")
             if isinstance(data, Mapping) and data.get("status"):
