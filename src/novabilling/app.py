@@ -1,0 +1,106 @@
+"""create_app(): middleware, routers, error handlers — no logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from novabilling import routes
+from novabilling.config import Settings, get_settings
+from novabilling.kit.logging import configure_logging
+from novabilling.runtime import Runtime, build_runtime
+from novabilling.tenancy.deps import data_principal, rate_limit, session_principal
+from novabilling.web import docs, errors, health
+from novabilling.web.middleware import RequestContextMiddleware
+from novabilling.web.responses import JSONBytes
+
+_PUBLIC_PREFIXES = (
+    "/api/auth",
+    "/api/currencies",
+    "/api/docs",
+    "/api/reference",
+    "/api/openapi.json",
+)
+
+
+async def _auth_guard(request: Request) -> None:
+    """Resolve the credential a route needs (used to answer 401 before 400)."""
+    path = request.url.path
+    if not path.startswith("/api") or path.startswith(_PUBLIC_PREFIXES):
+        return
+    if path.startswith("/api/tenants/me"):
+        await session_principal(request)
+    else:
+        await data_principal(request)
+
+
+class _TrailingSlash:
+    """``/api/customers/`` is ``/api/customers`` (no redirect; contract README §1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope["path"] = path.rstrip("/") or "/"
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        app.state.runtime = runtime or build_runtime(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.runtime.close()
+
+    app = FastAPI(
+        title="NovaBilling API",
+        version="1.0.0",
+        description="Multi-tenant subscription billing for Africa and the world.",
+        default_response_class=JSONBytes,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    app.state.auth_guard = _auth_guard
+    errors.install(app)
+    limited = APIRouter(dependencies=[Depends(rate_limit)])
+    for router in routes.api_routers():
+        limited.include_router(router)
+    app.include_router(limited)
+    app.include_router(health.router)
+    docs.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=[
+            "X-Request-Id",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+        ],
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(_TrailingSlash)
+    return app

@@ -1,0 +1,63 @@
+"""/api/auth: public endpoints (contract auth.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+
+from novabilling.auth import schemas, service
+from novabilling.notifications import messages
+from novabilling.tenancy.deps import RuntimeDep
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+_FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent"
+
+
+@router.post("/register", status_code=201)
+async def register(body: schemas.RegisterIn, runtime: RuntimeDep) -> dict[str, Any]:
+    return await service.register(
+        runtime,
+        name=body.name,
+        email=body.email,
+        password=body.password,
+        company_name=body.company_name,
+    )
+
+
+@router.post("/login", status_code=200)
+async def login(body: schemas.LoginIn, runtime: RuntimeDep) -> dict[str, Any]:
+    return await service.login(runtime, email=body.email, password=body.password)
+
+
+@router.post("/refresh", status_code=200)
+async def refresh(body: schemas.RefreshIn, runtime: RuntimeDep) -> dict[str, str]:
+    return await service.refresh(runtime, refresh_token=body.refresh_token)
+
+
+@router.post("/forgot-password", status_code=200)
+async def forgot_password(body: schemas.ForgotPasswordIn, runtime: RuntimeDep) -> dict[str, str]:
+    token = await service.forgot_password(runtime, email=body.email)
+    if token is not None:
+        message = messages.password_reset(
+            account_name=body.email,
+            reset_url=f"{runtime.settings.public_url}/reset-password",
+            token=token,
+            expires_minutes=int(service.RESET_TTL.total_seconds() // 60),
+            sender=runtime.sender,
+            recipient=body.email,
+        )
+        try:
+            await runtime.mailer.send(message)
+        except Exception as exc:  # never reveal whether the account exists
+            log.error("auth.reset_email_failed", error=type(exc).__name__)
+    return {"message": _FORGOT_MESSAGE}
+
+
+@router.post("/reset-password", status_code=200)
+async def reset_password(body: schemas.ResetPasswordIn, runtime: RuntimeDep) -> dict[str, str]:
+    await service.reset_password(runtime, token=body.token, new_password=body.new_password)
+    return {"message": "Password has been reset successfully"}

@@ -1,0 +1,86 @@
+"""JWTs: access tokens and refresh tokens are signed with different keys derived from
+``NB_SECRET_KEY``, so one can never pass for the other."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    tenant_id: str
+    token_id: str
+    family_id: str
+
+
+class TokenError(Exception):
+    pass
+
+
+class TokenSigner:
+    def __init__(self, secret: str, *, access_minutes: int, refresh_days: int) -> None:
+        self._access_key = _derive(secret, "access-token")
+        self._refresh_key = _derive(secret, "refresh-token")
+        self.access_ttl = timedelta(minutes=access_minutes)
+        self.refresh_ttl = timedelta(days=refresh_days)
+
+    def access_token(self, *, tenant_id: str, email: str, now: datetime) -> str:
+        claims = {
+            "sub": tenant_id,
+            "email": email,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.access_ttl).timestamp()),
+            "typ": "access",
+        }
+        return jwt.encode(claims, self._access_key, algorithm=ALGORITHM)
+
+    def refresh_token(self, *, tenant_id: str, token_id: str, family_id: str, now: datetime) -> str:
+        claims = {
+            "sub": tenant_id,
+            "jti": token_id,
+            "fam": family_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.refresh_ttl).timestamp()),
+            "typ": "refresh",
+        }
+        return jwt.encode(claims, self._refresh_key, algorithm=ALGORITHM)
+
+    def read_access(self, token: str, *, now: datetime) -> str:
+        """Return the tenant id of a valid access token, or raise TokenError."""
+        claims = self._decode(token, self._access_key, now)
+        if claims.get("typ") != "access":
+            raise TokenError("not an access token")
+        return str(claims["sub"])
+
+    def read_refresh(self, token: str, *, now: datetime) -> RefreshClaims:
+        claims = self._decode(token, self._refresh_key, now)
+        if claims.get("typ") != "refresh" or "jti" not in claims or "fam" not in claims:
+            raise TokenError("not a refresh token")
+        return RefreshClaims(str(claims["sub"]), str(claims["jti"]), str(claims["fam"]))
+
+    @staticmethod
+    def _decode(token: str, key: bytes, now: datetime) -> dict[str, object]:
+        try:
+            claims: dict[str, object] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                options={"require": ["sub", "exp", "iat"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= int(now.timestamp()):
+            raise TokenError("token expired")
+        return claims

@@ -1,0 +1,124 @@
+"""``novabilling`` command line: serve, worker, migrate, tenants, billing, health, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from novabilling.config import get_settings
+from novabilling.tenancy import operations
+
+app = typer.Typer(help="NovaBilling: multi-tenant subscription billing API.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenant administration.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+console = Console()
+
+
+def _migrate_all() -> int:
+    """Central, then every tenant with a progress bar; returns the number of failures."""
+    settings = get_settings()
+    asyncio.run(operations.migrate_central(settings))
+    console.print("[green]central database migrated[/green]")
+    total = asyncio.run(operations.count_tenant_databases(settings))
+    with Progress(
+        TextColumn("tenants"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("tenants", total=total)
+
+        def step(tenant_id: str, error: str | None) -> None:
+            if error:
+                progress.console.print(f"[red]tenant {tenant_id} failed:[/red] {error}")
+            progress.advance(task)
+
+        failures = asyncio.run(operations.migrate_tenants(settings, on_progress=step))
+    ok = total - len(failures)
+    console.print(f"tenants migrated: {ok}/{total}" + (f", failed: {len(failures)}" if failures else ""))
+    return len(failures)
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the central database and every tenant database (continues past failures)."""
+    failed = _migrate_all()
+    raise typer.Exit(code=1 if failed else 0)
+
+
+@app.command()
+def serve(
+    workers: int = typer.Option(None, help="API worker processes (default NB_WORKERS)"),
+    host: str = typer.Option(None, help="bind address (default NB_HOST)"),
+    port: int = typer.Option(None, help="port (default NB_PORT)"),
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="migrate before serving"),
+) -> None:
+    """Serve the HTTP API (uvicorn, uvloop, httptools)."""
+    settings = get_settings()
+    if migrate_first and _migrate_all():
+        console.print("[yellow]some tenant migrations failed; serving anyway[/yellow]")
+    uvicorn.run(
+        "novabilling.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants and where their databases live."""
+    rows = asyncio.run(operations.list_tenants(get_settings()))
+    table = Table("id", "name", "slug", "email", "active", "database")
+    for row in rows:
+        table.add_row(
+            row.id, row.name, row.slug, row.email, "yes" if row.is_active else "no",
+            f"{row.dialect}:{row.database_name}" if row.dialect else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def health(url: str = typer.Option(None, help="base URL (default http://NB_HOST:NB_PORT)")) -> None:
+    """Check a running instance: exit 0 when /health and /health/ready answer 200."""
+    settings = get_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        live = httpx.get(f"{base}/health", timeout=5)
+        ready = httpx.get(f"{base}/health/ready", timeout=5)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]unreachable:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    console.print(f"live: {live.status_code} {live.text}")
+    console.print(f"ready: {ready.status_code} {ready.text}")
+    raise typer.Exit(code=0 if live.status_code == 200 and ready.status_code == 200 else 1)
+
+
+@app.command()
+def simulate(
+    provider: str = typer.Argument(..., help="paystack | flutterwave | mpesa | stripe"),
+    port: int = typer.Option(9100, help="port to listen on (loopback)"),
+) -> None:
+    """Run a local simulator of a payment provider's API."""
+    from novabilling.simulators import create_simulator_app
+
+    try:
+        asgi = create_simulator_app(provider)
+    except KeyError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=2) from exc
+    uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="info")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,109 @@
+"""Typed settings, read once from the environment (prefix ``NB_``).
+
+Development generates its secrets once into ``NB_DATA_DIR``; production refuses to start
+with a missing or default secret (STYLE §3.11).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEFAULT_SECRET_MARKERS = ("changeme", "change-me", "secret", "default", "dev")
+
+
+def _secret_file(data_dir: Path, name: str, nbytes: int) -> str:
+    """Read a generated development secret, creating it (mode 600) the first time."""
+    path = data_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(value)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NB_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    tenant_database_url: str | None = None
+    tenant_db_prefix: str = "nb_tenant_"
+    redis_url: str | None = None
+    redis_prefix: str = "nb"
+    secret_key: str | None = None
+    encryption_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    smtp_url: str | None = None
+    mail_from_address: str = "billing@novabilling.local"
+    mail_from_name: str = "NovaBilling"
+    rate_limit: str = "100/60s"
+    cors_origins: str = "http://localhost:4001,http://localhost:4002"
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    principal_cache_seconds: float = 5.0
+    tenant_engine_cache_size: int = 64
+    tenant_pool_size: int = 5
+    tenant_pool_overflow: int = 5
+    tenant_engine_idle_seconds: float = 600.0
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    run_scheduler: bool = True
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/central.db"
+        if self.env == "production":
+            for name in ("secret_key", "encryption_key"):
+                value = getattr(self, name)
+                if not value or len(value) < 32 or value.lower() in _DEFAULT_SECRET_MARKERS:
+                    raise ValueError(
+                        f"NB_{name.upper()} must be set to a strong secret in production"
+                    )
+        else:
+            if not self.secret_key:
+                self.secret_key = _secret_file(self.data_dir, "secret_key", 32)
+            if not self.encryption_key:
+                self.encryption_key = _secret_file(self.data_dir, "encryption_key", 32)
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.tenant_database_url is None
+
+    @property
+    def central_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.env == "production"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def tenants_dir(self) -> Path:
+        return self.data_dir / "tenants"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,26 @@
+"""Opaque ids: 25 lowercase alphanumerics starting with ``c`` (like the original's cuids).
+
+Time-ordered prefix (ms, base 36) + random tail, so ids sort roughly by creation and
+never collide in practice. Path ids are never format-checked (contract README §4).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(value: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        value, rem = divmod(value, 36)
+        out.append(_ALPHABET[rem])
+    return "".join(reversed(out))
+
+
+def new_id() -> str:
+    stamp = _base36(time.time_ns() // 1_000_000, 9)
+    tail = "".join(secrets.choice(_ALPHABET) for _ in range(15))
+    return "c" + stamp + tail

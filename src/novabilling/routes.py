@@ -1,0 +1,13 @@
+"""Every router of the API, in one list (app.py mounts them behind the rate limiter)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from novabilling.auth.router import router as auth_router
+from novabilling.currencies.router import router as currencies_router
+from novabilling.tenants.router import router as tenants_router
+
+
+def api_routers() -> list[APIRouter]:
+    return [auth_router, tenants_router, currencies_router]

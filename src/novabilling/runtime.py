@@ -1,0 +1,102 @@
+"""Process-wide services built once from Settings: engines, caches, queue, limiter.
+
+Created in the app lifespan (and by CLI commands / workers); nothing here is global
+state reached from a request except through ``request.app.state.runtime``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from novabilling.auth.principal import PrincipalResolver
+from novabilling.auth.tokens import TokenSigner
+from novabilling.config import Settings
+from novabilling.kit.clock import Clock, get_clock
+from novabilling.kit.crypto import Encryptor, key_from_setting
+from novabilling.kit.db import make_engine
+from novabilling.kit.ratelimit import (
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    parse_rate_limit,
+)
+from novabilling.notifications.mailer import Mailer, default_mailer
+from novabilling.notifications.views import Mailbox
+from novabilling.tenancy.engines import EngineRegistry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    central_engine: AsyncEngine
+    central: async_sessionmaker[AsyncSession]
+    engines: EngineRegistry
+    encryptor: Encryptor
+    signer: TokenSigner
+    principals: PrincipalResolver
+    limiter: RateLimiter | None
+    rate: tuple[int, int] | None
+    redis: Redis | None
+    mailer: Mailer
+    sender: Mailbox
+    started_at: float = field(default_factory=time.monotonic)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.engines.dispose_all()
+        await self.central_engine.dispose()
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    clock = clock or get_clock()
+    central_engine = make_engine(settings.central_url, pool_size=10, max_overflow=10)
+    central = async_sessionmaker(central_engine, expire_on_commit=False)
+    assert settings.encryption_key and settings.secret_key
+    encryptor = Encryptor(key_from_setting(settings.encryption_key))
+    signer = TokenSigner(
+        settings.secret_key,
+        access_minutes=settings.access_token_minutes,
+        refresh_days=settings.refresh_token_days,
+    )
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    rate = parse_rate_limit(settings.rate_limit)
+    limiter: RateLimiter | None = None
+    if rate is not None:
+        limiter = (
+            RedisRateLimiter(redis, prefix=f"{settings.redis_prefix}:rl")
+            if redis is not None
+            else MemoryRateLimiter()
+        )
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        central_engine=central_engine,
+        central=central,
+        engines=EngineRegistry(
+            central=central,
+            encryptor=encryptor,
+            max_engines=settings.tenant_engine_cache_size,
+            pool_size=settings.tenant_pool_size,
+            max_overflow=settings.tenant_pool_overflow,
+            idle_seconds=settings.tenant_engine_idle_seconds,
+        ),
+        encryptor=encryptor,
+        signer=signer,
+        principals=PrincipalResolver(
+            central=central, signer=signer, clock=clock, ttl=settings.principal_cache_seconds
+        ),
+        limiter=limiter,
+        rate=rate,
+        redis=redis,
+        mailer=default_mailer(smtp_url=settings.smtp_url, data_dir=settings.data_dir),
+        sender=Mailbox(settings.mail_from_address, settings.mail_from_name),
+    )

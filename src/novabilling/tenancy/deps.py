@@ -1,0 +1,95 @@
+"""Request dependencies: principal -> tenant session. The tenant database is derived
+only from the authenticated principal, never from a path or body (DESIGN rule 5)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.auth.principal import Principal
+from novabilling.errors import RateLimited
+from novabilling.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def data_principal(request: Request) -> Principal:
+    """API key or access token (contract README §2, data routes)."""
+    runtime = get_runtime(request)
+    principal = await runtime.principals.resolve(
+        request.headers.get("authorization"), session_only=False
+    )
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
+
+
+async def session_principal(request: Request) -> Principal:
+    """Access token only (``/api/tenants/me*``)."""
+    runtime = get_runtime(request)
+    principal = await runtime.principals.resolve(
+        request.headers.get("authorization"), session_only=True
+    )
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
+
+
+DataPrincipal = Annotated[Principal, Depends(data_principal)]
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+
+
+async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    maker = await runtime.engines.sessionmaker(tenant_id)
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def tenant_session(request: Request, principal: DataPrincipal) -> AsyncIterator[AsyncSession]:
+    """One transaction per request on the caller's own database; commits on success."""
+    async for session in _session_for(get_runtime(request), principal.tenant_id):
+        yield session
+
+
+async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_runtime(request).central() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+CentralSession = Annotated[AsyncSession, Depends(central_session, scope="function")]
+
+
+async def rate_limit(request: Request, response: Response) -> None:
+    """Per client IP per route (contract README §9); headers on every answer."""
+    runtime = get_runtime(request)
+    if runtime.limiter is None or runtime.rate is None:
+        return
+    limit, window = runtime.rate
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    client = request.client.host if request.client else "unknown"
+    decision = await runtime.limiter.hit(f"{client}:{request.method}:{template}", limit, window)
+    response.headers["X-RateLimit-Limit"] = str(decision.limit)
+    response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+    response.headers["X-RateLimit-Reset"] = str(decision.reset_seconds)
+    if not decision.allowed:
+        raise RateLimited(retry_after=decision.reset_seconds)

@@ -1,0 +1,111 @@
+"""Operator actions over every tenant: migrate all, list tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from novabilling.config import Settings
+from novabilling.kit.crypto import Encryptor, key_from_setting
+from novabilling.kit.db import make_engine
+from novabilling.tenancy import migrations
+from novabilling.tenancy.models import DatabaseConnection, Tenant
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    id: str
+    name: str
+    slug: str
+    email: str
+    is_active: bool
+    dialect: str | None
+    database_name: str | None
+
+
+@dataclass(frozen=True)
+class MigrationFailure:
+    tenant_id: str
+    error: str
+
+
+async def migrate_central(settings: Settings) -> None:
+    url = settings.central_url
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url, null_pool=True)
+    try:
+        await migrations.upgrade(engine, "central")
+    finally:
+        await engine.dispose()
+
+
+async def list_tenants(settings: Settings) -> list[TenantRow]:
+    engine = make_engine(settings.central_url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    Tenant.id,
+                    Tenant.name,
+                    Tenant.slug,
+                    Tenant.email,
+                    Tenant.is_active,
+                    DatabaseConnection.dialect,
+                    DatabaseConnection.database_name,
+                )
+                .outerjoin(DatabaseConnection, DatabaseConnection.tenant_id == Tenant.id)
+                .order_by(Tenant.created_at)
+            )
+            return [TenantRow(*row) for row in rows.all()]
+    finally:
+        await engine.dispose()
+
+
+async def migrate_tenants(
+    settings: Settings, *, on_progress: Callable[[str, str | None], None] | None = None
+) -> list[MigrationFailure]:
+    """Upgrade every tenant database; continue past failures and return them."""
+    assert settings.encryption_key
+    encryptor = Encryptor(key_from_setting(settings.encryption_key))
+    engine = make_engine(settings.central_url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(DatabaseConnection.tenant_id, DatabaseConnection.url_encrypted)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    failures: list[MigrationFailure] = []
+    for tenant_id, url_encrypted in rows:
+        error: str | None = None
+        try:
+            url = encryptor.decrypt(url_encrypted, aad=tenant_id.encode())
+            tenant_engine = make_engine(url, null_pool=True)
+            try:
+                await migrations.upgrade(tenant_engine, "tenant")
+            finally:
+                await tenant_engine.dispose()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            failures.append(MigrationFailure(tenant_id, error))
+        if on_progress is not None:
+            on_progress(tenant_id, error)
+    return failures
+
+
+async def count_tenant_databases(settings: Settings) -> int:
+    engine = make_engine(settings.central_url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            return len((await conn.execute(select(DatabaseConnection.id))).all())
+    finally:
+        await engine.dispose()

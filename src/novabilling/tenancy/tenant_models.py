@@ -1,0 +1,9 @@
+"""Every table of a tenant database, imported so Alembic sees one metadata.
+
+Each domain registers its models here (import only; no logic)."""
+
+from __future__ import annotations
+
+from novabilling.kit.db import TenantBase
+
+__all__ = ["TenantBase"]

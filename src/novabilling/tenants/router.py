@@ -1,0 +1,101 @@
+"""/api/tenants/me: session endpoints, access token only (contract tenants.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from novabilling.auth.schemas import tenant_out
+from novabilling.errors import BusinessRule
+from novabilling.notifications import messages
+from novabilling.notifications.mailer import SmtpMailer, sender_from_settings
+from novabilling.tenancy.deps import CentralSession, RuntimeDep, SessionPrincipal
+from novabilling.tenants import schemas, service, usage
+
+router = APIRouter(prefix="/api/tenants/me", tags=["tenants"])
+
+
+@router.get("")
+async def get_me(
+    principal: SessionPrincipal, session: CentralSession, runtime: RuntimeDep
+) -> dict[str, Any]:
+    tenant = await service.get_tenant(session, principal.tenant_id)
+    return tenant_out(tenant, runtime.encryptor)
+
+
+@router.patch("")
+async def patch_me(
+    body: schemas.TenantPatch,
+    principal: SessionPrincipal,
+    session: CentralSession,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    tenant = await service.update_tenant(
+        session,
+        principal.tenant_id,
+        changes=body.model_dump(exclude_unset=True),
+        clock=runtime.clock,
+    )
+    return schemas.tenant_reduced(tenant)
+
+
+@router.get("/usage")
+async def get_usage(principal: SessionPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    maker = await runtime.engines.sessionmaker(principal.tenant_id)
+    async with maker() as session:
+        return await usage.tenant_usage(session)
+
+
+@router.get("/api-keys")
+async def list_keys(principal: SessionPrincipal, session: CentralSession) -> list[dict[str, Any]]:
+    keys = await service.list_api_keys(session, principal.tenant_id)
+    return [schemas.api_key_listed(k) for k in keys]
+
+
+@router.post("/api-keys", status_code=201)
+async def create_key(
+    body: schemas.ApiKeyCreate,
+    principal: SessionPrincipal,
+    session: CentralSession,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    key, full = await service.create_api_key(
+        session,
+        principal.tenant_id,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
+        clock=runtime.clock,
+    )
+    return schemas.api_key_created(key, full)
+
+
+@router.delete("/api-keys/{key_id}")
+async def revoke_key(
+    key_id: str, principal: SessionPrincipal, session: CentralSession, runtime: RuntimeDep
+) -> dict[str, str]:
+    digest = await service.revoke_api_key(session, principal.tenant_id, key_id, clock=runtime.clock)
+    runtime.principals.forget_key(digest=digest)
+    return {"message": "API key revoked successfully"}
+
+
+@router.post("/smtp/test", status_code=201)
+async def smtp_test(
+    body: schemas.SmtpTestIn,
+    principal: SessionPrincipal,
+    session: CentralSession,
+    runtime: RuntimeDep,
+) -> dict[str, str]:
+    tenant = await service.get_tenant(session, principal.tenant_id)
+    smtp = (tenant.settings or {}).get("smtp")
+    mailer = SmtpMailer.from_tenant_settings(smtp) if isinstance(smtp, dict) else runtime.mailer
+    sender = sender_from_settings(smtp if isinstance(smtp, dict) else None) or runtime.sender
+    message = messages.smtp_test(
+        tenant_name=tenant.name, sent_at=runtime.clock.now(), sender=sender, recipient=body.to
+    )
+    try:
+        await mailer.send(message)
+    except Exception as exc:
+        raise BusinessRule(f"Failed to send test email: {exc}") from exc
+    return {"message": f"Test email sent to {body.to}"}

@@ -1,0 +1,102 @@
+"""Tenant profile and API keys (central database)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.auth.service import new_api_key
+from novabilling.errors import Conflict, NotFound, Unauthorized
+from novabilling.kit.clock import Clock
+from novabilling.kit.crypto import sha256_hex
+from novabilling.tenancy.models import ApiKey, Tenant
+
+log = structlog.get_logger(__name__)
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None or not tenant.is_active:
+        raise Unauthorized("Unauthorized")
+    return tenant
+
+
+async def update_tenant(
+    session: AsyncSession, tenant_id: str, *, changes: dict[str, Any], clock: Clock
+) -> Tenant:
+    tenant = await get_tenant(session, tenant_id)
+    if "email" in changes and changes["email"] is not None:
+        taken = await session.scalar(
+            select(Tenant.id).where(
+                func.lower(Tenant.email) == changes["email"].lower(), Tenant.id != tenant_id
+            )
+        )
+        if taken:
+            raise Conflict("Email already in use by another account")
+        tenant.email = changes["email"]
+    if changes.get("name") is not None:
+        tenant.name = changes["name"]
+    if "webhook_url" in changes:
+        tenant.webhook_url = changes["webhook_url"]
+    if changes.get("settings") is not None:
+        tenant.settings = {**(tenant.settings or {}), **changes["settings"]}
+    tenant.updated_at = clock.now()
+    await session.flush()
+    log.info("tenant.updated", fields=sorted(changes))
+    return tenant
+
+
+async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    )
+    return list(rows)
+
+
+async def create_api_key(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    clock: Clock,
+) -> tuple[ApiKey, str]:
+    full = new_api_key()
+    key = ApiKey(
+        tenant_id=tenant_id,
+        name=name,
+        key_hash=sha256_hex(full),
+        key_prefix=full[:8],
+        key_last4=full[-4:],
+        scopes=scopes,
+        expires_at=expires_at,
+        created_at=clock.now(),
+    )
+    session.add(key)
+    await session.flush()
+    log.info("api_key.created", key_id=key.id)
+    return key, full
+
+
+async def revoke_api_key(
+    session: AsyncSession, tenant_id: str, key_id: str, *, clock: Clock
+) -> str:
+    """Revoke; returns the key hash so the caller can drop it from the principal cache."""
+    key = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
+        )
+    )
+    if key is None:
+        raise NotFound("API key not found")
+    key.revoked_at = clock.now()
+    await session.flush()
+    log.info("api_key.revoked", key_id=key.id)
+    return key.key_hash

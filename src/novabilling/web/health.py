@@ -1,0 +1,57 @@
+"""/health (liveness, contract shape), /health/ready (DB + Redis), /metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from novabilling.kit.timestamps import to_wire
+from novabilling.tenancy.deps import get_runtime
+from novabilling.web.responses import JSONBytes
+
+router = APIRouter(include_in_schema=True, tags=["health"])
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    runtime = get_runtime(request)
+    return {
+        "status": "ok",
+        "timestamp": to_wire(runtime.clock.now()),
+        "uptime": round(time.monotonic() - runtime.started_at, 3),
+    }
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONBytes:
+    runtime = get_runtime(request)
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.central_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"down: {type(exc).__name__}"
+    if runtime.redis is not None:
+        try:
+            await runtime.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "checks": checks,
+        "timestamp": to_wire(runtime.clock.now()),
+    }
+    return JSONBytes(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

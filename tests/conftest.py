@@ -1,0 +1,227 @@
+"""Test fixtures: every API test runs on the embedded SQLite default AND on PostgreSQL
+(central + a real database per tenant) with Redis. Each session uses unique database
+names and Redis prefixes, so parallel and repeated runs never collide.
+
+In CI (``CI=true``) an unreachable PostgreSQL or Redis fails the run; locally the
+PostgreSQL variants are skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from novabilling.app import create_app
+from novabilling.config import Settings
+from novabilling.kit.clock import SystemClock, set_clock
+from novabilling.runtime import Runtime, build_runtime
+from novabilling.tenancy.operations import migrate_central
+
+PG_HOST = os.environ.get("NB_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("NB_TEST_PG_PORT", "5432"))
+PG_SERVER = os.environ.get(
+    "NB_TEST_PG_URL", f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/postgres"
+)
+REDIS_URL = os.environ.get("NB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+RUN_ID = secrets.token_hex(4)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+PG_UP = _reachable(PG_HOST, PG_PORT)
+REDIS_UP = _reachable("127.0.0.1", 6379)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI and not (PG_UP and REDIS_UP):
+        raise pytest.UsageError(
+            f"CI=true but PostgreSQL reachable={PG_UP} and Redis reachable={REDIS_UP}: "
+            "the real-service tests are required in CI"
+        )
+
+
+def require_postgres() -> None:
+    if not PG_UP:
+        if IN_CI:
+            pytest.fail("PostgreSQL is required in CI")
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
+
+
+def require_redis() -> None:
+    if not REDIS_UP:
+        if IN_CI:
+            pytest.fail("Redis is required in CI")
+        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+
+
+async def _pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _pg_cleanup(prefix: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+    try:
+        names = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
+        for row in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        roles = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", prefix + "%")
+        for row in roles:
+            await conn.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def pg_prefix() -> Iterator[str]:
+    prefix = f"nbtest_{RUN_ID}_"
+    yield prefix
+    if PG_UP:
+        asyncio.run(_pg_cleanup(prefix))
+
+
+@pytest.fixture(scope="session")
+def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir: Path = tmp_path_factory.mktemp("nb-data")
+    settings = Settings(env="test", data_dir=data_dir, rate_limit="100000/60s", log_level="WARNING")
+    asyncio.run(migrate_central(settings))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def pg_settings(tmp_path_factory: pytest.TempPathFactory, pg_prefix: str) -> Settings:
+    require_postgres()
+    require_redis()
+    central = f"{pg_prefix}central"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{central}"'))
+    data_dir: Path = tmp_path_factory.mktemp("nb-pg-data")
+    settings = Settings(
+        env="test",
+        data_dir=data_dir,
+        database_url=PG_SERVER.rsplit("/", 1)[0] + f"/{central}",
+        tenant_database_url=PG_SERVER,
+        tenant_db_prefix=f"{pg_prefix}t_",
+        redis_url=REDIS_URL,
+        redis_prefix=f"nbtest:{RUN_ID}",
+        rate_limit="100000/60s",
+        log_level="WARNING",
+    )
+    asyncio.run(migrate_central(settings))
+    return settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    name: str = request.param
+    fixture = "sqlite_settings" if name == "sqlite" else "pg_settings"
+    return Backend(name, request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def runtime(backend: Backend) -> AsyncIterator[Runtime]:
+    set_clock(SystemClock())
+    rt = build_runtime(backend.settings)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime.settings, runtime=runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class TenantCreds:
+    id: str
+    email: str
+    password: str
+    api_key: str
+    access_token: str
+    refresh_token: str
+    body: dict[str, Any]
+
+    @property
+    def key_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    @property
+    def token_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register_tenant(client: httpx.AsyncClient, company: str = "Acme Ltd") -> TenantCreds:
+    email = f"owner-{secrets.token_hex(6)}@test.local"
+    password = "correct-horse-battery"
+    r = await client.post(
+        "/api/auth/register",
+        json={"name": "Ada Obi", "email": email, "password": password, "companyName": company},
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return TenantCreds(
+        id=body["tenant"]["id"],
+        email=email,
+        password=password,
+        api_key=body["apiKey"],
+        access_token=body["accessToken"],
+        refresh_token=body["refreshToken"],
+        body=body,
+    )
+
+
+@pytest.fixture
+async def tenant(client: httpx.AsyncClient) -> TenantCreds:
+    return await register_tenant(client, "Acme Ltd")
+
+
+@pytest.fixture
+async def other_tenant(client: httpx.AsyncClient) -> TenantCreds:
+    return await register_tenant(client, "Other Co")
+
+
+def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:
+    """The contract's error body (README §7), optionally naming ``field``."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"statusCode", "message", "errors", "timestamp", "path"}, body
+    assert body["statusCode"] == status
+    assert body["timestamp"].endswith("Z") and len(body["timestamp"]) == 24
+    if field is not None:
+        assert body["message"] == "Validation failed", body
+        fields = [e["field"] for e in body["errors"]]
+        assert field in fields, body
