@@ -1,4 +1,4 @@
-"""customers, plans, prices, subscriptions (placeholder until the domain lands)
+"""customers, plans, plan prices (placeholder until the domain lands)
 
 Revision ID: 0002
 Revises: 0001

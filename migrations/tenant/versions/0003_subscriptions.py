@@ -1,4 +1,4 @@
-"""invoices, invoice lines, counters, billing state (placeholder until the domain lands)
+"""subscriptions, subscription events, pending invoice items (placeholder until the domain lands)
 
 Revision ID: 0003
 Revises: 0002

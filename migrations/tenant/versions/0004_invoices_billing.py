@@ -1,4 +1,4 @@
-"""payment providers, payments, refunds, payment methods (placeholder until the domain lands)
+"""invoices, invoice lines, counters, billing state (placeholder until the domain lands)
 
 Revision ID: 0004
 Revises: 0003
