@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from novabilling.kit.jobs import (
     enqueue_after_commit,
     job_buffer,
 )
-from novabilling.kit.jobs_bullmq import BullMQQueue, run_worker
+from novabilling.kit.jobs_bullmq import BullMQQueue, install_signal_handlers, run_worker
 from novabilling.kit.jobs_inprocess import InProcessQueue
 
 REDIS_URL = os.environ.get("NB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -476,3 +477,51 @@ async def test_bullmq_graceful_stop_finishes_running_job(prefix: str) -> None:
     finally:
         stop.set()
         await producer.close()
+
+
+@pytest.mark.redis
+async def test_bullmq_stop_takes_no_new_jobs(prefix: str) -> None:
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def slow(job: Job) -> None:
+        started.append(job.data["id"])
+        await asyncio.sleep(0.5)
+        finished.append(job.data["id"])
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        run_worker(
+            REDIS_URL,
+            {(QUEUE_BILLING, "slow"): slow},
+            queues=(QUEUE_BILLING,),
+            concurrency=1,
+            stop=stop,
+            prefix=prefix,
+        )
+    )
+    producer = BullMQQueue(REDIS_URL, prefix=prefix)
+    try:
+        await producer.enqueue(QUEUE_BILLING, "slow", {"id": "a"})
+        await producer.enqueue(QUEUE_BILLING, "slow", {"id": "b"})
+        await wait_for(lambda: started == ["a"])
+        stop.set()
+        await asyncio.wait_for(worker, 15)
+        assert finished == ["a"]
+        counts = await producer.bullmq_queue(QUEUE_BILLING).getJobCounts("completed", "wait")
+        assert counts == {"completed": 1, "wait": 1}  # "b" waits for the next worker
+    finally:
+        stop.set()
+        await producer.close()
+
+
+async def test_signal_handlers_set_stop() -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    loop = asyncio.get_running_loop()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(stop.wait(), 2)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGINT)
