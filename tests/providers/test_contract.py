@@ -207,3 +207,60 @@ async def test_duplicate_delivery_gives_same_event_id(harness: Harness) -> None:
     assert len(set(ids)) == len({w.body for w in sent})  # distinct events, distinct keys
     events = [harness.provider.parse_webhook(w.body, w.headers) for w in sent]
     assert any(e.reference == reference and e.outcome is Outcome.SUCCEEDED for e in events)
+
+
+# -- registry: providers by name ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_registry_resolves_every_provider_case_insensitively(name: str) -> None:
+    from novabilling.payments.providers import registry
+
+    try:
+        cls = registry.get_provider_class(name.upper())
+    except ModuleNotFoundError:
+        pytest.skip(f"{name} adapter not written yet")
+    assert cls.name == name
+    config = {key: f"x-{key}" for key in registry.REQUIRED_CREDENTIALS[name]}
+    config["baseUrl"] = "http://sim.test"
+    credentials = registry.credentials_from_config(name, config)
+    assert credentials.base_url == "http://sim.test"
+    assert credentials.secret_key.startswith("x-")
+    assert registry.create_provider(name, credentials, timeout=1.0).name == name
+
+
+def test_registry_rejects_unknown_names_and_missing_keys() -> None:
+    from novabilling.payments.providers import registry
+
+    with pytest.raises(registry.UnknownProvider) as caught:
+        registry.get_provider_class("paypal")
+    assert isinstance(caught.value, KeyError) and "paypal" in str(caught.value)
+    assert registry.missing_credentials("Stripe", {"secretKey": "sk"}) == ["webhookSecret"]
+    with pytest.raises(registry.MissingCredentials):
+        registry.credentials_from_config("paystack", {"secretKey": "sk_test_1"})
+    stripe = registry.credentials_from_config(
+        "stripe", {"secretKey": "sk_test_1", "webhookSecret": "whsec_1"}
+    )
+    assert (stripe.secret_key, stripe.webhook_secret, stripe.base_url) == (
+        "sk_test_1",
+        "whsec_1",
+        None,
+    )
+    mpesa = registry.credentials_from_config(
+        "mpesa",
+        {
+            "consumerKey": "ck",
+            "consumerSecret": "cs",
+            "shortcode": "174379",
+            "passkey": "pk",
+            "environment": "sandbox",
+        },
+    )
+    assert (mpesa.public_key, mpesa.secret_key) == ("ck", "cs")
+    assert mpesa.extra == {"shortcode": "174379", "passkey": "pk", "environment": "sandbox"}
+    flutterwave = registry.credentials_from_config(
+        "flutterwave",
+        {"publicKey": "pk", "secretKey": "sk", "encryptionKey": "ek", "secretHash": "sh"},
+    )
+    assert flutterwave.webhook_secret == "sh"
+    assert flutterwave.extra == {"encryptionKey": "ek", "encryption_key": "ek"}

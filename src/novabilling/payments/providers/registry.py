@@ -30,7 +30,7 @@ OPTIONAL_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "stripe": ("baseUrl",),
     "paystack": ("baseUrl",),
     "flutterwave": ("secretHash", "baseUrl"),
-    "mpesa": ("baseUrl", "initiatorName", "securityCredential"),
+    "mpesa": ("baseUrl", "initiator", "securityCredential", "callbackUrl", "resultUrl"),
 }
 
 
@@ -83,13 +83,18 @@ def missing_credentials(name: str, config: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
 def credentials_from_config(name: str, config: Mapping[str, str]) -> Credentials:
     """Map a tenant's camelCase credentials object to :class:`Credentials`.
 
     ``secretKey`` (``consumerSecret`` for M-Pesa) -> ``secret_key``; ``publicKey``
     (``consumerKey`` for M-Pesa) -> ``public_key``; ``webhookSecret`` (``secretHash`` for
     Flutterwave) -> ``webhook_secret``; ``baseUrl`` -> ``base_url``; every other key is
-    kept in ``extra`` under its camelCase name.
+    kept in ``extra`` under its camelCase name and its snake_case alias
+    (``securityCredential`` and ``security_credential``).
     """
     key = normalize_name(name)
     missing = missing_credentials(key, config)
@@ -102,7 +107,10 @@ def credentials_from_config(name: str, config: Mapping[str, str]) -> Credentials
     else:
         secret, public, webhook = "secretKey", "publicKey", "webhookSecret"
     mapped = {secret, public, "baseUrl"} | ({webhook} if webhook else set())
-    extra = {k: str(v) for k, v in config.items() if k not in mapped and v is not None}
+    extra: dict[str, str] = {}
+    for k, v in config.items():
+        if k not in mapped and v is not None:
+            extra[k] = extra[_snake(k)] = str(v)
     return Credentials(
         secret_key=str(config[secret]),
         public_key=config.get(public) or None,
