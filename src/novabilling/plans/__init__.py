@@ -1,0 +1,1 @@
+"""Plans and their per-currency prices (contract plans.md)."""
