@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,7 @@ def h() -> Harness:
     return hf.make_harness()
 
 
-def provider(harness: Harness, **changes: str | None) -> fw.FlutterwaveProvider:
+def provider(harness: Harness, **changes: Any) -> fw.FlutterwaveProvider:
     base = Credentials(
         secret_key=hf.SECRET_KEY, webhook_secret=hf.SECRET_HASH, base_url=hf.BASE_URL
     )
