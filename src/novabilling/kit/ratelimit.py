@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
@@ -157,6 +159,7 @@ class RedisRateLimiter:
             socket_connect_timeout=0.5,
             socket_timeout=0.5,
             retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(client, prefix=prefix, owns_client=True)
 
