@@ -18,6 +18,7 @@ from novabilling.config import Settings
 from novabilling.kit.clock import Clock, get_clock
 from novabilling.kit.crypto import Encryptor, key_from_setting
 from novabilling.kit.db import make_engine
+from novabilling.kit.jobs import JobQueue
 from novabilling.kit.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
@@ -44,16 +45,32 @@ class Runtime:
     redis: Redis | None
     mailer: Mailer
     sender: Mailbox
+    jobs: JobQueue | None = None
     started_at: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
         await self.engines.dispose_all()
         await self.central_engine.dispose()
+        if self.jobs is not None:
+            await self.jobs.close()
         if self.limiter is not None:
             await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def _job_queue(runtime: Runtime) -> JobQueue:
+    from novabilling.worker import build_handlers
+
+    settings = runtime.settings
+    if settings.redis_url:
+        from novabilling.kit.jobs_bullmq import BullMQQueue
+
+        return BullMQQueue(settings.redis_url, prefix=settings.redis_prefix)
+    from novabilling.kit.jobs_inprocess import InProcessQueue
+
+    return InProcessQueue(build_handlers(runtime))
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -76,7 +93,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             if redis is not None
             else MemoryRateLimiter()
         )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         clock=clock,
         central_engine=central_engine,
@@ -100,3 +117,5 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         mailer=default_mailer(smtp_url=settings.smtp_url, data_dir=settings.data_dir),
         sender=Mailbox(settings.mail_from_address, settings.mail_from_name),
     )
+    runtime.jobs = _job_queue(runtime)
+    return runtime

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.auth.principal import Principal
 from novabilling.errors import RateLimited
+from novabilling.kit.jobs import job_buffer
 from novabilling.runtime import Runtime
 
 
@@ -48,14 +49,17 @@ SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 
 
 async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """Commit, then push the jobs the request queued; roll back and drop them on error."""
     maker = await runtime.engines.sessionmaker(tenant_id)
-    async with maker() as session:
+    assert runtime.jobs is not None
+    async with maker() as session, job_buffer(runtime.jobs) as buffer:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        await buffer.flush()
 
 
 async def tenant_session(request: Request, principal: DataPrincipal) -> AsyncIterator[AsyncSession]:
