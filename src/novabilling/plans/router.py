@@ -1,0 +1,82 @@
+"""/api/plans: plans and their per-currency prices (contract plans.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from novabilling.plans import schemas, service
+from novabilling.tenancy.deps import RuntimeDep, TenantSession
+
+router = APIRouter(prefix="/api/plans", tags=["plans"])
+
+
+@router.post("", status_code=201)
+async def create_plan(
+    session: TenantSession, body: schemas.PlanCreate, runtime: RuntimeDep
+) -> dict[str, Any]:
+    plan, prices = await service.create_plan(session, body=body, clock=runtime.clock)
+    return schemas.plan_out(plan, prices)
+
+
+@router.get("")
+async def list_plans(
+    session: TenantSession, is_active: Annotated[str | None, Query(alias="isActive")] = None
+) -> list[dict[str, Any]]:
+    active = None if is_active is None else is_active == "true"
+    plans = await service.list_plans(session, is_active=active)
+    return [schemas.plan_out(plan, prices) for plan, prices in plans]
+
+
+@router.get("/{plan_id}")
+async def get_plan(session: TenantSession, plan_id: str) -> dict[str, Any]:
+    plan = await service.get_plan(session, plan_id)
+    prices = await service.prices_of(session, [plan.id])
+    out = schemas.plan_out(plan, prices[plan.id])
+    out["_count"] = {"subscriptions": await service.subscriptions_using_plan(session, plan.id)}
+    return out
+
+
+@router.patch("/{plan_id}")
+async def update_plan(
+    session: TenantSession, plan_id: str, body: schemas.PlanPatch, runtime: RuntimeDep
+) -> dict[str, Any]:
+    plan, prices = await service.update_plan(session, plan_id, body=body, clock=runtime.clock)
+    return schemas.plan_out(plan, prices)
+
+
+@router.delete("/{plan_id}")
+async def delete_plan(session: TenantSession, plan_id: str) -> dict[str, str]:
+    await service.delete_plan(session, plan_id)
+    return {"message": "Plan deleted successfully"}
+
+
+@router.post("/{plan_id}/prices", status_code=201)
+async def add_price(
+    session: TenantSession, plan_id: str, body: schemas.PriceIn, runtime: RuntimeDep
+) -> dict[str, Any]:
+    price = await service.add_price(
+        session, plan_id, currency=body.currency, amount=body.amount, clock=runtime.clock
+    )
+    return schemas.price_out(price)
+
+
+@router.patch("/{plan_id}/prices/{price_id}")
+async def update_price(
+    session: TenantSession,
+    plan_id: str,
+    price_id: str,
+    body: schemas.PriceUpdate,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    price = await service.update_price(
+        session, plan_id, price_id, amount=body.amount, clock=runtime.clock
+    )
+    return schemas.price_out(price)
+
+
+@router.delete("/{plan_id}/prices/{price_id}")
+async def delete_price(session: TenantSession, plan_id: str, price_id: str) -> dict[str, str]:
+    await service.delete_price(session, plan_id, price_id)
+    return {"message": "Plan price deleted successfully"}
