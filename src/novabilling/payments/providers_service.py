@@ -1,0 +1,158 @@
+"""Tenant payment-provider configurations (contract payment-providers.md).
+
+Names are stored lower-cased; unknown names and missing required credential keys are 400
+(contract "Improve"). Credentials are sealed at rest and never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.kit.clock import Clock
+from novabilling.kit.crypto import DecryptionError, Encryptor
+from novabilling.payments.credentials import ProviderFactory, seal, unseal
+from novabilling.payments.models import PaymentProviderConfig
+from novabilling.payments.providers import registry
+from novabilling.payments.providers.base import ProviderError
+
+log = structlog.get_logger(__name__)
+
+
+def _clean_credentials(name: str, credentials: Mapping[str, Any]) -> dict[str, str]:
+    """String values only (numbers are accepted and kept as text); all required keys."""
+    clean: dict[str, str] = {}
+    for key, value in credentials.items():
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            if value is None:
+                continue
+            raise Invalid("credentials", f"credentials.{key} must be a string")
+        clean[key] = str(value)
+    missing = registry.missing_credentials(name, clean)
+    if missing:
+        raise Invalid("credentials", f"credentials missing required keys: {', '.join(missing)}")
+    return clean
+
+
+def _name(provider_name: str) -> str:
+    try:
+        return registry.normalize_name(provider_name)
+    except registry.UnknownProvider:
+        known = ", ".join(sorted(registry.PROVIDERS))
+        raise Invalid(
+            "providerName", f"providerName must be one of the supported providers: {known}"
+        ) from None
+
+
+async def create_provider(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    encryptor: Encryptor,
+    provider_name: str,
+    credentials: Mapping[str, Any],
+    is_active: bool | None,
+    priority: int | None,
+    clock: Clock,
+) -> PaymentProviderConfig:
+    name = _name(provider_name)
+    clean = _clean_credentials(name, credentials)
+    exists = await session.scalar(
+        select(PaymentProviderConfig.id).where(PaymentProviderConfig.provider_name == name)
+    )
+    if exists:
+        raise Conflict(f"Payment provider {name} is already configured")
+    now = clock.now()
+    row = PaymentProviderConfig(
+        provider_name=name,
+        credentials_encrypted=seal(encryptor, tenant_id, clean),
+        is_active=True if is_active is None else is_active,
+        priority=1 if priority is None else priority,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"Payment provider {name} is already configured") from None
+    log.info("payment_providers.created", provider=name, provider_id=row.id)
+    return row
+
+
+async def list_providers(session: AsyncSession) -> list[PaymentProviderConfig]:
+    rows = await session.scalars(
+        select(PaymentProviderConfig).order_by(
+            PaymentProviderConfig.priority, PaymentProviderConfig.created_at
+        )
+    )
+    return list(rows)
+
+
+async def get_provider(session: AsyncSession, *, provider_id: str) -> PaymentProviderConfig:
+    row = await session.get(PaymentProviderConfig, provider_id)
+    if row is None:
+        raise NotFound("Payment provider not found")
+    return row
+
+
+async def update_provider(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    encryptor: Encryptor,
+    provider_id: str,
+    changes: Mapping[str, Any],
+    clock: Clock,
+) -> PaymentProviderConfig:
+    """``changes`` keys: is_active, priority, credentials (replaces them entirely);
+    ``provider_name`` is accepted and ignored (contract)."""
+    row = await get_provider(session, provider_id=provider_id)
+    if changes.get("is_active") is not None:
+        row.is_active = bool(changes["is_active"])
+    if changes.get("priority") is not None:
+        row.priority = int(changes["priority"])
+    if changes.get("credentials") is not None:
+        clean = _clean_credentials(row.provider_name, changes["credentials"])
+        row.credentials_encrypted = seal(encryptor, tenant_id, clean)
+    row.updated_at = clock.now()
+    await session.flush()
+    log.info("payment_providers.updated", provider=row.provider_name, provider_id=row.id)
+    return row
+
+
+async def delete_provider(session: AsyncSession, *, provider_id: str) -> None:
+    row = await get_provider(session, provider_id=provider_id)
+    await session.delete(row)
+    await session.flush()
+    log.info("payment_providers.deleted", provider=row.provider_name, provider_id=row.id)
+
+
+async def check_provider(
+    session: AsyncSession, *, tenant_id: str, provider_id: str, factory: ProviderFactory
+) -> tuple[bool, str]:
+    """A harmless authenticated call; failures are ``(False, text)``, never errors."""
+    row = await get_provider(session, provider_id=provider_id)
+    name = row.provider_name
+    try:
+        config = unseal(factory.runtime.encryptor, tenant_id, row.credentials_encrypted)
+    except (DecryptionError, ValueError):
+        return False, "Stored credentials could not be decrypted"
+    try:
+        adapter = factory.build(name, config, tenant_id=tenant_id)
+        ok = await adapter.verify_credentials()
+    except (registry.UnknownProvider, registry.MissingCredentials) as exc:
+        return False, str(exc)
+    except ProviderError as exc:
+        return False, f"{name} rejected the credentials: {exc.message}"
+    log.info("payment_providers.tested", provider=name, success=ok)
+    if ok:
+        return True, f"Connection to {name} succeeded"
+    return False, f"{name} rejected the credentials"

@@ -1,0 +1,102 @@
+"""Wire shapes of /api/payment-providers and /api/payments (contract payment-providers.md,
+payments.md). Money leaves as canonical decimal strings via ``kit.money.to_wire``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StringConstraints
+
+from novabilling.kit import money
+from novabilling.kit.timestamps import InstantInput, to_wire
+from novabilling.kit.wire import WireModel
+from novabilling.payments.models import Payment, PaymentProviderConfig
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Priority = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+# -- providers ----------------------------------------------------------------------------
+
+
+class ProviderCreate(WireModel):
+    provider_name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    credentials: dict[str, Any]
+    is_active: StrictBool | None = None
+    priority: Priority | None = None
+
+
+class ProviderUpdate(WireModel):
+    provider_name: str | None = None  # accepted, ignored (contract)
+    credentials: dict[str, Any] | None = None
+    is_active: StrictBool | None = None
+    priority: Priority | None = None
+
+
+def provider_out(row: PaymentProviderConfig) -> dict[str, Any]:
+    """Never the credentials (DESIGN rule 6)."""
+    return {
+        "id": row.id,
+        "providerName": row.provider_name,
+        "isActive": row.is_active,
+        "priority": row.priority,
+        "createdAt": to_wire(row.created_at),
+        "updatedAt": to_wire(row.updated_at),
+    }
+
+
+# -- payments -----------------------------------------------------------------------------
+
+
+class PaymentCreate(WireModel):
+    invoice_id: NonEmpty
+    provider: NonEmpty
+    amount: money.WireAmount
+    currency: Annotated[str, StringConstraints(min_length=1, max_length=3)]
+    status: Literal["PROCESSING", "SUCCEEDED", "FAILED", "REFUNDED"]
+    provider_transaction_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    failure_reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    created_at: InstantInput | None = None
+
+
+class RefundCreate(WireModel):
+    amount: money.WireAmount | None = None
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+PAYMENT_FILTERS = ("status", "provider", "invoiceId", "dateFrom", "dateTo")
+
+InvoiceRenderer = Callable[[Any, Any], dict[str, Any]]
+
+
+def payment_out(
+    payment: Payment, invoice: dict[str, Any] | None = None, *, embed: bool = True
+) -> dict[str, Any]:
+    """Payment object; ``invoice`` is the already rendered Invoice (+ customer) object."""
+    body: dict[str, Any] = {
+        "id": payment.id,
+        "invoiceId": payment.invoice_id,
+        "provider": payment.provider,
+        "providerTransactionId": payment.provider_transaction_id,
+        "amount": money.to_wire(payment.amount_minor, payment.currency),
+        "currency": payment.currency,
+        "status": payment.status,
+        "failureReason": payment.failure_reason,
+        "metadata": payment.metadata_,
+        "createdAt": to_wire(payment.created_at),
+        "updatedAt": to_wire(payment.updated_at),
+    }
+    if embed:
+        body["invoice"] = invoice
+    return body
+
+
+def checkout_out(payment: Payment, expires_at: datetime) -> dict[str, Any]:
+    return {
+        "checkoutUrl": payment.checkout_url,
+        "paymentId": payment.id,
+        "provider": payment.provider,
+        "expiresAt": to_wire(expires_at),
+    }

@@ -1,0 +1,159 @@
+"""/api/payment-providers: CRUD, validation, isolation, auth, secrets never in clear."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+
+from novabilling.runtime import Runtime
+from tests.conftest import TenantCreds, assert_error
+from tests.payments.helpers import PAYSTACK_SECRET, configure, paystack, paystack_credentials
+
+BASE = "/api/payment-providers"
+
+
+async def test_create_list_get_update_delete(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    created = await configure(client, tenant.key_headers, name="PayStack", priority=2)
+    assert created["providerName"] == "paystack"
+    assert created["isActive"] is True and created["priority"] == 2
+    assert "credentials" not in created and created["createdAt"].endswith("Z")
+    mpesa = {
+        "consumerKey": "ck",
+        "consumerSecret": "cs",
+        "shortcode": 174379,
+        "passkey": "pk",
+        "environment": "sandbox",
+    }
+    other = await configure(client, tenant.token_headers, name="mpesa", credentials=mpesa)
+    assert other["priority"] == 1
+
+    listed = (await client.get(BASE, headers=tenant.key_headers)).json()
+    assert [p["providerName"] for p in listed] == ["mpesa", "paystack"]
+    assert all("credentials" not in p for p in listed)
+
+    one = await client.get(f"{BASE}/{created['id']}", headers=tenant.key_headers)
+    assert one.status_code == 200 and one.json()["id"] == created["id"]
+
+    patch = {"isActive": False, "priority": 5, "providerName": "ignored"}
+    updated = await client.patch(f"{BASE}/{created['id']}", json=patch, headers=tenant.key_headers)
+    assert updated.status_code == 200, updated.text
+    body = updated.json()
+    assert body["isActive"] is False and body["priority"] == 5
+    assert body["providerName"] == "paystack" and body["updatedAt"].endswith("Z")
+
+    deleted = await client.delete(f"{BASE}/{created['id']}", headers=tenant.key_headers)
+    assert deleted.status_code == 200 and "message" in deleted.json()
+    gone = await client.get(f"{BASE}/{created['id']}", headers=tenant.key_headers)
+    assert_error(gone, 404)
+
+
+async def test_duplicate_name_is_409(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    await configure(client, tenant.key_headers)
+    again = await client.post(
+        BASE,
+        json={"providerName": "PAYSTACK", "credentials": paystack_credentials()},
+        headers=tenant.key_headers,
+    )
+    assert_error(again, 409)
+
+
+async def test_validation_names_the_field(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    h = tenant.key_headers
+    cases = [
+        ({"credentials": paystack_credentials()}, "providerName"),
+        ({"providerName": "", "credentials": paystack_credentials()}, "providerName"),
+        ({"providerName": "acmepay", "credentials": paystack_credentials()}, "providerName"),
+        ({"providerName": "paystack"}, "credentials"),
+        ({"providerName": "paystack", "credentials": "x"}, "credentials"),
+        ({"providerName": "paystack", "credentials": {"publicKey": "pk"}}, "credentials"),
+        (
+            {"providerName": "paystack", "credentials": paystack_credentials(), "priority": 0},
+            "priority",
+        ),
+        (
+            {"providerName": "paystack", "credentials": paystack_credentials(), "priority": 1.5},
+            "priority",
+        ),
+        (
+            {"providerName": "paystack", "credentials": paystack_credentials(), "isActive": "no"},
+            "isActive",
+        ),
+        ({"providerName": "paystack", "credentials": paystack_credentials(), "foo": 1}, "property"),
+    ]
+    for body, field in cases:
+        assert_error(await client.post(BASE, json=body, headers=h), 400, field)
+    created = await configure(client, h)
+    bad_patch = await client.patch(
+        f"{BASE}/{created['id']}", json={"credentials": {"secretKey": "x"}}, headers=h
+    )
+    assert_error(bad_patch, 400, "credentials")
+    assert_error(
+        await client.patch(f"{BASE}/{created['id']}", json={"priority": -1}, headers=h),
+        400,
+        "priority",
+    )
+
+
+async def test_other_tenant_ids_are_404(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    created = await configure(client, tenant.key_headers)
+    h = other_tenant.key_headers
+    url = f"{BASE}/{created['id']}"
+    assert_error(await client.get(url, headers=h), 404)
+    assert_error(await client.patch(url, json={"priority": 3}, headers=h), 404)
+    assert_error(await client.delete(url, headers=h), 404)
+    assert_error(await client.post(f"{url}/test", headers=h), 404)
+    assert (await client.get(BASE, headers=h)).json() == []
+    assert_error(await client.get(f"{BASE}/nonexistent_id", headers=tenant.key_headers), 404)
+
+
+async def test_no_auth_is_401(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    created = await configure(client, tenant.key_headers)
+    url = f"{BASE}/{created['id']}"
+    assert_error(await client.get(BASE), 401)
+    assert_error(await client.post(BASE, json={"bad": True}), 401)
+    assert_error(await client.get(url), 401)
+    assert_error(await client.patch(url, json={"priority": 2}), 401)
+    assert_error(await client.delete(url), 401)
+    assert_error(await client.post(f"{url}/test"), 401)
+
+
+async def test_credentials_are_encrypted_at_rest(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    await configure(client, tenant.key_headers)
+    maker = await runtime.engines.sessionmaker(tenant.id)
+    async with maker() as session:
+        rows = (await session.execute(text("SELECT * FROM payment_providers"))).all()
+    assert len(rows) == 1
+    dump = repr(tuple(rows[0]))
+    assert PAYSTACK_SECRET not in dump and "pk_test_sim" not in dump
+    assert "v1:" in dump
+
+
+async def test_provider_test_endpoint(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    paystack(runtime)
+    good = await configure(client, tenant.key_headers)
+    ok = await client.post(f"{BASE}/{good['id']}/test", headers=tenant.key_headers)
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["success"] is True
+
+    wrong = {"credentials": paystack_credentials("sk_test_wrong")}
+    await client.patch(f"{BASE}/{good['id']}", json=wrong, headers=tenant.key_headers)
+    bad = await client.post(f"{BASE}/{good['id']}/test", headers=tenant.key_headers)
+    assert bad.status_code == 201
+    assert bad.json()["success"] is False and bad.json()["message"]
+
+    maker = await runtime.engines.sessionmaker(tenant.id)
+    async with maker() as session:
+        await session.execute(text("UPDATE payment_providers SET credentials_encrypted = 'v1:xx'"))
+        await session.commit()
+    broken = await client.post(f"{BASE}/{good['id']}/test", headers=tenant.key_headers)
+    assert broken.status_code == 201
+    assert broken.json() == {"success": False, "message": broken.json()["message"]}
+    assert broken.json()["success"] is False
