@@ -100,7 +100,10 @@ async def drop(settings: Settings, tenant_id: str) -> None:
     if settings.tenant_database_url is None:
         path = _sqlite_path(settings, tenant_id)
         for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+            try:
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            except OSError as exc:  # e.g. the tenants dir is unusable: nothing was made there
+                log.error("tenancy.drop_failed", tenant_id=tenant_id, error=str(exc))
         return
     try:
         await _admin_execute(

@@ -40,14 +40,22 @@ _SECURITY_HEADERS = [
 _QUIET_PATHS = ("/health", "/metrics")
 
 
-def _too_large_body(path: str) -> bytes:
+def _request_path(scope: Scope) -> str:
+    """The path as sent, with its query string (contract README §7 ``path``)."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
+    query = scope.get("query_string", b"")
+    return path + ("?" + query.decode("latin-1") if query else "")
+
+
+def _error_body(scope: Scope, status: int, message: str) -> bytes:
     return orjson.dumps(
         {
-            "statusCode": 413,
-            "message": "Payload Too Large",
+            "statusCode": status,
+            "message": message,
             "errors": None,
             "timestamp": to_wire(utcnow()),
-            "path": path,
+            "path": _request_path(scope),
         }
     )
 
@@ -69,6 +77,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -87,8 +96,9 @@ class RequestContextMiddleware:
             return message
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 out = list(message.get("headers", []))
                 out.append((b"x-request-id", request_id.encode()))
@@ -99,24 +109,29 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
+            if response_started:
+                raise
             await self._reject_large(scope, send, request_id)
             status = 413
+        except Exception as exc:
+            # Answer unexpected failures here, inside this middleware, so the 500 carries
+            # X-Request-Id and the security headers (Starlette's outermost error handler
+            # would answer without them).
+            if response_started:
+                raise
+            log.exception("request.unhandled", error_type=type(exc).__name__)
+            body = _error_body(scope, 500, "Internal server error")
+            await send_wrapper(_json_start(500, body))
+            await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             self._record(scope, status, time.perf_counter() - started)
 
     async def _reject_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        body = _too_large_body(scope["path"])
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
+        body = _error_body(scope, 413, "Payload Too Large")
+        start = _json_start(413, body)
+        start["headers"].append((b"x-request-id", request_id.encode()))
+        start["headers"].extend(_SECURITY_HEADERS)
+        await send(start)
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
@@ -135,6 +150,17 @@ class RequestContextMiddleware:
                 status=status,
                 ms=round(elapsed * 1000, 2),
             )
+
+
+def _json_start(status: int, body: bytes) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
 
 
 class _BodyTooLarge(Exception):
