@@ -1,0 +1,1 @@
+"""Subscriptions: lifecycle of a customer's plan (contract subscriptions.md)."""

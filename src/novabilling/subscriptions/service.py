@@ -1,0 +1,364 @@
+"""Subscriptions (contract subscriptions.md): request use cases and the queries the
+billing engine and other domains call.
+
+For the billing engine (keyword-only after ``session``, flush never commit):
+``due_for_renewal``, ``due_for_retry``, ``due_action``, ``advance_period``,
+``mark_past_due``, ``reactivate``, ``cancel_now``, ``record_event``, ``get_for_update``,
+``pending_items``. For customers/plans/analytics: ``count_active``,
+``active_counts_by_customer``, ``list_for_customer`` (wire dicts, the customers hook),
+``delete_for_customer``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.billing.periods import period_end
+from novabilling.customers.models import Customer
+from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.kit.clock import Clock
+from novabilling.kit.pagination import paginate
+from novabilling.plans import service as plans_service
+from novabilling.plans.models import Plan
+from novabilling.subscriptions import lifecycle
+from novabilling.subscriptions.lifecycle import (
+    PENDING_PLAN_KEY,
+    advance_period,
+    cancel_now,
+    due_action,
+    mark_past_due,
+    reactivate,
+    record_event,
+)
+from novabilling.subscriptions.models import Subscription
+from novabilling.subscriptions.prorations import PlanTarget
+from novabilling.subscriptions.queries import (
+    active_counts_by_customer,
+    count_active,
+    due_for_renewal,
+    due_for_retry,
+    pending_items,
+    subscriptions_of_customer,
+)
+from novabilling.subscriptions.schemas import (
+    CancelIn,
+    ChangePlanIn,
+    SubscriptionCreate,
+    SubscriptionView,
+    with_plan,
+)
+from novabilling.subscriptions.transitions import Action, Status, check, parse_status
+
+__all__ = [
+    "active_counts_by_customer",
+    "advance_period",
+    "cancel",
+    "cancel_now",
+    "change_plan",
+    "count_active",
+    "create_subscription",
+    "delete_for_customer",
+    "due_action",
+    "due_for_renewal",
+    "due_for_retry",
+    "get_for_update",
+    "get_subscription",
+    "list_for_customer",
+    "list_subscriptions",
+    "mark_past_due",
+    "pause",
+    "pending_items",
+    "subscriptions_of_customer",
+    "reactivate",
+    "record_event",
+    "resume",
+    "update_metadata",
+]
+
+log = structlog.get_logger(__name__)
+
+RECENT_INVOICES = 10
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+async def get_for_update(session: AsyncSession, subscription_id: str) -> Subscription:
+    """The subscription, row-locked on PostgreSQL, or ``NotFound``."""
+    sub = await session.scalar(
+        select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+    )
+    if sub is None:
+        raise NotFound("Subscription not found")
+    return sub
+
+
+async def _view(session: AsyncSession, sub: Subscription, *, prices: bool) -> SubscriptionView:
+    views = await _views(session, [sub], prices=prices)
+    return views[0]
+
+
+async def _views(
+    session: AsyncSession, subs: list[Subscription], *, prices: bool
+) -> list[SubscriptionView]:
+    customer_ids = list({s.customer_id for s in subs})
+    plan_ids = list({s.plan_id for s in subs})
+    customers = {
+        c.id: c
+        for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    }
+    plans = {p.id: p for p in await session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+    price_map = await plans_service.prices_of(session, plan_ids) if prices else {}
+    return [
+        SubscriptionView(
+            sub=s,
+            customer=customers[s.customer_id],
+            plan=plans[s.plan_id],
+            prices=price_map.get(s.plan_id) if prices else None,
+        )
+        for s in subs
+    ]
+
+
+async def _recent_invoices(session: AsyncSession, subscription_id: str) -> list[dict[str, Any]]:
+    """The 10 newest invoices as wire objects, from the invoices domain once it provides
+    ``invoices.service.recent_for_subscription(session, *, subscription_id, limit)``;
+    ``[]`` until then (same soft-dependency pattern as plans.subscriptions_using_plan)."""
+    try:
+        invoices = importlib.import_module("novabilling.invoices.service")
+    except ModuleNotFoundError as exc:
+        if exc.name and "novabilling.invoices.service".startswith(exc.name):
+            return []
+        raise
+    loader = getattr(invoices, "recent_for_subscription", None)
+    if loader is None:
+        return []
+    rows: list[dict[str, Any]] = await loader(
+        session, subscription_id=subscription_id, limit=RECENT_INVOICES
+    )
+    return rows
+
+
+async def _plan_target(
+    session: AsyncSession, plan_id: str, currency: str, *, field: str
+) -> tuple[Plan, PlanTarget]:
+    """An active plan with a price in ``currency`` or ``Invalid`` (400, not 404)."""
+    plan = await session.get(Plan, plan_id)
+    if plan is None or not plan.is_active:
+        state = "does not exist" if plan is None else "is not active"
+        raise Invalid(field, f"{field} {plan_id} {state}")
+    price = await plans_service.price_for(session, plan.id, currency)
+    if price is None:
+        raise Invalid("currency", f"currency {currency} has no price on plan {plan.code}")
+    target = PlanTarget(plan.id, plan.name, price.amount_minor, plan.billing_interval)
+    return plan, target
+
+
+# --- request use cases ---------------------------------------------------------------
+
+
+def _initial_period(
+    data: SubscriptionCreate, interval: str, start: datetime
+) -> tuple[datetime, datetime]:
+    """(anchor, current period end): the anchor is ``start`` unless an imported
+    ``currentPeriodEnd`` is off its schedule, then the boundary itself."""
+    natural = period_end(start, interval, 1)
+    end = data.current_period_end or natural
+    if end <= start:
+        raise Invalid("currentPeriodEnd", "currentPeriodEnd must be after the start date")
+    return (start if end == natural else end), end
+
+
+async def create_subscription(
+    session: AsyncSession, *, data: SubscriptionCreate, clock: Clock
+) -> SubscriptionView:
+    customer = await session.get(Customer, data.customer_id)
+    if customer is None:
+        raise NotFound("Customer not found")
+    currency = data.currency.upper()
+    plan, target = await _plan_target(session, data.plan_id, currency, field="planId")
+    now = clock.now()
+    start = data.start_date or now
+    anchor, end = _initial_period(data, target.interval, start)
+    status, trial_start, trial_end = Status.ACTIVE, None, None
+    if data.trial_days:
+        status, trial_start = Status.TRIALING, start
+        trial_end = end = anchor = start + timedelta(days=data.trial_days)
+    status = data.status or status
+    canceled_at = (data.canceled_at or now) if status is Status.CANCELED else None
+    sub = Subscription(
+        customer_id=customer.id,
+        plan_id=plan.id,
+        external_id=data.external_id,
+        status=status.value,
+        currency=currency,
+        amount_minor=target.amount_minor,
+        billing_interval=target.interval,
+        billing_timing=plan.billing_timing,
+        billing_anchor=anchor,
+        current_period_start=start,
+        current_period_end=end,
+        trial_start=trial_start,
+        trial_end=trial_end,
+        canceled_at=canceled_at,
+        ended_at=canceled_at,
+        meta=data.metadata,
+        started_at=start,
+        created_at=data.created_at or now,
+        updated_at=now,
+    )
+    if data.external_id and await session.scalar(
+        select(Subscription.id).where(Subscription.external_id == data.external_id)
+    ):
+        raise Conflict("A subscription with this externalId already exists")
+    session.add(sub)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A subscription with this externalId already exists") from exc
+    await record_event(session, sub, from_status=None, reason="created", at=now)
+    return SubscriptionView(sub=sub, customer=customer, plan=plan)
+
+
+async def get_subscription(session: AsyncSession, subscription_id: str) -> SubscriptionView:
+    """Subscription + customer + plan with prices + the 10 newest invoices."""
+    sub = await session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NotFound("Subscription not found")
+    view = await _view(session, sub, prices=True)
+    view.invoices = await _recent_invoices(session, sub.id)
+    return view
+
+
+async def list_subscriptions(
+    session: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    status: str | None = None,
+    customer_id: str | None = None,
+    plan_id: str | None = None,
+) -> tuple[list[SubscriptionView], int]:
+    stmt = select(Subscription)
+    if status is not None:
+        parsed = parse_status(status)
+        if parsed is None:
+            allowed = ", ".join(s.value for s in Status)
+            raise Invalid("status", f"status must be one of the following values: {allowed}")
+        stmt = stmt.where(Subscription.status == parsed.value)
+    if customer_id is not None:
+        stmt = stmt.where(Subscription.customer_id == customer_id)
+    if plan_id is not None:
+        stmt = stmt.where(Subscription.plan_id == plan_id)
+    rows, total = await paginate(session, stmt, page, limit)
+    # paginate yields Row tuples for a multi-column entity select; accept both shapes.
+    subs = [r if isinstance(r, Subscription) else r[0] for r in rows]
+    return await _views(session, subs, prices=True), total
+
+
+async def update_metadata(
+    session: AsyncSession, subscription_id: str, *, metadata: dict[str, Any] | None, clock: Clock
+) -> SubscriptionView:
+    """Replace metadata; a scheduled plan change stays visible as ``pendingPlanChange``."""
+    sub = await get_for_update(session, subscription_id)
+    pending = (sub.meta or {}).get(PENDING_PLAN_KEY)
+    if sub.scheduled_plan_id is not None and pending is not None:
+        metadata = {**(metadata or {}), PENDING_PLAN_KEY: pending}
+    sub.meta = metadata
+    sub.updated_at = clock.now()
+    await session.flush()
+    log.info("subscription.updated", subscription_id=sub.id)
+    return await _view(session, sub, prices=False)
+
+
+async def cancel(
+    session: AsyncSession, subscription_id: str, *, body: CancelIn, clock: Clock
+) -> SubscriptionView:
+    sub = await get_for_update(session, subscription_id)
+    if body.cancel_at == "now":
+        await cancel_now(session, sub, now=clock.now(), reason="canceled")
+    else:
+        await lifecycle.schedule_cancel(session, sub, now=clock.now())
+    return await _view(session, sub, prices=False)
+
+
+async def pause(session: AsyncSession, subscription_id: str, *, clock: Clock) -> SubscriptionView:
+    sub = await get_for_update(session, subscription_id)
+    await lifecycle.pause(session, sub, now=clock.now())
+    return await _view(session, sub, prices=False)
+
+
+async def resume(session: AsyncSession, subscription_id: str, *, clock: Clock) -> SubscriptionView:
+    """PAUSED -> ACTIVE with the period recomputed from the resume instant."""
+    sub = await get_for_update(session, subscription_id)
+    check(Action.RESUME, sub.status)
+    plan = await session.get(Plan, sub.plan_id)
+    await lifecycle.resume(session, sub, now=clock.now(), plan_name=plan.name if plan else "")
+    return await _view(session, sub, prices=False)
+
+
+async def change_plan(
+    session: AsyncSession, subscription_id: str, *, body: ChangePlanIn, clock: Clock
+) -> SubscriptionView:
+    """Upgrade (new price strictly higher in the subscription currency): immediate, period
+    restarts now on the new plan, proration lines recorded (``prorate``: credit and charge;
+    otherwise only the credit). Downgrade or equal: scheduled for the period end.
+    During a trial an upgrade switches the plan and keeps the trial period."""
+    sub = await get_for_update(session, subscription_id)
+    old = check(Action.CHANGE_PLAN, sub.status).value
+    plan, target = await _plan_target(session, body.new_plan_id, sub.currency, field="newPlanId")
+    current = await session.get(Plan, sub.plan_id)
+    current_price = await plans_service.price_for(session, sub.plan_id, sub.currency)
+    now = clock.now()
+    data: dict[str, Any] = {"fromPlanId": sub.plan_id, "toPlanId": plan.id}
+    if plan.id == sub.plan_id:
+        lifecycle.clear_scheduled_change(sub)
+        reason = "plan_change_unscheduled"
+    elif target.amount_minor > (current_price.amount_minor if current_price else 0):
+        reason = "plan_changed"
+        if sub.status == Status.TRIALING:
+            lifecycle.swap_plan(sub, target)
+        else:
+            lines = await lifecycle.reanchor(
+                session,
+                sub,
+                now=now,
+                cut=now,
+                target=target,
+                old_name=current.name if current else "",
+                charge=body.prorate,
+            )
+            data["prorationMinor"] = sum(line.amount_minor for line in lines)
+    else:
+        lifecycle.schedule_change(sub, target)
+        reason = "plan_change_scheduled"
+        data["effectiveAt"] = (sub.meta or {})[PENDING_PLAN_KEY]["effectiveAt"]
+    sub.updated_at = now
+    await session.flush()
+    await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
+    return await _view(session, sub, prices=False)
+
+
+# --- hooks called by the customers domain (customers/relations.py) ------------------
+
+
+async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
+    """Wire objects of a customer's subscriptions, each with ``plan`` (no prices), newest
+    first (``GET /api/customers/{id}/subscriptions`` and the customer detail)."""
+    subs = await subscriptions_of_customer(session, customer_id)
+    plan_ids = {s.plan_id for s in subs}
+    plans = {p.id: p for p in await session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+    return [with_plan(s, plans[s.plan_id]) for s in subs]
+
+
+async def delete_for_customer(session: AsyncSession, customer_id: str) -> None:
+    """Delete a customer's subscriptions; their events and pending lines go by cascade."""
+    await session.execute(delete(Subscription).where(Subscription.customer_id == customer_id))
+    log.info("subscription.deleted_for_customer", customer_id=customer_id)
