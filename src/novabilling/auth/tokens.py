@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import jwt
 
 ALGORITHM = "HS256"
+_IAT_LEEWAY_SECONDS = 60
 
 
 def _derive(secret: str, purpose: str) -> bytes:
@@ -76,11 +77,19 @@ class TokenSigner:
                 token,
                 key,
                 algorithms=[ALGORITHM],
-                options={"require": ["sub", "exp", "iat"], "verify_exp": False},
+                # time claims are checked below against our Clock, not the system time
+                options={
+                    "require": ["sub", "exp", "iat"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
-        exp = claims.get("exp")
+        exp, iat = claims.get("exp"), claims.get("iat")
         if not isinstance(exp, int) or exp <= int(now.timestamp()):
             raise TokenError("token expired")
+        if not isinstance(iat, int) or iat > int(now.timestamp()) + _IAT_LEEWAY_SECONDS:
+            raise TokenError("token issued in the future")
         return claims
