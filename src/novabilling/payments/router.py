@@ -1,0 +1,87 @@
+"""/api/payments (contract payments.md). Thin: parse, call one service, render.
+(``POST /api/invoices/{id}/checkout`` lives in the invoices router and calls
+``payments.charge.checkout``.)"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from novabilling.errors import Invalid
+from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.kit.timestamps import parse_instant
+from novabilling.payments import refunds, schemas, service
+from novabilling.payments.credentials import provider_factory
+from novabilling.payments.models import STATUSES
+from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+
+router = APIRouter(tags=["payments"])
+PaymentPage = Annotated[PageParams, Depends(strict_page(*schemas.PAYMENT_FILTERS))]
+
+
+def _filters(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    status = q.get("status")
+    if status is not None and status not in STATUSES:
+        raise Invalid("status", f"status must be one of: {', '.join(STATUSES)}")
+    out: dict[str, Any] = {
+        "status": status,
+        "provider": q.get("provider"),
+        "invoice_id": q.get("invoiceId"),
+    }
+    for wire, key in (("dateFrom", "date_from"), ("dateTo", "date_to")):
+        raw = q.get(wire)
+        try:
+            out[key] = parse_instant(raw) if raw is not None else None
+        except ValueError:
+            raise Invalid(wire, f"{wire} must be a valid ISO 8601 date string") from None
+    return out
+
+
+@router.get("/api/payments")
+async def list_payments(
+    session: TenantSession, params: PaymentPage, request: Request
+) -> dict[str, Any]:
+    rows, total = await service.list_payments(
+        session, page=params.page, limit=params.limit, **_filters(request)
+    )
+    return envelope(await service.render(session, rows), total, params.page, params.limit)
+
+
+@router.get("/api/payments/{payment_id}")
+async def get_payment(payment_id: str, session: TenantSession) -> dict[str, Any]:
+    payment = await service.get_payment(session, payment_id=payment_id)
+    return (await service.render(session, [payment]))[0]
+
+
+@router.post("/api/payments", status_code=201)
+async def create_payment(
+    body: schemas.PaymentCreate,
+    session: TenantSession,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    payment = await service.create_manual(
+        session, tenant_id=principal.tenant_id, body=body, clock=runtime.clock
+    )
+    return (await service.render(session, [payment]))[0]
+
+
+@router.post("/api/payments/{payment_id}/refund", status_code=201)
+async def refund_payment(
+    payment_id: str,
+    body: schemas.RefundCreate,
+    session: TenantSession,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    payment = await refunds.refund_payment(
+        session,
+        tenant_id=principal.tenant_id,
+        payment_id=payment_id,
+        amount=body.amount,
+        reason=body.reason,
+        factory=provider_factory(runtime),
+    )
+    return (await service.render(session, [payment]))[0]

@@ -1,0 +1,1 @@
+"""Inbound provider webhooks (inbox) and outbound tenant webhooks."""

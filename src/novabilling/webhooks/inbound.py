@@ -1,0 +1,226 @@
+"""Inbound provider webhooks: verify, store in the central inbox, answer at once
+(DESIGN rule 4; contract webhooks.md "Inbound").
+
+Intake (``receive``), kept lean for throughput: no principal, no tenant-DB query on the hot
+path (the tenant's adapter comes from ``ProviderFactory``'s short-TTL cache), one
+``INSERT .. ON CONFLICT (provider, event_id) DO NOTHING RETURNING id`` on the central DB,
+then one job on the ``webhooks`` queue only when the row is new.
+
+- Tenant: the ``tenantKey`` of ``/webhooks/{provider}/{tenantKey}`` (our tenant id), else
+  the tenant part of our payment reference echoed in the payload (``<payment>-<tenant>``;
+  see ``payments.models``). The key only routes: the signature checked with that tenant's
+  own secret is the trust.
+- Signature over the RAW bytes by the adapter's ``parse_webhook``. Missing header, wrong
+  signature, unknown tenant or no active configuration -> 401, logged, nothing stored.
+- M-Pesa callbacks are unsigned: accepted only when an STK query confirms the same final
+  result (reversal results only when they name a refund we are waiting for).
+- Inbox ``event_id`` = ``"<tenant id>:<provider event id>"``: a duplicate delivery is a
+  no-op, and one tenant can never occupy another tenant's event ids. ``headers`` keeps the
+  signature headers plus the normalised event under ``x-nb-event`` (the job does not
+  re-verify: a Stripe signature is only valid for 300 s).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from novabilling.errors import NotFound, Unauthorized
+from novabilling.kit.ids import new_id
+from novabilling.kit.jobs import QUEUE_WEBHOOKS
+from novabilling.payments.credentials import ProviderHandle, provider_factory
+from novabilling.payments.models import PENDING, Refund
+from novabilling.payments.providers.base import (
+    EventKind,
+    Outcome,
+    ProviderError,
+    SignatureError,
+    WebhookEvent,
+)
+from novabilling.tenancy.models import WebhookInbox
+
+if TYPE_CHECKING:
+    from novabilling.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+PROCESS = "webhooks.process"
+PROVIDERS = ("paystack", "flutterwave", "stripe", "mpesa")
+SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
+    "paystack": ("x-paystack-signature",),
+    "flutterwave": ("verif-hash", "flutterwave-signature"),
+    "stripe": ("stripe-signature",),
+    "mpesa": (),
+}
+EVENT_KEY = "x-nb-event"
+
+
+def response_body(provider: str) -> dict[str, Any]:
+    return {"received": True} if provider == "stripe" else {"status": "success"}
+
+
+def payment_reference(payment_id: str, tenant_id: str) -> str:
+    """What providers see as our reference (idempotency key / tx_ref / metadata)."""
+    return f"{payment_id}-{tenant_id}"
+
+
+def split_reference(reference: str | None) -> tuple[str | None, str | None]:
+    """``(payment id, tenant id)`` of one of our references, else ``(None, None)``."""
+    if not reference or reference.count("-") != 1:
+        return None, None
+    payment_id, tenant_id = reference.split("-")
+    return (payment_id or None), (tenant_id or None)
+
+
+def _peek_reference(provider: str, body: bytes) -> str | None:
+    """Our reference as echoed in the (not yet verified) payload; used only to route."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    found: Any = None
+    if provider == "paystack":
+        found = data.get("reference") or data.get("transaction_reference")
+    elif provider == "flutterwave":
+        found = data.get("tx_ref") or payload.get("txRef")
+    elif provider == "stripe":
+        obj = data.get("object")
+        obj = obj if isinstance(obj, dict) else {}
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        found = meta.get("nb_reference") or obj.get("client_reference_id")
+    return found if isinstance(found, str) else None
+
+
+def _reject(provider: str, reason: str, **fields: Any) -> Unauthorized:
+    log.warning("webhook.rejected", provider=provider, reason=reason, **fields)
+    return Unauthorized("Invalid webhook signature")
+
+
+def event_to_dict(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "kind": event.kind.value,
+        "reference": event.reference,
+        "outcome": event.outcome.value if event.outcome else None,
+        "amount_minor": event.amount_minor,
+        "currency": event.currency,
+        "provider_reference": event.provider_reference,
+        "receipt": event.raw.get("receipt") if isinstance(event.raw, Mapping) else None,
+    }
+
+
+async def _confirm_unsigned(runtime: Runtime, handle: ProviderHandle, event: WebhookEvent) -> bool:
+    """M-Pesa: trust an unsigned callback only once the provider confirms it."""
+    if event.kind is EventKind.REFUND_UPDATED:
+        maker = await runtime.engines.sessionmaker(handle.tenant_id)
+        async with maker() as session:
+            refund = await session.scalar(
+                select(Refund.id).where(
+                    Refund.provider_refund_id == event.provider_reference,
+                    Refund.status == PENDING,
+                )
+            )
+        return refund is not None
+    if not event.provider_reference or event.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+        return False
+    try:
+        confirmed = await handle.adapter.verify_transaction(event.provider_reference)
+    except ProviderError:
+        return False
+    return confirmed.outcome is event.outcome
+
+
+async def receive(
+    runtime: Runtime,
+    *,
+    provider: str,
+    tenant_key: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> dict[str, Any]:
+    """Verify and store one delivery; the contract's 200 body, or ``Unauthorized``."""
+    name = provider.lower()
+    if name not in PROVIDERS:
+        raise NotFound("Cannot POST webhook for unknown provider")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    wanted = SIGNATURE_HEADERS[name]
+    if wanted and not any(lowered.get(h, "").strip() for h in wanted):
+        raise _reject(name, "missing signature header")
+    tenant_id = tenant_key or split_reference(_peek_reference(name, body))[1]
+    if not tenant_id:
+        raise _reject(name, "no tenant")
+    handle = await provider_factory(runtime).get(tenant_id, name)
+    if handle is None:
+        raise _reject(name, "no active configuration", tenant_id=tenant_id)
+    try:
+        event = handle.adapter.parse_webhook(body, lowered)
+    except (SignatureError, ProviderError) as exc:
+        raise _reject(name, str(exc), tenant_id=tenant_id) from None
+    if name == "mpesa" and not await _confirm_unsigned(runtime, handle, event):
+        raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+    stored: dict[str, Any] = {h: lowered[h] for h in wanted if h in lowered}
+    stored[EVENT_KEY] = event_to_dict(event)
+    inbox_id = await _insert(
+        runtime,
+        provider=name,
+        event_id=f"{tenant_id}:{event.event_id}"[:255],
+        tenant_id=tenant_id,
+        body=body,
+        headers=stored,
+    )
+    if inbox_id is None:
+        log.info("webhook.duplicate", provider=name, tenant_id=tenant_id, event_id=event.event_id)
+    else:
+        assert runtime.jobs is not None
+        await runtime.jobs.enqueue(
+            QUEUE_WEBHOOKS,
+            PROCESS,
+            {"tenant_id": tenant_id, "inbox_id": inbox_id},
+            job_id=f"inbox:{inbox_id}",
+        )
+    return response_body(name)
+
+
+async def _insert(
+    runtime: Runtime,
+    *,
+    provider: str,
+    event_id: str,
+    tenant_id: str,
+    body: bytes,
+    headers: dict[str, Any],
+) -> str | None:
+    """One INSERT .. ON CONFLICT DO NOTHING; the new row's id, or None for a duplicate."""
+    engine = runtime.central_engine
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    row_id = new_id()
+    stmt = (
+        insert(WebhookInbox)
+        .values(
+            id=row_id,
+            provider=provider,
+            event_id=event_id,
+            tenant_id=tenant_id,
+            body=body.decode("utf-8", errors="replace"),
+            headers=headers,
+            status="RECEIVED",
+            attempts=0,
+            received_at=runtime.clock.now(),
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(WebhookInbox.id)
+    )
+    async with engine.begin() as conn:
+        inserted = (await conn.execute(stmt)).scalar_one_or_none()
+    return str(inserted) if inserted is not None else None

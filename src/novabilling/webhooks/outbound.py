@@ -1,0 +1,110 @@
+"""Outbound tenant webhooks (contract webhooks.md, "Outbound tenant webhooks").
+
+Any service calls ``emit(tenant_id, "payment.succeeded", {...})`` inside its unit of work;
+after the commit the ``webhooks`` queue job ``webhook.deliver`` POSTs
+``{"event", "data", "timestamp"}`` to the tenant's ``webhookUrl`` (if any) with
+``X-Event-Type``, ``X-Webhook-Signature`` = hex HMAC-SHA256(body bytes, tenant
+webhookSecret) and, as the contract's replay-protection improvement, ``X-Webhook-Timestamp``
+plus ``X-Webhook-Signature-V2`` = hex HMAC-SHA256(``"{timestamp}.{body}"``). 10 s timeout;
+non-2xx or network error -> retried by the queue: 3 attempts, exponential backoff from 2 s.
+The body (and so the signature) is fixed when the event is emitted: a retry sends the very
+same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+
+from novabilling.kit.crypto import hmac_sha256_hex
+from novabilling.kit.jobs import QUEUE_WEBHOOKS, Job, JobHandler, enqueue_after_commit
+from novabilling.kit.timestamps import to_wire
+from novabilling.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from novabilling.kit.clock import Clock
+    from novabilling.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+DELIVER = "webhook.deliver"
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 10.0
+_TRANSPORT_KEY = "webhooks.outbound_transport"  # tests: runtime.extras[...] = ASGITransport
+
+
+class DeliveryFailed(Exception):
+    """Non-2xx or network error: the queue retries."""
+
+
+def body_bytes(event: str, data: dict[str, Any], timestamp: str) -> bytes:
+    return json.dumps(
+        {"event": event, "data": data, "timestamp": timestamp}, separators=(",", ":")
+    ).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return hmac_sha256_hex(secret, body)
+
+
+def emit(
+    tenant_id: str, event: str, data: dict[str, Any], *, clock: Clock, key: str | None = None
+) -> None:
+    """Queue ``event`` for the tenant after the current commit. ``key`` (e.g. the payment
+    id) makes the event once-only: a handler that runs twice sends it once."""
+    timestamp = to_wire(clock.now())
+    job_id = f"wh:{tenant_id}:{event}:{key}" if key else None
+    enqueue_after_commit(
+        QUEUE_WEBHOOKS,
+        DELIVER,
+        {"tenant_id": tenant_id, "event": event, "data": data, "timestamp": timestamp},
+        job_id=job_id,
+        attempts=ATTEMPTS,
+    )
+
+
+async def deliver(runtime: Runtime, job: Job) -> None:
+    tenant_id = str(job.data["tenant_id"])
+    event = str(job.data["event"])
+    async with runtime.central() as central:
+        tenant = await central.scalar(select(Tenant).where(Tenant.id == tenant_id))
+    if tenant is None or not tenant.webhook_url:
+        return
+    secret = runtime.encryptor.decrypt(tenant.webhook_secret_encrypted, aad=tenant_id.encode())
+    timestamp = str(job.data["timestamp"])
+    body = body_bytes(event, dict(job.data["data"]), timestamp)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Event-Type": event,
+        "X-Webhook-Signature": signature(secret, body) if secret else "",
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature-V2": signature(secret, timestamp.encode() + b"." + body),
+    }
+    transport = runtime.extras.get(_TRANSPORT_KEY)
+    attempt = job.attempts_made + 1
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT_SECONDS) as client:
+            response = await client.post(tenant.webhook_url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("webhook.delivery_failed", webhook_event=event, attempt=attempt, error=str(exc))
+        raise DeliveryFailed(str(exc)) from exc
+    if not 200 <= response.status_code < 300:
+        log.warning(
+            "webhook.delivery_failed",
+            webhook_event=event,
+            attempt=attempt,
+            status=response.status_code,
+        )
+        raise DeliveryFailed(f"HTTP {response.status_code}")
+    log.info("webhook.delivered", webhook_event=event, attempt=attempt)
+
+
+def handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
+    async def run(job: Job) -> None:
+        await deliver(runtime, job)
+
+    return {(QUEUE_WEBHOOKS, DELIVER): run}
