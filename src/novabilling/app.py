@@ -60,9 +60,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
         app.state.runtime = runtime or build_runtime(settings)
+        scheduler = None
+        if settings.run_scheduler:
+            from novabilling.billing.scheduler import EmbeddedScheduler
+
+            scheduler = EmbeddedScheduler(app.state.runtime)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             if own:
                 await app.state.runtime.close()
 

@@ -120,5 +120,42 @@ def simulate(
     uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="info")
 
 
+billing_app = typer.Typer(help="Billing engine.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+
+
+@billing_app.command("run")
+def billing_run(
+    at: str = typer.Option(None, "--at", help="ISO instant to bill at (default: now)"),
+) -> None:
+    """Run one billing tick for every active tenant at ``--at`` (default now)."""
+    from novabilling.billing.cli import run_billing_once
+
+    totals = asyncio.run(run_billing_once(get_settings(), at=at))
+    table = Table("tenant", "invoiced", "advanced", "canceled", "skipped", "conflicts")
+    for row in totals:
+        o = row.outcomes
+        table.add_row(
+            row.tenant_id, str(row.invoiced), str(o.get("advanced", 0)),
+            str(o.get("canceled", 0)), str(o.get("skipped", 0)), str(o.get("conflict", 0)),
+        )
+    console.print(table)
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(8, help="jobs at once per queue"),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="also run the tick"),
+) -> None:
+    """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
+    from novabilling.billing.cli import run_worker_process
+
+    settings = get_settings()
+    if not settings.redis_url:
+        console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in `serve`[/red]")
+        raise typer.Exit(code=2)
+    asyncio.run(run_worker_process(settings, concurrency=concurrency, scheduler=scheduler))
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

@@ -5,6 +5,7 @@ Each domain registers its models here (import only; no logic)."""
 from __future__ import annotations
 
 import novabilling.customers.models  # noqa: F401
+import novabilling.invoices.models  # noqa: F401
 import novabilling.plans.models  # noqa: F401
 import novabilling.subscriptions.models  # noqa: F401
 from novabilling.kit.db import TenantBase

@@ -1,0 +1,235 @@
+"""One tenant's billing tick: find due work in the database and do it (DESIGN rule 2).
+
+Due work, all read from DB state at ``now``:
+1. subscriptions whose period ended, trial ended or scheduled cancellation was reached
+   (``status`` live and ``current_period_end <= now`` or ``cancel_at <= now``), taken in
+   batches, each done in its own transaction by ``renewals.process``; a subscription
+   behind by several periods stays due and is taken again until it is current;
+2. first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
+3. DRAFT subscription invoices whose grace period ended -> finalized;
+4. FAILED invoices whose dunning retry is due -> ``payments.charge`` queued (leased);
+5. trials ending within 3 days -> one reminder email (marked by a subscription event).
+
+Running it twice at the same instant does nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from novabilling.billing import dunning, emails, renewals
+from novabilling.billing.renewals import Outcome, TickContext
+from novabilling.invoices.documents import load_tenant
+from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
+from novabilling.kit.jobs import JobQueue, job_buffer
+from novabilling.subscriptions import lifecycle
+from novabilling.subscriptions.models import Subscription, SubscriptionEvent
+
+if TYPE_CHECKING:
+    from novabilling.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+TRIAL_REMINDER = timedelta(days=3)
+_LIVE = ("ACTIVE", "TRIALING", "PAST_DUE", "PAUSED")
+_tenant_locks: dict[str, asyncio.Lock] = {}
+
+
+@dataclass
+class TickResult:
+    tenant_id: str
+    outcomes: dict[str, int] = field(default_factory=dict)
+    first_invoices: int = 0
+    finalized: int = 0
+    retries: int = 0
+    reminders: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+
+    @property
+    def invoiced(self) -> int:
+        return self.outcomes.get(Outcome.INVOICED.value, 0) + self.first_invoices
+
+
+async def _can_charge(session: AsyncSession) -> bool:
+    """Whether the tenant has an active payment provider (payments domain table)."""
+    try:
+        from novabilling.payments.models import PaymentProviderConfig
+    except ImportError:  # pragma: no cover - payments domain absent
+        return False
+    found = await session.scalar(
+        select(PaymentProviderConfig.id).where(PaymentProviderConfig.is_active.is_(True)).limit(1)
+    )
+    return found is not None
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    return select(Subscription.id).where(
+        Subscription.status.in_(_LIVE),
+        or_(
+            and_(
+                Subscription.status != "PAUSED",
+                Subscription.current_period_end <= now,
+            ),
+            Subscription.cancel_at <= now,
+        ),
+    )
+
+
+async def _ids(maker: async_sessionmaker[AsyncSession], stmt: object) -> list[str]:
+    async with maker() as session:
+        return list((await session.scalars(stmt)).all())  # type: ignore[call-overload]
+
+
+async def _renew_all(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    while True:
+        stmt = _due(ctx.now).order_by(Subscription.current_period_end, Subscription.id)
+        ids = await _ids(maker, stmt.limit(BATCH))
+        progress = False
+        for sub_id in ids:
+            async with job_buffer(queue) as buffer:
+                outcome = await renewals.process(maker, ctx, sub_id)
+                await buffer.flush()
+            result.add(outcome)
+            if outcome in (Outcome.INVOICED, Outcome.ADVANCED, Outcome.CANCELED):
+                progress = True
+        if not ids or not progress:
+            return
+
+
+async def _first_invoices(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    invoiced = exists().where(
+        Invoice.subscription_id == Subscription.id,
+        Invoice.period_start == Subscription.current_period_start,
+    )
+    stmt = select(Subscription.id).where(
+        Subscription.status == "ACTIVE",
+        Subscription.billing_timing == renewals.IN_ADVANCE,
+        Subscription.trial_end.is_(None),
+        Subscription.current_period_start == Subscription.started_at,
+        Subscription.current_period_end > ctx.now,
+        ~invoiced,
+    )
+    for sub_id in await _ids(maker, stmt.limit(BATCH)):
+        async with job_buffer(queue) as buffer:
+            if await renewals.first_invoice(maker, ctx, sub_id):
+                result.first_invoices += 1
+            await buffer.flush()
+
+
+async def _finalize_drafts(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    stmt = select(Invoice.id).where(Invoice.status == DRAFT, Invoice.grace_ends_at <= ctx.now)
+    for invoice_id in await _ids(maker, stmt.limit(BATCH)):
+        async with job_buffer(queue) as buffer, maker() as session:
+            invoice = await session.scalar(
+                select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+            )
+            if invoice is None or invoice.status != DRAFT:
+                continue
+            invoice.status = PENDING
+            invoice.finalized_at = ctx.now
+            invoice.grace_ends_at = None
+            invoice.updated_at = ctx.now
+            sub = (
+                await session.get(Subscription, invoice.subscription_id)
+                if invoice.subscription_id
+                else None
+            )
+            if sub is not None:
+                renewals.after_issue(ctx, sub, invoice)
+            await session.commit()
+            await buffer.flush()
+            result.finalized += 1
+
+
+async def _retries(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    stmt = select(Invoice.id).where(Invoice.status == FAILED, Invoice.next_retry_at <= ctx.now)
+    for invoice_id in await _ids(maker, stmt.limit(BATCH)):
+        async with job_buffer(queue) as buffer, maker() as session:
+            invoice = await session.scalar(
+                select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+            )
+            if invoice is None or invoice.status != FAILED or invoice.next_retry_at is None:
+                continue
+            if invoice.next_retry_at > ctx.now:
+                continue
+            invoice.next_retry_at = ctx.now + dunning.LEASE
+            renewals.queue_charge(ctx.tenant.id, invoice.id, attempt=invoice.collection_attempts)
+            await session.commit()
+            await buffer.flush()
+            result.retries += 1
+
+
+async def _trial_reminders(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    reminded = exists().where(
+        SubscriptionEvent.subscription_id == Subscription.id,
+        SubscriptionEvent.reason == "trial_will_end",
+    )
+    stmt = select(Subscription.id).where(
+        Subscription.status == "TRIALING",
+        Subscription.trial_end > ctx.now,
+        Subscription.trial_end <= ctx.now + TRIAL_REMINDER,
+        ~reminded,
+    )
+    for sub_id in await _ids(maker, stmt.limit(BATCH)):
+        async with job_buffer(queue) as buffer, maker() as session:
+            sub = await session.get(Subscription, sub_id)
+            if sub is None or sub.status != "TRIALING":
+                continue
+            await lifecycle.record_event(
+                session, sub, from_status=sub.status, reason="trial_will_end", at=ctx.now,
+                data={"trialEnd": sub.trial_end.isoformat() if sub.trial_end else None},
+            )
+            emails.queue(
+                ctx.tenant.id, emails.TRIAL_ENDING, {"subscription_id": sub.id}, key=sub.id
+            )
+            await session.commit()
+            await buffer.flush()
+            result.reminders += 1
+
+
+async def run_tenant_tick(
+    runtime: Runtime, tenant_id: str, *, now: datetime | None = None
+) -> TickResult:
+    """Do every piece of due work of one tenant at ``now`` (default: the clock)."""
+    assert runtime.jobs is not None
+    queue = runtime.jobs
+    lock = _tenant_locks.setdefault(tenant_id, asyncio.Lock())
+    async with lock:
+        at = now or runtime.clock.now()
+        tenant = await load_tenant(runtime.central, tenant_id)
+        maker = await runtime.engines.sessionmaker(tenant_id)
+        async with maker() as session:
+            can_charge = await _can_charge(session)
+        ctx = TickContext(tenant=tenant, now=at, can_charge=can_charge)
+        result = TickResult(tenant_id=tenant_id)
+        await _renew_all(maker, ctx, queue, result)
+        await _first_invoices(maker, ctx, queue, result)
+        await _finalize_drafts(maker, ctx, queue, result)
+        await _retries(maker, ctx, queue, result)
+        await _trial_reminders(maker, ctx, queue, result)
+    log.info(
+        "billing.tick", tenant_id=tenant_id, at=at.isoformat(), outcomes=result.outcomes,
+        first_invoices=result.first_invoices, finalized=result.finalized,
+        retries=result.retries, reminders=result.reminders,
+    )
+    return result

@@ -1,0 +1,95 @@
+"""Tenant tables ``invoices``, ``invoice_lines`` and ``invoice_counters``.
+
+- ``invoices.status`` holds the contract values (``DRAFT``, ``PENDING``, ``PAID``,
+  ``FAILED``, ``CANCELED``); ``total_minor`` + ``currency`` are what
+  ``/api/tenants/me/usage`` sums.
+- One invoice per (subscription, period start) is a UNIQUE constraint (DESIGN rule 3): a
+  renewal racing another gets an ``IntegrityError`` and stops. Manual invoices have NULL
+  ``period_start`` and never collide (NULLs are distinct on SQLite and PostgreSQL).
+- ``invoice_counters`` holds the per-tenant number sequence, updated in the same
+  transaction as the invoice it numbers (``numbering.py``).
+- ``next_retry_at`` / ``collection_attempts`` carry the dunning state of automatic
+  collection (``billing/dunning.py``); the scheduler finds retries due from them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from novabilling.kit.clock import utcnow
+from novabilling.kit.db import JSONType, TenantBase, id_column
+
+DRAFT = "DRAFT"
+PENDING = "PENDING"
+PAID = "PAID"
+FAILED = "FAILED"
+CANCELED = "CANCELED"
+STATUSES = (DRAFT, PENDING, PAID, FAILED, CANCELED)
+
+
+class Invoice(TenantBase):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "period_start"),
+        Index("ix_invoices_created_at_id", "created_at", "id"),
+        Index("ix_invoices_status_next_retry_at", "status", "next_retry_at"),
+        Index("ix_invoices_status_grace_ends_at", "status", "grace_ends_at"),
+    )
+
+    id: Mapped[str] = id_column()
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="RESTRICT"), index=True
+    )
+    # No foreign key: the subscriptions table belongs to another domain's migration.
+    subscription_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    invoice_number: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    due_date: Mapped[datetime] = mapped_column()
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+    finalized_at: Mapped[datetime | None] = mapped_column(default=None)
+    voided_at: Mapped[datetime | None] = mapped_column(default=None)
+    period_start: Mapped[datetime | None] = mapped_column(default=None)
+    period_end: Mapped[datetime | None] = mapped_column(default=None)
+    pdf_url: Mapped[str | None] = mapped_column(String(300), default=None)
+    collection_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Subscription invoices with a grace period stay DRAFT until then (finalized by the tick).
+    grace_ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InvoiceLine(TenantBase):
+    """One line: ``amount_minor = quantity * unit_amount_minor`` (negative for credits)."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position"),)
+
+    id: Mapped[str] = id_column()
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32), default="manual")
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int] = mapped_column(BigInteger, default=1)
+    unit_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(default=None)
+    period_end: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InvoiceCounter(TenantBase):
+    """Per-tenant sequences (one database per tenant, so ``name`` alone is the key)."""
+
+    __tablename__ = "invoice_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

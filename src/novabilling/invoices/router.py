@@ -1,0 +1,149 @@
+"""/api/invoices (contract invoices.md). Strict list; action POSTs answer 201."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from novabilling.invoices import documents, schemas, service
+from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+
+router = APIRouter(prefix="/api/invoices", tags=["invoices"])
+
+InvoicePage = Annotated[PageParams, Depends(strict_page(*schemas.LIST_FILTERS))]
+
+
+async def _loose_body(request: Request) -> dict[str, Any]:
+    """Bodies the contract does not validate: any JSON object, else empty."""
+    raw = await request.body()
+    try:
+        parsed = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+@router.post("", status_code=201)
+async def create_invoice(
+    session: TenantSession,
+    principal: DataPrincipal,
+    body: schemas.InvoiceCreate,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    invoice, customer = await service.create_invoice(
+        session, tenant_id=principal.tenant_id, body=body, clock=runtime.clock
+    )
+    return schemas.invoice_out(invoice, customer)
+
+
+@router.get("")
+async def list_invoices(
+    session: TenantSession,
+    params: InvoicePage,
+    status: str | None = None,
+    customer_id: Annotated[str | None, Query(alias="customerId")] = None,
+    subscription_id: Annotated[str | None, Query(alias="subscriptionId")] = None,
+    date_from: Annotated[str | None, Query(alias="dateFrom")] = None,
+    date_to: Annotated[str | None, Query(alias="dateTo")] = None,
+) -> dict[str, Any]:
+    rows, total = await service.list_invoices(
+        session, params=params, status=status, customer_id=customer_id,
+        subscription_id=subscription_id, date_from=date_from, date_to=date_to,
+    )
+    data = [schemas.invoice_out(invoice, customer) for invoice, customer in rows]
+    return envelope(data, total, params.page, params.limit)
+
+
+@router.get("/{invoice_id}")
+async def get_invoice(invoice_id: str, session: TenantSession) -> dict[str, Any]:
+    detail = await service.invoice_detail(session, invoice_id=invoice_id)
+    return schemas.invoice_detail(
+        detail.invoice, detail.customer, subscription=detail.subscription,
+        payments=detail.payments,
+    )
+
+
+@router.post("/{invoice_id}/finalize", status_code=201)
+async def finalize_invoice(
+    invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
+) -> dict[str, Any]:
+    tenant = await documents.load_tenant(runtime.central, principal.tenant_id)
+    invoice, customer = await service.finalize(
+        session, tenant=tenant, invoice_id=invoice_id, clock=runtime.clock
+    )
+    return schemas.invoice_out(invoice, customer)
+
+
+@router.post("/{invoice_id}/void", status_code=201)
+async def void_invoice(
+    invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
+) -> dict[str, Any]:
+    invoice, customer = await service.void(
+        session, tenant_id=principal.tenant_id, invoice_id=invoice_id, clock=runtime.clock
+    )
+    return schemas.invoice_out(invoice, customer)
+
+
+@router.post("/{invoice_id}/mark-paid", status_code=201)
+async def mark_paid(
+    invoice_id: str,
+    request: Request,
+    session: TenantSession,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    body = await _loose_body(request)
+    invoice, customer = await service.mark_paid(
+        session, tenant_id=principal.tenant_id, invoice_id=invoice_id,
+        payment_method=_text(body, "paymentMethod") or "manual", clock=runtime.clock,
+    )
+    return schemas.invoice_out(invoice, customer)
+
+
+@router.post("/{invoice_id}/checkout", status_code=201)
+async def checkout(
+    invoice_id: str,
+    request: Request,
+    session: TenantSession,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    body = await _loose_body(request)
+    return await service.checkout(
+        session, runtime=runtime, tenant_id=principal.tenant_id, invoice_id=invoice_id,
+        callback_url=_text(body, "callbackUrl"),
+    )
+
+
+@router.get("/{invoice_id}/pdf")
+async def invoice_pdf(
+    invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
+) -> Response:
+    tenant = await documents.load_tenant(runtime.central, principal.tenant_id)
+    data = await service.pdf(
+        session, tenant=tenant, invoice_id=invoice_id, data_dir=runtime.settings.data_dir
+    )
+    return Response(
+        content=data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'},
+    )
+
+
+@router.post("/{invoice_id}/send-email", status_code=201)
+async def send_email(
+    invoice_id: str, request: Request, session: TenantSession, principal: DataPrincipal
+) -> dict[str, str]:
+    body = await _loose_body(request)
+    recipient = await service.send_email(
+        session, tenant_id=principal.tenant_id, invoice_id=invoice_id, email=_text(body, "email")
+    )
+    return {"message": f"Invoice email queued for {recipient}"}

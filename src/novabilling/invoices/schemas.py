@@ -1,0 +1,99 @@
+"""Invoice wire shapes: request bodies and the dicts routers return (contract invoices.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from novabilling.customers.models import Customer
+from novabilling.invoices.models import Invoice
+from novabilling.kit import money, timestamps
+from novabilling.kit.money import WireAmount
+from novabilling.kit.timestamps import InstantInput
+from novabilling.kit.wire import WireModel
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class InvoiceItemIn(WireModel):
+    description: NonEmpty
+    quantity: Annotated[int, Field(ge=1, le=1_000_000_000)]
+    unit_amount: WireAmount
+
+
+class InvoiceCreate(WireModel):
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    subscription_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    items: Annotated[list[InvoiceItemIn], Field(max_length=500)]
+    due_date: InstantInput
+    status: str | None = None
+    invoice_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    currency: str | None = None
+    paid_at: InstantInput | None = None
+    created_at: InstantInput | None = None
+
+
+LIST_FILTERS = ("status", "customerId", "subscriptionId", "dateFrom", "dateTo")
+
+
+def _ts(value: Any) -> str | None:
+    return timestamps.to_wire(value) if value is not None else None
+
+
+def customer_out(customer: Customer) -> dict[str, Any]:
+    """The embedded Customer object (customers.md)."""
+    return {
+        "id": customer.id,
+        "externalId": customer.external_id,
+        "email": customer.email,
+        "name": customer.name,
+        "country": customer.country,
+        "currency": customer.currency,
+        "netPaymentTerms": customer.net_payment_terms,
+        "metadata": customer.metadata_,
+        "createdAt": timestamps.to_wire(customer.created_at),
+        "updatedAt": timestamps.to_wire(customer.updated_at),
+    }
+
+
+def invoice_out(invoice: Invoice, customer: Customer | None = None) -> dict[str, Any]:
+    """Invoice object; ``customer`` embedded when given."""
+    body: dict[str, Any] = {
+        "id": invoice.id,
+        "customerId": invoice.customer_id,
+        "subscriptionId": invoice.subscription_id,
+        "invoiceNumber": invoice.invoice_number,
+        "amount": money.to_wire(invoice.total_minor, invoice.currency),
+        "currency": invoice.currency,
+        "status": invoice.status,
+        "dueDate": timestamps.to_wire(invoice.due_date),
+        "paidAt": _ts(invoice.paid_at),
+        "pdfUrl": invoice.pdf_url,
+        "metadata": invoice.metadata_,
+        "createdAt": timestamps.to_wire(invoice.created_at),
+        "updatedAt": timestamps.to_wire(invoice.updated_at),
+    }
+    if customer is not None:
+        body["customer"] = customer_out(customer)
+    return body
+
+
+def invoice_detail(
+    invoice: Invoice,
+    customer: Customer,
+    *,
+    subscription: dict[str, Any] | None,
+    payments: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """GET /api/invoices/{id}: Invoice + customer + subscription + payments."""
+    return {**invoice_out(invoice, customer), "subscription": subscription, "payments": payments}
+
+
+def item_out(description: str, quantity: int, unit_minor: int, currency: str) -> dict[str, Any]:
+    """A ``metadata.items`` entry with JSON numbers."""
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unitAmount": money.to_number(unit_minor, currency),
+    }

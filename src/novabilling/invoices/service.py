@@ -1,0 +1,379 @@
+"""Invoice use cases (contract invoices.md). Services flush, never commit; time comes from
+the clock; side effects (emails, PDFs) are jobs queued after commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.billing import emails
+from novabilling.customers.models import Customer
+from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
+from novabilling.invoices import numbering, schemas
+from novabilling.invoices.documents import TenantProfile
+from novabilling.invoices.models import (
+    CANCELED,
+    DRAFT,
+    PAID,
+    PENDING,
+    STATUSES,
+    Invoice,
+    InvoiceLine,
+)
+from novabilling.kit import money
+from novabilling.kit.clock import Clock
+from novabilling.kit.pagination import PageParams, paginate
+from novabilling.kit.timestamps import parse_instant
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_NET_TERMS_DAYS = 30
+
+
+@dataclass(frozen=True)
+class LineIn:
+    description: str
+    quantity: int
+    unit_amount_minor: int
+    type: str = "manual"
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+    @property
+    def amount_minor(self) -> int:
+        return self.quantity * self.unit_amount_minor
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("Customer not found")
+    return customer
+
+
+async def get_invoice(session: AsyncSession, invoice_id: str, *, lock: bool = False) -> Invoice:
+    stmt = select(Invoice).where(Invoice.id == invoice_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    invoice = await session.scalar(stmt)
+    if invoice is None:
+        raise NotFound("Invoice not found")
+    return invoice
+
+
+async def with_customer(session: AsyncSession, invoice: Invoice) -> tuple[Invoice, Customer]:
+    return invoice, await get_customer(session, invoice.customer_id)
+
+
+def _status(value: str | None, *, field: str = "status") -> str | None:
+    if value is None:
+        return None
+    if value not in STATUSES:
+        raise Invalid(field, f"{field} must be one of the following values: {', '.join(STATUSES)}")
+    return value
+
+
+def add_lines(session: AsyncSession, invoice: Invoice, lines: list[LineIn]) -> None:
+    for position, line in enumerate(lines):
+        session.add(
+            InvoiceLine(
+                invoice_id=invoice.id,
+                position=position,
+                type=line.type,
+                description=line.description,
+                quantity=line.quantity,
+                unit_amount_minor=line.unit_amount_minor,
+                amount_minor=line.amount_minor,
+                period_start=line.period_start,
+                period_end=line.period_end,
+            )
+        )
+
+
+async def _subscription_exists(session: AsyncSession, subscription_id: str) -> bool:
+    from novabilling.subscriptions.models import Subscription
+
+    found = await session.scalar(select(Subscription.id).where(Subscription.id == subscription_id))
+    return found is not None
+
+
+async def create_invoice(
+    session: AsyncSession, *, tenant_id: str, body: schemas.InvoiceCreate, clock: Clock
+) -> tuple[Invoice, Customer]:
+    """POST /api/invoices: a manual invoice (DRAFT unless ``status`` says otherwise)."""
+    customer = await get_customer(session, body.customer_id)
+    status = _status(body.status) or DRAFT
+    currency = money.normalize_code(body.currency or customer.currency)
+    money.exponent(currency)
+    if body.subscription_id is not None and not await _subscription_exists(
+        session, body.subscription_id
+    ):
+        raise NotFound("Subscription not found")
+    lines = [
+        LineIn(
+            description=item.description,
+            quantity=item.quantity,
+            unit_amount_minor=money.to_minor(
+                item.unit_amount, currency, field=f"items.{i}.unitAmount"
+            ),
+        )
+        for i, item in enumerate(body.items)
+    ]
+    total = sum(line.amount_minor for line in lines)
+    if total >= money.MAX_MINOR:
+        raise Invalid("items", "items total is too large")
+    now = clock.now()
+    if body.invoice_number is not None:
+        number = body.invoice_number
+        taken = await session.scalar(select(Invoice.id).where(Invoice.invoice_number == number))
+        if taken is not None:
+            raise Conflict(f"Invoice number {number} already exists")
+        await numbering.note_supplied(session, number)
+    else:
+        number = await numbering.next_number(session)
+    invoice = Invoice(
+        customer_id=customer.id,
+        subscription_id=body.subscription_id,
+        invoice_number=number,
+        status=status,
+        currency=currency,
+        subtotal_minor=total,
+        tax_minor=0,
+        total_minor=total,
+        due_date=body.due_date,
+        paid_at=body.paid_at or (now if status == PAID else None),
+        finalized_at=now if status != DRAFT else None,
+        metadata_={
+            "items": [
+                schemas.item_out(ln.description, ln.quantity, ln.unit_amount_minor, currency)
+                for ln in lines
+            ]
+        },
+        created_at=body.created_at or now,
+        updated_at=now,
+    )
+    session.add(invoice)
+    try:
+        await session.flush()
+        add_lines(session, invoice, lines)
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"Invoice number {number} already exists") from exc
+    emails.queue_render_pdf(tenant_id, invoice.id)
+    log.info("invoice.created", invoice_id=invoice.id, number=number, total_minor=total)
+    return invoice, customer
+
+
+async def list_invoices(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    status: str | None = None,
+    customer_id: str | None = None,
+    subscription_id: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> tuple[list[tuple[Invoice, Customer]], int]:
+    stmt = cast(
+        "Select[Any]",
+        select(Invoice, Customer).join(Customer, Customer.id == Invoice.customer_id),
+    )
+    if (checked := _status(status)) is not None:
+        stmt = stmt.where(Invoice.status == checked)
+    if customer_id is not None:
+        stmt = stmt.where(Invoice.customer_id == customer_id)
+    if subscription_id is not None:
+        stmt = stmt.where(Invoice.subscription_id == subscription_id)
+    for name, raw in (("dateFrom", date_from), ("dateTo", date_to)):
+        if raw is None:
+            continue
+        try:
+            instant = parse_instant(raw)
+        except ValueError:
+            raise Invalid(name, f"{name} must be a valid ISO 8601 date string") from None
+        if name == "dateFrom":
+            stmt = stmt.where(Invoice.created_at >= instant)
+        elif len(raw.strip()) == 10:  # a whole day: inclusive to its end
+            stmt = stmt.where(Invoice.created_at < instant + timedelta(days=1))
+        else:
+            stmt = stmt.where(Invoice.created_at <= instant)
+    rows, total = await paginate(
+        session, stmt, params.page, params.limit, Invoice.created_at.desc(), Invoice.id.desc()
+    )
+    return [(row[0], row[1]) for row in rows], total
+
+
+def net_terms_days(customer: Customer, plan_terms: int | None, tenant: TenantProfile) -> int:
+    """customer -> plan -> tenant ``settings.netPaymentTerms`` -> 30 days."""
+    for value in (customer.net_payment_terms, plan_terms, tenant.setting_int("netPaymentTerms")):
+        if value is not None and value >= 0:
+            return value
+    return DEFAULT_NET_TERMS_DAYS
+
+
+async def _plan_terms(session: AsyncSession, invoice: Invoice) -> int | None:
+    if invoice.subscription_id is None:
+        return None
+    from novabilling.plans.models import Plan
+    from novabilling.subscriptions.models import Subscription
+
+    return await session.scalar(
+        select(Plan.net_payment_terms)
+        .join(Subscription, Subscription.plan_id == Plan.id)
+        .where(Subscription.id == invoice.subscription_id)
+    )
+
+
+async def finalize(
+    session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, clock: Clock
+) -> tuple[Invoice, Customer]:
+    """DRAFT -> PENDING. Subscription invoices fall due after the net payment terms; a
+    manual invoice keeps the due date it was created with."""
+    invoice = await get_invoice(session, invoice_id, lock=True)
+    if invoice.status != DRAFT:
+        raise BusinessRule(f"Only DRAFT invoices can be finalized (status is {invoice.status})")
+    customer = await get_customer(session, invoice.customer_id)
+    now = clock.now()
+    if invoice.period_start is not None:
+        terms = net_terms_days(customer, await _plan_terms(session, invoice), tenant)
+        invoice.due_date = now + timedelta(days=terms)
+    invoice.status = PENDING
+    invoice.finalized_at = now
+    invoice.updated_at = now
+    await session.flush()
+    emails.queue_invoice_email(tenant.id, invoice.id)
+    log.info("invoice.finalized", invoice_id=invoice.id, number=invoice.invoice_number)
+    return invoice, customer
+
+
+async def void(
+    session: AsyncSession, *, tenant_id: str, invoice_id: str, clock: Clock
+) -> tuple[Invoice, Customer]:
+    """Anything but PAID -> CANCELED (again on CANCELED); stops dunning."""
+    invoice = await get_invoice(session, invoice_id, lock=True)
+    if invoice.status == PAID:
+        raise BusinessRule("Cannot void a paid invoice; refund it instead")
+    now = clock.now()
+    first = invoice.status != CANCELED
+    invoice.status = CANCELED
+    invoice.voided_at = invoice.voided_at or now
+    invoice.next_retry_at = None
+    invoice.updated_at = now
+    await session.flush()
+    if first:
+        emails.queue(tenant_id, emails.INVOICE_VOIDED, {"invoice_id": invoice.id}, key=invoice.id)
+    log.info("invoice.voided", invoice_id=invoice.id)
+    return await with_customer(session, invoice)
+
+
+async def mark_paid(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    invoice_id: str,
+    payment_method: str,
+    clock: Clock,
+) -> tuple[Invoice, Customer]:
+    """Record a manual payment; PAID/CANCELED invoices are refused (400)."""
+    invoice = await get_invoice(session, invoice_id, lock=True)
+    if invoice.status == PAID:
+        raise BusinessRule("Invoice is already paid")
+    if invoice.status == CANCELED:
+        raise BusinessRule("Cannot mark a canceled invoice as paid")
+    from novabilling.billing import dunning
+
+    await dunning.settle_paid(
+        session,
+        tenant_id=tenant_id,
+        invoice=invoice,
+        clock=clock,
+        provider=payment_method,
+        record_payment=True,
+    )
+    log.info("invoice.marked_paid", invoice_id=invoice.id, method=payment_method)
+    return await with_customer(session, invoice)
+
+
+async def send_email(
+    session: AsyncSession, *, tenant_id: str, invoice_id: str, email: str | None
+) -> str:
+    invoice = await get_invoice(session, invoice_id)
+    customer = await get_customer(session, invoice.customer_id)
+    recipient = (email or customer.email or "").strip()
+    if not recipient:
+        raise BusinessRule("No email address to send the invoice to")
+    emails.queue_invoice_email(tenant_id, invoice.id, to=recipient, resend=True)
+    return recipient
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    invoice: Invoice
+    customer: Customer
+    subscription: dict[str, Any] | None
+    payments: list[dict[str, Any]]
+
+
+async def invoice_detail(session: AsyncSession, *, invoice_id: str) -> InvoiceDetail:
+    """Invoice + customer + subscription (object or null) + payments (oldest first)."""
+    from novabilling.payments.models import Payment
+    from novabilling.payments.schemas import payment_out
+    from novabilling.subscriptions.models import Subscription
+    from novabilling.subscriptions.schemas import subscription_out
+
+    invoice, customer = await with_customer(session, await get_invoice(session, invoice_id))
+    subscription = None
+    if invoice.subscription_id is not None:
+        sub = await session.get(Subscription, invoice.subscription_id)
+        subscription = subscription_out(sub) if sub is not None else None
+    payments = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.invoice_id == invoice.id)
+            .order_by(Payment.created_at, Payment.id)
+        )
+    ).all()
+    return InvoiceDetail(
+        invoice=invoice,
+        customer=customer,
+        subscription=subscription,
+        payments=[payment_out(p, embed=False) for p in payments],
+    )
+
+
+async def checkout(
+    session: AsyncSession,
+    *,
+    runtime: Any,
+    tenant_id: str,
+    invoice_id: str,
+    callback_url: str | None,
+) -> dict[str, Any]:
+    """Hosted checkout through the tenant's provider (payments domain does the work)."""
+    from novabilling.payments import charge
+    from novabilling.payments.credentials import provider_factory
+    from novabilling.payments.schemas import checkout_out
+
+    payment, expires_at = await charge.checkout(
+        session, tenant_id=tenant_id, invoice_id=invoice_id, callback_url=callback_url,
+        factory=provider_factory(runtime),
+    )
+    return checkout_out(payment, expires_at)
+
+
+async def pdf(
+    session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, data_dir: Any
+) -> bytes:
+    """Render on demand, store, set ``pdfUrl``."""
+    from novabilling.invoices.documents import render_and_store
+
+    invoice = await get_invoice(session, invoice_id)
+    data = await render_and_store(session, invoice, tenant, data_dir)
+    await session.flush()
+    return data
