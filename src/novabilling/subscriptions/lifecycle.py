@@ -197,7 +197,7 @@ async def cancel_now(
 ) -> Subscription:
     """Any live status -> CANCELED at ``now``. The event data carries ``unusedCreditMinor``
     (IN_ADVANCE: the paid, unused part of the period) for the credit note."""
-    credit = _unused_credit_of_period(sub, now)
+    credit = _unused_credit_of_period(sub, sub.paused_at or now)
     old = _move(sub, Action.CANCEL, now)
     sub.canceled_at = now
     sub.ended_at = now
