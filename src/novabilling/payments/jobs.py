@@ -81,6 +81,8 @@ async def _apply(runtime: Runtime, *, tenant_id: str, provider: str, event: dict
                 provider_refund_id=event.get("provider_reference"),
                 our_reference=None,
                 outcome=outcome,
+                payment_id=split_reference(event.get("reference"))[0],
+                amount_minor=event.get("amount_minor"),
             )
             await session.commit()
             return "PROCESSED" if found is not None else "IGNORED"

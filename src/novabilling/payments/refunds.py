@@ -134,8 +134,12 @@ async def apply_update(
     provider_refund_id: str | None,
     our_reference: str | None,
     outcome: Outcome | None,
+    payment_id: str | None = None,
+    amount_minor: int | None = None,
 ) -> Refund | None:
-    """A refund webhook / poll: PENDING -> SUCCEEDED / FAILED (idempotent)."""
+    """A refund webhook / poll: PENDING -> SUCCEEDED / FAILED (idempotent). Found by the
+    provider's refund id, our refund id, or (Paystack events carry neither) the oldest
+    PENDING refund of ``payment_id`` for exactly ``amount_minor``."""
     refund = None
     if provider_refund_id:
         refund = await session.scalar(
@@ -143,6 +147,16 @@ async def apply_update(
         )
     if refund is None and our_reference:
         refund = await session.get(Refund, our_reference)
+    if refund is None and payment_id and amount_minor is not None:
+        refund = await session.scalar(
+            select(Refund)
+            .where(
+                Refund.payment_id == payment_id,
+                Refund.status == PENDING,
+                Refund.amount_minor == amount_minor,
+            )
+            .order_by(Refund.created_at, Refund.id)
+        )
     if refund is None or refund.status != PENDING or outcome not in _STATUS:
         return refund
     refund.status = _STATUS[outcome]

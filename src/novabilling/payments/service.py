@@ -251,7 +251,10 @@ async def record_outcome(
     if payment.status in (SUCCEEDED, REFUNDED):
         return
     now = clock.now()
-    if txn.provider_reference and not payment.provider_transaction_id:
+    if txn.provider_reference and (
+        txn.outcome is Outcome.SUCCEEDED or not payment.provider_transaction_id
+    ):
+        # The provider's own transaction id (replaces a checkout session / access code).
         payment.provider_transaction_id = txn.provider_reference
     if txn.outcome is Outcome.SUCCEEDED:
         await _succeeded(
