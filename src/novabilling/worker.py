@@ -5,13 +5,12 @@ Registered here:
 - ``billing``: ``billing.tick`` {tenant_id, at?}, ``billing.first_invoice``
   {tenant_id, subscription_id}, ``invoice.render_pdf`` {tenant_id, invoice_id};
 - ``emails``: see ``novabilling.billing.emails``;
-- ``payments``: whatever ``novabilling.payments.jobs.handlers(runtime)`` returns, when the
-  payments domain provides it (``payments.charge`` {tenant_id, invoice_id, attempt}).
+- ``payments`` / ``webhooks``: ``novabilling.payments.jobs.payment_handlers`` (charge,
+  reconcile, inbound processing) and ``novabilling.webhooks.outbound.handlers`` (delivery).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from novabilling.kit.jobs import QUEUE_BILLING, Job, JobHandler
@@ -47,22 +46,14 @@ def _billing_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     }
 
 
-def _optional(module: str, runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
-    """Handlers of a domain that may not be installed yet (``module.handlers(runtime)``)."""
-    try:
-        found = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return {}
-    result: dict[tuple[str, str], JobHandler] = found.handlers(runtime)
-    return result
-
 
 def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     """Every job handler, bound to ``runtime``. Domains add theirs here."""
     handlers: dict[tuple[str, str], JobHandler] = {}
     handlers.update(_billing_handlers(runtime))
-    handlers.update(_optional("novabilling.payments.jobs", runtime))
-    handlers.update(_optional("novabilling.webhooks.jobs", runtime))
+    from novabilling.payments.jobs import payment_handlers
+    from novabilling.webhooks import outbound
+
+    handlers.update(payment_handlers(runtime))
+    handlers.update(outbound.handlers(runtime))
     return handlers

@@ -32,15 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from novabilling.billing import emails
 from novabilling.customers.models import Customer
 from novabilling.invoices import numbering
-from novabilling.invoices.documents import TenantProfile
+from novabilling.invoices.documents import TenantProfile, invoice_event
 from novabilling.invoices.models import DRAFT, PAID, PENDING, Invoice
 from novabilling.invoices.service import LineIn, add_lines, net_terms_days
+from novabilling.kit.clock import TestClock as FixedClock
 from novabilling.kit.jobs import QUEUE_PAYMENTS, enqueue_after_commit
 from novabilling.kit.money import to_number
 from novabilling.kit.timestamps import to_wire
 from novabilling.plans.models import Plan
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
+from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
@@ -220,11 +222,23 @@ async def create_period_invoice(
     return invoice
 
 
+def emit(ctx: TickContext, event: str, data: dict[str, Any], key: str) -> None:
+    """Outbound tenant webhook, only when the tenant has a ``webhookUrl``."""
+    if ctx.tenant.webhook_url:
+        outbound.emit(ctx.tenant.id, event, data, clock=FixedClock(ctx.now), key=key)
+
+
+def _sub_event(sub: Subscription, **extra: Any) -> dict[str, Any]:
+    return {"subscriptionId": sub.id, "customerId": sub.customer_id, "planId": sub.plan_id,
+            **extra}
+
+
 def after_issue(ctx: TickContext, sub: Subscription, invoice: Invoice) -> None:
     """Jobs for a freshly issued invoice, pushed after the commit."""
     if invoice.status != PENDING:
         return
     emails.queue_invoice_email(ctx.tenant.id, invoice.id)
+    emit(ctx, "invoice.finalized", invoice_event(invoice), invoice.id)
     if ctx.can_charge and sub.payment_method_id:
         queue_charge(ctx.tenant.id, invoice.id, attempt=0)
 
@@ -273,10 +287,17 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         emails.queue(
             ctx.tenant.id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id}, key=sub.id
         )
+        emit(ctx, "subscription.canceled", {"subscriptionId": sub.id, "customerId":
+             sub.customer_id, "cancelAt": to_wire(now)}, sub.id)
         return Outcome.CANCELED
     was_trial = sub.status == "TRIALING"
     past = (sub.current_period_start, sub.current_period_end, sub.amount_minor)
     start, end = await lifecycle.advance_period(session, sub, now=now)
+    emit(
+        ctx, "subscription.trial_ended" if was_trial else "subscription.renewed",
+        _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
+        f"{sub.id}:{to_wire(start)}",
+    )
     if sub.billing_timing == IN_ADVANCE:
         plan = await ctx.plan(session, sub.plan_id)  # a scheduled change may have applied
         invoice = await create_period_invoice(

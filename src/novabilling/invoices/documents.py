@@ -37,6 +37,7 @@ class TenantProfile:
     name: str
     email: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
 
     @property
     def view(self) -> TenantView:
@@ -67,7 +68,11 @@ async def load_tenant(
     if tenant is None:
         raise NotFound("Tenant not found")
     profile = TenantProfile(
-        id=tenant.id, name=tenant.name, email=tenant.email, settings=dict(tenant.settings or {})
+        id=tenant.id,
+        name=tenant.name,
+        email=tenant.email,
+        settings=dict(tenant.settings or {}),
+        webhook_url=tenant.webhook_url,
     )
     _cache[tenant_id] = (time.monotonic() + _TTL_SECONDS, profile)
     return profile
@@ -140,4 +145,19 @@ async def render_and_store(
     url = PDF_URL.format(id=invoice.id)
     if invoice.pdf_url != url:
         invoice.pdf_url = url
+    return data
+
+
+def invoice_event(invoice: Invoice, *, with_amount: bool = True) -> dict[str, Any]:
+    """``data`` of the outbound ``invoice.*`` webhooks (contract webhooks.md)."""
+    from novabilling.kit.money import to_number
+
+    data: dict[str, Any] = {
+        "invoiceId": invoice.id,
+        "invoiceNumber": invoice.invoice_number,
+        "customerId": invoice.customer_id,
+    }
+    if with_amount:
+        data["amount"] = to_number(invoice.total_minor, invoice.currency)
+        data["currency"] = invoice.currency
     return data

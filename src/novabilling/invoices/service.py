@@ -16,7 +16,7 @@ from novabilling.billing import emails
 from novabilling.customers.models import Customer
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
 from novabilling.invoices import numbering, schemas
-from novabilling.invoices.documents import TenantProfile
+from novabilling.invoices.documents import TenantProfile, invoice_event
 from novabilling.invoices.models import (
     CANCELED,
     DRAFT,
@@ -30,6 +30,7 @@ from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import PageParams, paginate
 from novabilling.kit.timestamps import parse_instant
+from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
@@ -248,6 +249,9 @@ async def finalize(
     invoice.updated_at = now
     await session.flush()
     emails.queue_invoice_email(tenant.id, invoice.id)
+    outbound.emit(
+        tenant.id, "invoice.finalized", invoice_event(invoice), clock=clock, key=invoice.id
+    )
     log.info("invoice.finalized", invoice_id=invoice.id, number=invoice.invoice_number)
     return invoice, customer
 
@@ -268,6 +272,10 @@ async def void(
     await session.flush()
     if first:
         emails.queue(tenant_id, emails.INVOICE_VOIDED, {"invoice_id": invoice.id}, key=invoice.id)
+        outbound.emit(
+            tenant_id, "invoice.voided", invoice_event(invoice, with_amount=False), clock=clock,
+            key=invoice.id,
+        )
     log.info("invoice.voided", invoice_id=invoice.id)
     return await with_customer(session, invoice)
 
@@ -296,6 +304,7 @@ async def mark_paid(
         provider=payment_method,
         record_payment=True,
     )
+    outbound.emit(tenant_id, "invoice.paid", invoice_event(invoice), clock=clock, key=invoice.id)
     log.info("invoice.marked_paid", invoice_id=invoice.id, method=payment_method)
     return await with_customer(session, invoice)
 
@@ -377,3 +386,16 @@ async def pdf(
     data = await render_and_store(session, invoice, tenant, data_dir)
     await session.flush()
     return data
+
+
+async def recent_for_subscription(
+    session: AsyncSession, *, subscription_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """The newest invoices of a subscription as wire objects (subscription detail)."""
+    rows = await session.scalars(
+        select(Invoice)
+        .where(Invoice.subscription_id == subscription_id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+        .limit(limit)
+    )
+    return [schemas.invoice_out(invoice) for invoice in rows.all()]

@@ -1,0 +1,110 @@
+"""Shared helpers of the billing tests: a runtime on a ``TestClock`` whose job queue only
+records, and API shortcuts to set up plans, customers and subscriptions."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from novabilling.app import create_app
+from novabilling.config import Settings
+from novabilling.invoices.models import Invoice
+from novabilling.kit.clock import TestClock, set_clock
+from novabilling.runtime import Runtime, build_runtime
+from tests.conftest import TenantCreds, register_tenant
+
+
+@dataclass
+class RecordingQueue:
+    """A JobQueue that keeps what was enqueued (dedup by job id, as the real ones)."""
+
+    jobs: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
+    ids: set[tuple[str, str]] = field(default_factory=set)
+
+    async def enqueue(
+        self, queue: str, name: str, data: dict[str, Any], *, job_id: str | None = None,
+        delay_seconds: float = 0, attempts: int = 5,
+    ) -> None:
+        if job_id is not None:
+            if (queue, job_id) in self.ids:
+                return
+            self.ids.add((queue, job_id))
+        self.jobs.append((queue, name, data, job_id))
+
+    async def close(self) -> None:
+        return None
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [data for _, n, data, _ in self.jobs if n == name]
+
+
+@asynccontextmanager
+async def clocked_runtime(
+    settings: Settings, start: datetime
+) -> AsyncIterator[tuple[Runtime, TestClock, httpx.AsyncClient, RecordingQueue]]:
+    clock = TestClock(start)
+    set_clock(clock)
+    runtime = build_runtime(settings, clock=clock)
+    real = runtime.jobs
+    queue = RecordingQueue()
+    runtime.jobs = queue
+    app = create_app(settings, runtime=runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield runtime, clock, c, queue
+    finally:
+        runtime.jobs = real
+        await runtime.close()
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, creds: TenantCreds) -> None:
+        self.client = client
+        self.creds = creds
+
+    @classmethod
+    async def new_tenant(cls, client: httpx.AsyncClient) -> Api:
+        return cls(client, await register_tenant(client, f"Biller {secrets.token_hex(3)}"))
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        r = await self.client.post(path, headers=self.creds.key_headers, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def plan(
+        self, interval: str, timing: str, prices: dict[str, str | int], **extra: Any
+    ) -> Any:
+        code = f"p_{secrets.token_hex(4)}"
+        return await self.post("/api/plans", {
+            "name": f"Plan {interval.title()} {timing}", "code": code,
+            "billingInterval": interval, "billingTiming": timing,
+            "prices": [{"currency": c, "amount": a} for c, a in prices.items()], **extra,
+        })
+
+    async def customer(self, currency: str = "USD", **extra: Any) -> Any:
+        return await self.post("/api/customers", {
+            "externalId": f"c_{secrets.token_hex(5)}", "email": "payer@test.local",
+            "name": "Payer", "currency": currency, **extra,
+        })
+
+    async def subscription(
+        self, customer_id: str, plan_id: str, currency: str, **extra: Any
+    ) -> Any:
+        return await self.post("/api/subscriptions", {
+            "customerId": customer_id, "planId": plan_id, "currency": currency, **extra,
+        })
+
+
+async def invoices_of(runtime: Runtime, tenant_id: str) -> list[Invoice]:
+    maker = await runtime.engines.sessionmaker(tenant_id)
+    async with maker() as session:
+        rows = await session.scalars(select(Invoice).order_by(Invoice.invoice_number))
+        return list(rows.all())
