@@ -100,4 +100,3 @@ def checkout_out(payment: Payment, expires_at: datetime) -> dict[str, Any]:
         "provider": payment.provider,
         "expiresAt": to_wire(expires_at),
     }
-
