@@ -115,7 +115,14 @@ def pg_prefix() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir: Path = tmp_path_factory.mktemp("nb-data")
-    settings = Settings(env="test", data_dir=data_dir, rate_limit="100000/60s", log_level="WARNING")
+    settings = Settings(
+        env="test",
+        data_dir=data_dir,
+        rate_limit="100000/60s",
+        log_level="WARNING",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+    )
     asyncio.run(migrate_central(settings))
     return settings
 
@@ -137,6 +144,8 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory, pg_prefix: str) -> Set
         redis_prefix=f"nbtest:{RUN_ID}",
         rate_limit="100000/60s",
         log_level="WARNING",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
     )
     asyncio.run(migrate_central(settings))
     return settings

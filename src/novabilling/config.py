@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     tenant_pool_size: int = 5
     tenant_pool_overflow: int = 5
     tenant_engine_idle_seconds: float = 600.0
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     run_scheduler: bool = True
 

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from novabilling.auth import passwords
 from novabilling.auth.principal import PrincipalResolver
 from novabilling.auth.tokens import TokenSigner
 from novabilling.config import Settings
@@ -25,6 +26,7 @@ from novabilling.kit.ratelimit import (
     RedisRateLimiter,
     parse_rate_limit,
 )
+from novabilling.kit.ttlcache import TTLCache
 from novabilling.notifications.mailer import Mailer, default_mailer
 from novabilling.notifications.views import Mailbox
 from novabilling.tenancy.engines import EngineRegistry
@@ -46,6 +48,7 @@ class Runtime:
     mailer: Mailer
     sender: Mailbox
     jobs: JobQueue | None = None
+    tenant_views: TTLCache[str, dict[str, Any]] = field(default_factory=lambda: TTLCache(5.0))
     started_at: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -75,6 +78,7 @@ def _job_queue(runtime: Runtime) -> JobQueue:
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     clock = clock or get_clock()
+    passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
     central_engine = make_engine(settings.central_url, pool_size=10, max_overflow=10)
     central = async_sessionmaker(central_engine, expire_on_commit=False)
     assert settings.encryption_key and settings.secret_key
@@ -84,7 +88,11 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         access_minutes=settings.access_token_minutes,
         refresh_days=settings.refresh_token_days,
     )
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        if settings.redis_url
+        else None
+    )
     rate = parse_rate_limit(settings.rate_limit)
     limiter: RateLimiter | None = None
     if rate is not None:
@@ -118,4 +126,5 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         sender=Mailbox(settings.mail_from_address, settings.mail_from_name),
     )
     runtime.jobs = _job_queue(runtime)
+    runtime.tenant_views = TTLCache(settings.principal_cache_seconds)
     return runtime

@@ -12,6 +12,16 @@ _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _DUMMY_HASH = _hasher.hash("novabilling-dummy-password")
 
 
+def configure(*, time_cost: int, memory_kib: int) -> None:
+    """Set the argon2id cost (tests use a cheap one; production keeps the defaults).
+    Existing hashes keep verifying: their parameters are stored in the hash itself."""
+    global _hasher, _DUMMY_HASH
+    if (_hasher.time_cost, _hasher.memory_cost) == (time_cost, memory_kib):
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    _DUMMY_HASH = _hasher.hash("novabilling-dummy-password")
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 

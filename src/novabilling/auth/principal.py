@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,11 +19,11 @@ from novabilling.auth.tokens import TokenError, TokenSigner
 from novabilling.errors import Unauthorized
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import sha256_hex
+from novabilling.kit.ttlcache import TTLCache
 from novabilling.tenancy.models import ApiKey, Tenant
 
 API_KEY_PREFIX = "sk_live_"
 _LAST_USED_EVERY = 60.0
-_MAX_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -40,33 +40,6 @@ class _KeyEntry:
     expires_at: datetime | None
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _TTLCache(Generic[K, V]):
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._data: dict[K, tuple[float, V]] = {}
-
-    def get(self, key: K) -> V | None:
-        hit = self._data.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
-
-    def put(self, key: K, value: V) -> None:
-        if len(self._data) >= _MAX_ENTRIES:
-            self._data.clear()
-        self._data[key] = (time.monotonic() + self.ttl, value)
-
-    def drop(self, key: K) -> None:
-        self._data.pop(key, None)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-
 class PrincipalResolver:
     def __init__(
         self,
@@ -79,8 +52,8 @@ class PrincipalResolver:
         self._central = central
         self._signer = signer
         self._clock = clock
-        self._keys: _TTLCache[str, _KeyEntry | None] = _TTLCache(ttl)
-        self._active: _TTLCache[str, bool] = _TTLCache(ttl)
+        self._keys: TTLCache[str, _KeyEntry | None] = TTLCache(ttl)
+        self._active: TTLCache[str, bool] = TTLCache(ttl)
         self._last_used_written: dict[str, float] = {}
 
     async def resolve(self, authorization: str | None, *, session_only: bool) -> Principal:

@@ -163,6 +163,7 @@ async def login(runtime: Runtime, *, email: str, password: str) -> dict[str, Any
         tenant.last_login_at = runtime.clock.now()
         tokens = await _issue_tokens(runtime, session, tenant)
         await session.commit()
+    runtime.tenant_views.drop(tenant.id)
     log.info("auth.login", tenant_id=tenant.id)
     return {
         "tenant": body,

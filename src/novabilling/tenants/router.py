@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from novabilling.auth.schemas import tenant_out
 from novabilling.errors import BusinessRule
 from novabilling.notifications import messages
 from novabilling.notifications.mailer import SmtpMailer, sender_from_settings
@@ -17,11 +16,8 @@ router = APIRouter(prefix="/api/tenants/me", tags=["tenants"])
 
 
 @router.get("")
-async def get_me(
-    principal: SessionPrincipal, session: CentralSession, runtime: RuntimeDep
-) -> dict[str, Any]:
-    tenant = await service.get_tenant(session, principal.tenant_id)
-    return tenant_out(tenant, runtime.encryptor)
+async def get_me(principal: SessionPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    return await service.tenant_view(runtime, principal.tenant_id)
 
 
 @router.patch("")
@@ -37,6 +33,7 @@ async def patch_me(
         changes=body.model_dump(exclude_unset=True),
         clock=runtime.clock,
     )
+    runtime.tenant_views.drop(principal.tenant_id)
     return schemas.tenant_reduced(tenant)
 
 

@@ -9,10 +9,12 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from novabilling.auth.schemas import tenant_out
 from novabilling.auth.service import new_api_key
 from novabilling.errors import Conflict, NotFound, Unauthorized
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import sha256_hex
+from novabilling.runtime import Runtime
 from novabilling.tenancy.models import ApiKey, Tenant
 
 log = structlog.get_logger(__name__)
@@ -23,6 +25,17 @@ async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
     if tenant is None or not tenant.is_active:
         raise Unauthorized("Unauthorized")
     return tenant
+
+
+async def tenant_view(runtime: Runtime, tenant_id: str) -> dict[str, Any]:
+    """The full Tenant object, cached for a few seconds (the dashboard polls it)."""
+    view = runtime.tenant_views.get(tenant_id)
+    if view is None:
+        async with runtime.central() as session:
+            tenant = await get_tenant(session, tenant_id)
+        view = tenant_out(tenant, runtime.encryptor)
+        runtime.tenant_views.put(tenant_id, view)
+    return view
 
 
 async def update_tenant(
