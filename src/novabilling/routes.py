@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from novabilling.auth.router import router as auth_router
 from novabilling.currencies.router import router as currencies_router
+from novabilling.customers.router import router as customers_router
 from novabilling.invoices.router import router as invoices_router
 from novabilling.payments.providers_router import router as payment_providers_router
 from novabilling.payments.router import router as payments_router
@@ -16,5 +17,15 @@ from novabilling.webhooks.router import router as webhooks_router
 
 
 def api_routers() -> list[APIRouter]:
-    return [auth_router, tenants_router, currencies_router, plans_router, subscriptions_router,
-            invoices_router, payment_providers_router, payments_router, webhooks_router]
+    return [
+        auth_router,
+        tenants_router,
+        currencies_router,
+        plans_router,
+        subscriptions_router,
+        customers_router,
+        invoices_router,
+        payment_providers_router,
+        payments_router,
+        webhooks_router,
+    ]

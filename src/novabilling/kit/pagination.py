@@ -22,9 +22,9 @@ Router (declare the session first so auth is checked before the query string)::
 Service: ``rows, total = await paginate(session, select(Customer).where(...), page, limit)``.
 
 ``paginate(session, stmt, page, limit, *order_by)`` returns ``(rows, total)``: rows are
-entities for a one-column select, else ``Row`` tuples; without ``order_by`` it sorts
-newest first (``newest_first`` of the first selected entity): ties broken by id keep
-pages from overlapping. ``kit`` imports no domain module.
+entities for a one-entity select (values for one column), else ``Row`` tuples; without
+``order_by`` it sorts newest first (``newest_first`` of the first selected entity): ties
+broken by id keep pages from overlapping. ``kit`` imports no domain module.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ async def paginate(
     page_stmt = stmt.order_by(None).order_by(*order_by).limit(limit).offset((page - 1) * limit)
     result = await session.execute(page_stmt)
     rows: list[Any] = (
-        list(result.scalars().all()) if len(stmt.selected_columns) == 1 else list(result.all())
+        list(result.scalars().all()) if len(stmt.column_descriptions) == 1 else list(result.all())
     )
     return rows, int(total or 0)
 

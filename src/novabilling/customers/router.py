@@ -1,0 +1,90 @@
+"""/api/customers (contract customers.md). Strict list: unknown query parameters -> 400."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from novabilling.customers import relations, schemas, service
+from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.tenancy.deps import RuntimeDep, TenantSession
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+CustomerPage = Annotated[PageParams, Depends(strict_page(*schemas.LIST_QUERY))]
+
+
+@router.post("", status_code=201)
+async def create_customer(
+    session: TenantSession, body: schemas.CustomerCreate, runtime: RuntimeDep
+) -> dict[str, Any]:
+    customer = await service.create_customer(session, body=body, clock=runtime.clock)
+    return schemas.customer_out(customer)
+
+
+@router.get("")
+async def list_customers(
+    session: TenantSession,
+    params: CustomerPage,
+    search: str | None = None,
+    country: str | None = None,
+    currency: str | None = None,
+    sort_by: Annotated[str | None, Query(alias="sortBy")] = None,
+    sort_order: Annotated[str | None, Query(alias="sortOrder")] = None,
+) -> dict[str, Any]:
+    rows, total = await service.list_customers(
+        session,
+        page=params.page,
+        limit=params.limit,
+        search=search,
+        country=country,
+        currency=currency,
+        sort_by=sort_by,
+        sort_order=sort_order,
+    )
+    data = [
+        schemas.customer_listed(c, active_subscriptions=n, total_spent=spent)
+        for c, n, spent in rows
+    ]
+    return envelope(data, total, params.page, params.limit)
+
+
+@router.get("/{customer_id}")
+async def get_customer(session: TenantSession, customer_id: str) -> dict[str, Any]:
+    customer = await service.get_customer(session, customer_id)
+    subscriptions = await relations.subscriptions_for_customer(session, customer.id)
+    invoices = await relations.invoices_for_customer(session, customer.id, limit=10)
+    return schemas.customer_detail(customer, subscriptions=subscriptions, invoices=invoices)
+
+
+@router.patch("/{customer_id}")
+async def update_customer(
+    session: TenantSession, customer_id: str, body: schemas.CustomerPatch, runtime: RuntimeDep
+) -> dict[str, Any]:
+    customer = await service.update_customer(session, customer_id, body=body, clock=runtime.clock)
+    return schemas.customer_out(customer)
+
+
+@router.delete("/{customer_id}")
+async def delete_customer(session: TenantSession, customer_id: str) -> dict[str, str]:
+    await service.delete_customer(session, customer_id)
+    return {"message": "Customer deleted successfully"}
+
+
+@router.get("/{customer_id}/subscriptions")
+async def customer_subscriptions(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+    customer = await service.get_customer(session, customer_id)
+    return await relations.subscriptions_for_customer(session, customer.id)
+
+
+@router.get("/{customer_id}/invoices")
+async def customer_invoices(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+    customer = await service.get_customer(session, customer_id)
+    return await relations.invoices_for_customer(session, customer.id)
+
+
+@router.get("/{customer_id}/payments")
+async def customer_payments(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+    customer = await service.get_customer(session, customer_id)
+    return await relations.payments_for_customer(session, customer.id)

@@ -1,0 +1,107 @@
+"""Wire shapes of /api/customers (contract customers.md)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, Field, StringConstraints
+
+from novabilling.customers.models import Customer
+from novabilling.kit.timestamps import InstantInput, to_wire
+from novabilling.kit.wire import Email, WireModel
+
+METADATA_MAX_BYTES = 16 * 1024
+SORTABLE = {
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "name": "name",
+    "email": "email",
+    "externalId": "external_id",
+    "country": "country",
+    "currency": "currency",
+}
+LIST_QUERY = ("search", "country", "currency", "sortBy", "sortOrder")
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(orjson.dumps(value)) > METADATA_MAX_BYTES:
+        raise ValueError(f"must be at most {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Name = Annotated[str, StringConstraints(max_length=200)]
+Country = Annotated[str, StringConstraints(max_length=3)]
+CurrencyCode = Annotated[str, StringConstraints(min_length=1, max_length=3)]
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_check_metadata)]
+NetTerms = Annotated[int, Field(ge=0, le=365)]
+
+
+class CustomerCreate(WireModel):
+    external_id: ExternalId
+    email: Email
+    name: Name | None = None
+    country: Country | None = None
+    currency: CurrencyCode
+    metadata: Metadata = None
+    net_payment_terms: NetTerms | None = None
+    created_at: InstantInput | None = None
+
+
+class CustomerPatch(WireModel):
+    """``externalId`` and ``createdAt`` are accepted (type-checked) but ignored."""
+
+    external_id: ExternalId | None = None
+    email: Email | None = None
+    name: Name | None = None
+    country: Country | None = None
+    currency: CurrencyCode | None = None
+    metadata: Metadata = None
+    net_payment_terms: NetTerms | None = None
+    created_at: InstantInput | None = None
+
+    def explicit_nulls(self) -> list[str]:
+        """Wire names of required-on-create fields sent as null."""
+        return [
+            type(self).model_fields[n].alias or n
+            for n in ("email", "currency")
+            if n in self.model_fields_set and getattr(self, n) is None
+        ]
+
+
+def customer_out(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "externalId": customer.external_id,
+        "email": customer.email,
+        "name": customer.name,
+        "country": customer.country,
+        "currency": customer.currency,
+        "netPaymentTerms": customer.net_payment_terms,
+        "metadata": customer.metadata_,
+        "createdAt": to_wire(customer.created_at),
+        "updatedAt": to_wire(customer.updated_at),
+    }
+
+
+def _number(value: Decimal) -> int | float:
+    """JSON number at the edge only (``totalSpent`` is computed, contract README §5)."""
+    return int(value) if value == value.to_integral_value() else float(str(value))
+
+
+def customer_listed(
+    customer: Customer, *, active_subscriptions: int, total_spent: Decimal
+) -> dict[str, Any]:
+    return {
+        **customer_out(customer),
+        "activeSubscriptions": active_subscriptions,
+        "totalSpent": _number(total_spent),
+    }
+
+
+def customer_detail(
+    customer: Customer, *, subscriptions: list[dict[str, Any]], invoices: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {**customer_out(customer), "subscriptions": subscriptions, "invoices": invoices}

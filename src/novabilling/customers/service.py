@@ -1,0 +1,142 @@
+"""Customers (contract customers.md). One tenant per database, so no tenant filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.customers import relations
+from novabilling.customers.models import Customer
+from novabilling.customers.schemas import SORTABLE, CustomerCreate, CustomerPatch
+from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
+from novabilling.kit.clock import Clock
+from novabilling.kit.pagination import paginate
+
+log = structlog.get_logger(__name__)
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """The customer or ``NotFound("Customer not found")``."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("Customer not found")
+    return customer
+
+
+async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock: Clock) -> Customer:
+    taken = await session.scalar(
+        select(Customer.id).where(Customer.external_id == body.external_id)
+    )
+    if taken:
+        raise Conflict(f"Customer with externalId {body.external_id} already exists")
+    now = clock.now()
+    customer = Customer(
+        external_id=body.external_id,
+        email=body.email,
+        name=body.name,
+        country=body.country,
+        currency=body.currency,
+        net_payment_terms=body.net_payment_terms,
+        metadata_=body.metadata,
+        created_at=body.created_at or now,
+        updated_at=now,
+    )
+    session.add(customer)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"Customer with externalId {body.external_id} already exists") from exc
+    log.info("customer.created", customer_id=customer.id)
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: str, *, body: CustomerPatch, clock: Clock
+) -> Customer:
+    """``externalId`` and ``createdAt`` are ignored (contract)."""
+    nulls = body.explicit_nulls()
+    if nulls:
+        raise Invalid(nulls[0], f"{nulls[0]} should not be null")
+    customer = await get_customer(session, customer_id)
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("email", "name", "country", "currency", "net_payment_terms"):
+        if name in changes:
+            setattr(customer, name, changes[name])
+    if "metadata" in changes:
+        customer.metadata_ = changes["metadata"]
+    customer.updated_at = clock.now()
+    await session.flush()
+    log.info("customer.updated", customer_id=customer.id, fields=sorted(changes))
+    return customer
+
+
+async def delete_customer(session: AsyncSession, customer_id: str) -> None:
+    """400 while ``relations.delete_blocker`` objects (ACTIVE subscription, invoices);
+    otherwise deletes the customer and what belongs to it (``relations``)."""
+    customer = await get_customer(session, customer_id)
+    blocker = await relations.delete_blocker(session, customer.id)
+    if blocker is not None:
+        raise BusinessRule(blocker)
+    await relations.delete_for_customer(session, customer.id)
+    await session.delete(customer)
+    await session.flush()
+    log.info("customer.deleted", customer_id=customer_id)
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
+    stmt = select(Customer)
+    if search:
+        pattern = f"%{_escape_like(search.lower())}%"
+        stmt = stmt.where(
+            or_(
+                Customer.name.ilike(pattern, escape="\\"),
+                Customer.email.ilike(pattern, escape="\\"),
+            )
+        )
+    if country is not None:
+        stmt = stmt.where(Customer.country == country)
+    if currency is not None:
+        stmt = stmt.where(Customer.currency == currency)
+    return stmt
+
+
+def _order(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
+    key = sort_by if sort_by is not None else "createdAt"
+    if key not in SORTABLE:
+        raise Invalid("sortBy", f"sortBy must be one of: {', '.join(SORTABLE)}")
+    direction = sort_order if sort_order is not None else "desc"
+    if direction not in ("asc", "desc"):
+        raise Invalid("sortOrder", "sortOrder must be one of: asc, desc")
+    column = getattr(Customer, SORTABLE[key])
+    if direction == "asc":
+        return [column.asc(), Customer.id.asc()]
+    return [column.desc(), Customer.id.desc()]
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    search: str | None = None,
+    country: str | None = None,
+    currency: str | None = None,
+    sort_by: str | None = None,
+    sort_order: str | None = None,
+) -> tuple[list[tuple[Customer, int, Decimal]], int]:
+    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total."""
+    order = _order(sort_by, sort_order)
+    rows, total = await paginate(session, _filtered(search, country, currency), page, limit, *order)
+    ids = [c.id for c in rows]
+    active = await relations.active_subscription_counts(session, ids)
+    spent = await relations.total_spent(session, ids)
+    return [(c, active.get(c.id, 0), spent.get(c.id, Decimal(0))) for c in rows], total

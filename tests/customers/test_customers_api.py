@@ -1,0 +1,323 @@
+"""/api/customers (contract customers.md), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TenantCreds, assert_error
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+CUSTOMER_KEYS = {
+    "id",
+    "externalId",
+    "email",
+    "name",
+    "country",
+    "currency",
+    "netPaymentTerms",
+    "metadata",
+    "createdAt",
+    "updatedAt",
+}
+
+
+def customer_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"externalId": "cus_1", "email": "ada@test.local", "currency": "NGN"}
+    body.update(overrides)
+    return body
+
+
+async def create_customer(client: httpx.AsyncClient, creds: TenantCreds, **overrides: Any) -> Any:
+    r = await client.post(
+        "/api/customers", headers=creds.key_headers, json=customer_body(**overrides)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_create_customer(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    body = await create_customer(
+        client,
+        tenant,
+        name="Ada Obi",
+        country="NG",
+        currency="ngn",
+        metadata={"tier": "gold", "nested": {"a": [1, 2]}},
+        netPaymentTerms=30,
+    )
+    assert set(body) == CUSTOMER_KEYS
+    assert body["externalId"] == "cus_1" and body["email"] == "ada@test.local"
+    assert body["name"] == "Ada Obi" and body["country"] == "NG"
+    assert body["currency"] == "ngn"  # stored exactly as sent
+    assert body["metadata"] == {"tier": "gold", "nested": {"a": [1, 2]}}
+    assert body["netPaymentTerms"] == 30
+    assert TIMESTAMP.match(body["createdAt"]) and TIMESTAMP.match(body["updatedAt"])
+
+
+async def test_create_customer_defaults_and_backdating(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    body = await create_customer(client, tenant, email="x@foo.test")
+    assert body["name"] is None and body["country"] is None
+    assert body["metadata"] is None and body["netPaymentTerms"] is None
+    old = await create_customer(
+        client, tenant, externalId="cus_old", email="x@example.com", createdAt="2024-01-15"
+    )
+    assert old["createdAt"] == "2024-01-15T00:00:00.000Z"
+    old2 = await create_customer(
+        client, tenant, externalId="cus_old2", createdAt="2024-01-15T10:00:00.5+01:00"
+    )
+    assert old2["createdAt"] == "2024-01-15T09:00:00.500Z"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "a@b"}, "email"),
+        ({"email": None}, "email"),
+        ({"externalId": ""}, "externalId"),
+        ({"externalId": 12}, "externalId"),
+        ({"currency": ""}, "currency"),
+        ({"currency": "NGNX"}, "currency"),
+        ({"name": "n" * 201}, "name"),
+        ({"name": 5}, "name"),
+        ({"country": "NGAX"}, "country"),
+        ({"netPaymentTerms": 366}, "netPaymentTerms"),
+        ({"netPaymentTerms": -1}, "netPaymentTerms"),
+        ({"netPaymentTerms": 2.5}, "netPaymentTerms"),
+        ({"netPaymentTerms": "soon"}, "netPaymentTerms"),
+        ({"metadata": "text"}, "metadata"),
+        ({"metadata": {"blob": "x" * 17_000}}, "metadata"),
+        ({"createdAt": "yesterday"}, "createdAt"),
+        ({"phone": "+234"}, "property"),
+    ],
+)
+async def test_create_customer_rejects_bad_input(
+    client: httpx.AsyncClient, tenant: TenantCreds, overrides: dict[str, Any], field: str
+) -> None:
+    r = await client.post(
+        "/api/customers", headers=tenant.key_headers, json=customer_body(**overrides)
+    )
+    assert_error(r, 400, field)
+
+
+async def test_create_customer_only_name_names_required_fields(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    r = await client.post("/api/customers", headers=tenant.key_headers, json={"name": "Ada"})
+    for field in ("externalId", "email", "currency"):
+        assert_error(r, 400, field)
+
+
+async def test_duplicate_external_id_conflicts_within_tenant_only(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    await create_customer(client, tenant)
+    r = await client.post(
+        "/api/customers", headers=tenant.key_headers, json=customer_body(email="b@test.local")
+    )
+    assert_error(r, 409)
+    await create_customer(client, other_tenant)
+    # email is not unique
+    await create_customer(client, tenant, externalId="cus_2")
+
+
+async def test_list_pagination_meta_and_order(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    r = await client.get("/api/customers", headers=tenant.key_headers)
+    assert r.json() == {"data": [], "meta": {"total": 0, "page": 1, "limit": 20, "totalPages": 0}}
+    ids = [(await create_customer(client, tenant, externalId=f"c{i}"))["id"] for i in range(5)]
+    await create_customer(client, other_tenant, externalId="foreign")
+    r = await client.get("/api/customers?limit=2", headers=tenant.key_headers)
+    assert r.status_code == 200
+    page1 = r.json()
+    assert page1["meta"] == {"total": 5, "page": 1, "limit": 2, "totalPages": 3}
+    r = await client.get("/api/customers/?limit=2&page=2", headers=tenant.key_headers)
+    page2 = r.json()
+    r = await client.get("/api/customers?limit=2&page=3", headers=tenant.key_headers)
+    page3 = r.json()
+    seen = [c["id"] for p in (page1, page2, page3) for c in p["data"]]
+    assert seen == list(reversed(ids))  # newest first, no overlap, nothing foreign
+    item = page1["data"][0]
+    assert item["activeSubscriptions"] == 0 and item["totalSpent"] == 0
+    assert set(item) == CUSTOMER_KEYS | {"activeSubscriptions", "totalSpent"}
+    r = await client.get("/api/customers?page=9", headers=tenant.key_headers)
+    assert r.json()["data"] == [] and r.json()["meta"]["total"] == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("foo=1", "property"),
+        ("status=ACTIVE", "property"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("page=1.5", "page"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("sortBy=password", "sortBy"),
+        ("sortOrder=sideways", "sortOrder"),
+    ],
+)
+async def test_list_is_strict(
+    client: httpx.AsyncClient, tenant: TenantCreds, query: str, field: str
+) -> None:
+    r = await client.get(f"/api/customers?{query}", headers=tenant.key_headers)
+    assert_error(r, 400, field)
+    assert r.json()["path"] == f"/api/customers?{query}"
+
+
+async def test_list_search_filters_and_sort(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    await create_customer(client, tenant, externalId="a", name="Ada Obi", email="ada@x.test")
+    await create_customer(
+        client, tenant, externalId="b", name="Bola", email="BOLA@ACME.test", country="KE"
+    )
+    await create_customer(
+        client, tenant, externalId="c", name="Chidi", email="c@y.test", currency="USD"
+    )
+    h = tenant.key_headers
+
+    async def names(query: str) -> list[str]:
+        r = await client.get(f"/api/customers?{query}", headers=h)
+        assert r.status_code == 200, r.text
+        return [c["name"] for c in r.json()["data"]]
+
+    assert await names("search=ada") == ["Ada Obi"]
+    assert await names("search=acme") == ["Bola"]  # email, case-insensitive
+    assert await names("search=%25") == []  # LIKE wildcards are literal
+    assert await names("country=KE") == ["Bola"]
+    assert await names("currency=USD") == ["Chidi"]
+    assert await names("currency=usd") == []  # exact match
+    assert await names("sortBy=name&sortOrder=asc") == ["Ada Obi", "Bola", "Chidi"]
+    assert await names("sortBy=name") == ["Chidi", "Bola", "Ada Obi"]
+
+
+async def test_get_customer_with_embeds(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    created = await create_customer(client, tenant)
+    r = await client.get(f"/api/customers/{created['id']}", headers=tenant.token_headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["subscriptions"] == [] and body["invoices"] == []
+    assert {k: body[k] for k in CUSTOMER_KEYS} == created
+    r = await client.get(f"/api/customers/{created['id']}/", headers=tenant.key_headers)
+    assert r.status_code == 200
+    r = await client.get(f"/api/customers/{created['id']}", headers=other_tenant.key_headers)
+    assert_error(r, 404)
+    assert_error(await client.get("/api/customers/nonexistent_id", headers=tenant.key_headers), 404)
+
+
+async def test_patch_customer(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    created = await create_customer(client, tenant, name="Ada", country="NG")
+    r = await client.patch(
+        f"/api/customers/{created['id']}",
+        headers=tenant.key_headers,
+        json={
+            "email": "new@test.local",
+            "name": None,
+            "metadata": {"k": "v"},
+            "netPaymentTerms": 0,
+            "externalId": "ignored",
+            "createdAt": "2020-01-01",
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == CUSTOMER_KEYS
+    assert body["email"] == "new@test.local" and body["name"] is None
+    assert body["country"] == "NG" and body["metadata"] == {"k": "v"}
+    assert body["netPaymentTerms"] == 0
+    assert body["externalId"] == "cus_1" and body["createdAt"] == created["createdAt"]
+    r = await client.get(f"/api/customers/{created['id']}", headers=tenant.key_headers)
+    assert r.json()["email"] == "new@test.local"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"email": None}, "email"),
+        ({"currency": None}, "currency"),
+        ({"currency": "TOOLONG"}, "currency"),
+        ({"name": "n" * 201}, "name"),
+        ({"netPaymentTerms": 400}, "netPaymentTerms"),
+        ({"tenantId": "x"}, "property"),
+    ],
+)
+async def test_patch_customer_rejects_bad_input(
+    client: httpx.AsyncClient, tenant: TenantCreds, payload: dict[str, Any], field: str
+) -> None:
+    created = await create_customer(client, tenant)
+    r = await client.patch(
+        f"/api/customers/{created['id']}", headers=tenant.key_headers, json=payload
+    )
+    assert_error(r, 400, field)
+
+
+async def test_patch_other_tenant_404(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    created = await create_customer(client, tenant)
+    r = await client.patch(
+        f"/api/customers/{created['id']}", headers=other_tenant.key_headers, json={"name": "x"}
+    )
+    assert_error(r, 404)
+
+
+async def test_delete_customer(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
+) -> None:
+    created = await create_customer(client, tenant)
+    url = f"/api/customers/{created['id']}"
+    assert_error(await client.delete(url, headers=other_tenant.key_headers), 404)
+    r = await client.delete(url, headers=tenant.key_headers)
+    assert r.status_code == 200 and isinstance(r.json()["message"], str)
+    assert_error(await client.get(url, headers=tenant.key_headers), 404)
+    assert_error(await client.delete(url, headers=tenant.key_headers), 404)
+    # the externalId is free again
+    await create_customer(client, tenant)
+
+
+@pytest.mark.parametrize("kind", ["subscriptions", "invoices", "payments"])
+async def test_sub_lists(
+    client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds, kind: str
+) -> None:
+    created = await create_customer(client, tenant)
+    r = await client.get(f"/api/customers/{created['id']}/{kind}", headers=tenant.key_headers)
+    assert r.status_code == 200 and r.json() == []
+    r = await client.get(f"/api/customers/{created['id']}/{kind}/", headers=tenant.key_headers)
+    assert r.status_code == 200 and r.json() == []
+    r = await client.get(f"/api/customers/{created['id']}/{kind}", headers=other_tenant.key_headers)
+    assert_error(r, 404)
+    assert_error(await client.get(f"/api/customers/nope/{kind}", headers=tenant.key_headers), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/customers"),
+        ("GET", "/api/customers"),
+        ("GET", "/api/customers?foo=1"),
+        ("GET", "/api/customers/x"),
+        ("PATCH", "/api/customers/x"),
+        ("DELETE", "/api/customers/x"),
+        ("GET", "/api/customers/x/subscriptions"),
+        ("GET", "/api/customers/x/invoices"),
+        ("GET", "/api/customers/x/payments"),
+    ],
+)
+async def test_customers_require_auth(client: httpx.AsyncClient, method: str, path: str) -> None:
+    r = await client.request(method, path, json={"bad": "body"})
+    assert_error(r, 401)
+    r = await client.request(
+        method, path, json={}, headers={"Authorization": "Bearer sk_live_" + "0" * 64}
+    )
+    assert_error(r, 401)
