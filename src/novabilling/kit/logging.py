@@ -85,6 +85,7 @@ def configure_logging(*, json: bool, level: str) -> None:
     shared = _shared_processors()
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # drop below-level events before any work
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
