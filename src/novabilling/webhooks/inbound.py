@@ -221,6 +221,8 @@ async def _insert(
         .on_conflict_do_nothing(index_elements=["provider", "event_id"])
         .returning(WebhookInbox.id)
     )
-    async with engine.begin() as conn:
+    # One statement, one round trip: no BEGIN/COMMIT around it.
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         inserted = (await conn.execute(stmt)).scalar_one_or_none()
     return str(inserted) if inserted is not None else None
