@@ -1,6 +1,6 @@
 """API throughput benchmark on loopback, bounded in time.
 
-    uv run python bench/api.py [--workers 2] [--duration 10] [--connections 32] [--scenarios health,me,...]
+    uv run python bench/api.py [--workers 2] [--duration 10] [--connections 32]
 
 Starts ``novabilling serve --workers N`` against PostgreSQL (central + tenant databases
 created under a unique prefix, dropped afterwards) and Redis, registers a tenant, then runs
