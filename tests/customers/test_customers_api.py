@@ -321,3 +321,95 @@ async def test_customers_require_auth(client: httpx.AsyncClient, method: str, pa
         method, path, json={}, headers={"Authorization": "Bearer sk_live_" + "0" * 64}
     )
     assert_error(r, 401)
+
+
+async def _plan(client: httpx.AsyncClient, creds: TenantCreds) -> Any:
+    r = await client.post(
+        "/api/plans",
+        headers=creds.key_headers,
+        json={
+            "name": "Pro",
+            "code": "pro",
+            "billingInterval": "MONTHLY",
+            "prices": [{"currency": "USD", "amount": "10.50"}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _subscribe(
+    client: httpx.AsyncClient, creds: TenantCreds, customer_id: str, plan_id: str, **extra: Any
+) -> Any:
+    r = await client.post(
+        "/api/subscriptions",
+        headers=creds.key_headers,
+        json={"customerId": customer_id, "planId": plan_id, "currency": "usd", **extra},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_active_subscription_blocks_delete_and_is_counted(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    customer = await create_customer(client, tenant, currency="USD")
+    plan = await _plan(client, tenant)
+    sub = await _subscribe(client, tenant, customer["id"], plan["id"])
+    h = tenant.key_headers
+    r = await client.get("/api/customers", headers=h)
+    assert r.json()["data"][0]["activeSubscriptions"] == 1
+    r = await client.get(f"/api/customers/{customer['id']}/subscriptions", headers=h)
+    assert [s["id"] for s in r.json()] == [sub["id"]]
+    assert r.json()[0]["plan"]["id"] == plan["id"]
+    r = await client.get(f"/api/customers/{customer['id']}", headers=h)
+    assert [s["id"] for s in r.json()["subscriptions"]] == [sub["id"]]
+    assert_error(await client.delete(f"/api/customers/{customer['id']}", headers=h), 400)
+    # the plan is referenced: cannot be deleted, can be deactivated
+    r = await client.get(f"/api/plans/{plan['id']}", headers=h)
+    assert r.json()["_count"] == {"subscriptions": 1}
+    assert_error(await client.delete(f"/api/plans/{plan['id']}", headers=h), 400)
+    r = await client.patch(f"/api/plans/{plan['id']}", headers=h, json={"isActive": False})
+    assert r.status_code == 200 and r.json()["isActive"] is False
+
+
+async def test_trialing_subscription_is_deleted_with_customer(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    customer = await create_customer(client, tenant, currency="USD")
+    plan = await _plan(client, tenant)
+    await _subscribe(client, tenant, customer["id"], plan["id"], trialDays=14)
+    h = tenant.key_headers
+    r = await client.delete(f"/api/customers/{customer['id']}", headers=h)
+    assert r.status_code == 200, r.text
+    assert_error(await client.get(f"/api/customers/{customer['id']}", headers=h), 404)
+
+
+async def test_paid_invoices_total_spent_and_delete_refused(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    customer = await create_customer(client, tenant, currency="USD")
+    h = tenant.key_headers
+    for amount in ("10.25", "5"):
+        r = await client.post(
+            "/api/invoices",
+            headers=h,
+            json={
+                "customerId": customer["id"],
+                "currency": "USD",
+                "dueDate": "2030-01-01",
+                "items": [{"description": "Work", "quantity": 2, "unitAmount": amount}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        paid = await client.post(f"/api/invoices/{r.json()['id']}/mark-paid", headers=h, json={})
+        assert paid.status_code == 201, paid.text
+    r = await client.get("/api/customers", headers=h)
+    assert r.json()["data"][0]["totalSpent"] == 30.5
+    r = await client.get(f"/api/customers/{customer['id']}/invoices", headers=h)
+    assert len(r.json()) == 2
+    r = await client.get(f"/api/customers/{customer['id']}", headers=h)
+    assert len(r.json()["invoices"]) == 2
+    r = await client.get(f"/api/customers/{customer['id']}/payments", headers=h)
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert_error(await client.delete(f"/api/customers/{customer['id']}", headers=h), 400)
