@@ -31,7 +31,7 @@ from tests.providers.harness import Harness, SignedSample
 BASE_URL = "http://mpesa.sim"
 CALLBACK_URL = "https://billing.example.com/webhooks/mpesa/t_01/9f2c1a7e"
 RESULT_URL = "https://billing.example.com/webhooks/mpesa/t_01/9f2c1a7e/reversal"
-SAMPLE = Path("/work/shared/reference/providers/samples/mpesa.stk_callback.success.webhook.json")
+SAMPLE = Path(__file__).resolve().parent / "samples" / "mpesa.stk_callback.success.webhook.json"
 CREDENTIALS = Credentials(
     secret_key=sim_module.DEFAULT_SECRET_KEY,
     extra={

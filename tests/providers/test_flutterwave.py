@@ -30,7 +30,7 @@ from novabilling.simulators import flutterwave as sim_module
 from tests.providers import harness_flutterwave as hf
 from tests.providers.harness import Harness
 
-SAMPLES = Path("/work/shared/reference/providers/samples")
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 @pytest.fixture

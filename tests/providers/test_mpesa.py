@@ -25,7 +25,7 @@ from novabilling.simulators import mpesa as sim_module
 from tests.providers import harness_mpesa as hm
 from tests.providers.harness import Harness
 
-SAMPLES = Path("/work/shared/reference/providers/samples")
+SAMPLES = Path(__file__).resolve().parent / "samples"
 PASSKEY = sim_module.PASSKEY
 PREFIX = "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4"
 

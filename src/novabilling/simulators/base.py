@@ -3,7 +3,7 @@
 The build machines are offline, so a simulator is the only "provider" a test ever sees. It
 must behave like the real API for the endpoints our adapters use (same paths, auth checks,
 error shapes, amount units, idempotency quirks) — see
-``/work/shared/reference/providers/<name>.md`` ("what the simulator must emulate").
+the shared provider reference (``<name>.md``) ("what the simulator must emulate").
 
 Conventions every simulator module ``novabilling.simulators.<name>`` follows
 ---------------------------------------------------------------------------

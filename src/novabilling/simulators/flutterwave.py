@@ -1,4 +1,4 @@
-"""Flutterwave v3 simulator (reference: shared/reference/providers/flutterwave.md §9).
+"""Flutterwave v3 simulator (reference: the shared provider reference, flutterwave.md §9).
 
 Endpoints (all need ``Authorization: Bearer <secret_key>``, else 401 in Flutterwave's
 ``{"status": "error", "message": ..., "data": null}`` shape):

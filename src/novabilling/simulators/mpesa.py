@@ -1,4 +1,4 @@
-"""M-Pesa Daraja simulator (reference: shared/reference/providers/mpesa.md §13).
+"""M-Pesa Daraja simulator (reference: the shared provider reference, mpesa.md §13).
 
 * ``GET /oauth/v1/generate?grant_type=client_credentials`` — Basic(consumer_key:secret_key)
   -> ``{"access_token", "expires_in": "3599"}`` (a string, as observed). With

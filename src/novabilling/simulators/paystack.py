@@ -1,4 +1,4 @@
-"""Paystack simulator (reference: /work/shared/reference/providers/paystack.md §9).
+"""Paystack simulator (reference: the shared provider reference, paystack.md §9).
 
 Endpoints: ``POST /transaction/initialize``, ``GET /transaction/verify/{reference}``,
 ``GET /transaction/{id}``, ``POST /transaction/charge_authorization``, ``POST /refund``,

@@ -1,4 +1,4 @@
-"""Stripe simulator (reference: /work/shared/reference/providers/stripe.md §9).
+"""Stripe simulator (reference: the shared provider reference, stripe.md §9).
 
 Endpoints (form-encoded bodies, bracket keys, JSON answers, Bearer or Basic auth):
 ``GET /v1/balance``, ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/{id}``,

@@ -1,4 +1,4 @@
-"""Paystack adapter (reference: /work/shared/reference/providers/paystack.md).
+"""Paystack adapter (reference: the shared provider reference, paystack.md).
 
 * Amounts: Paystack takes integer subunits (2 digits, also for XOF per Paystack's
   summaries); we convert from our minor units with the ISO exponent of ``kit.money``.

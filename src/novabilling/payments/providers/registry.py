@@ -1,6 +1,6 @@
 """Payment providers by name (STYLE §3.9): lower-case name -> adapter class, imported lazily.
 
-``REQUIRED_CREDENTIALS`` follows /work/shared/contract/payment-providers.md; the tenant
+``REQUIRED_CREDENTIALS`` follows the wire contract (payment-providers.md); the tenant
 configuration endpoint rejects unknown names and missing keys with 400 using it, and
 ``credentials_from_config`` maps the stored camelCase object to :class:`Credentials`.
 """

@@ -1,4 +1,4 @@
-"""Stripe adapter (reference: /work/shared/reference/providers/stripe.md).
+"""Stripe adapter (reference: the shared provider reference, stripe.md).
 
 * Form-encoded requests, lower-case currency, amounts in Stripe's minor unit: zero-decimal
   currencies (UGX, RWF, XOF, XAF, JPY, ...) are whole units, three-decimal ones have 3.
