@@ -16,17 +16,13 @@ from novabilling.kit.clock import SystemClock, TestClock, set_clock
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import Tenant
 from tests.conftest import Backend, TenantCreds, assert_error, register_tenant
-from tests.tenancy import PROBE, app_client, client_app, install_probe
+from tests.tenancy import PROBE, app_client, client_app, has_route, install_probe
 
 
 @pytest.fixture
 def probe(client: httpx.AsyncClient) -> str:
     install_probe(client_app(client))
     return PROBE
-
-
-def _has_route(client: httpx.AsyncClient, path: str) -> bool:
-    return any(getattr(r, "path", None) == path for r in client_app(client).router.routes)
 
 
 async def _new_key(
@@ -228,7 +224,7 @@ async def test_each_key_reaches_only_its_own_tenant(
 
 
 async def test_real_data_route_when_present(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
-    if not _has_route(client, "/api/customers"):
+    if not await has_route(client, "/api/customers"):
         pytest.skip("no /api/customers router mounted yet")
     for headers in (tenant.key_headers, {"Authorization": tenant.api_key}, tenant.token_headers):
         r = await client.get("/api/customers", headers=headers)

@@ -27,8 +27,9 @@ PROBE = "/api/_probe"
 
 def install_probe(app: FastAPI) -> None:
     """Add ``GET /api/_probe`` (a data route: API key or access token) once."""
-    if any(getattr(r, "path", None) == PROBE for r in app.router.routes):
+    if getattr(app.state, "probe_installed", False):
         return
+    app.state.probe_installed = True
     router = APIRouter(dependencies=[Depends(rate_limit)])
 
     @router.get(PROBE)
@@ -37,6 +38,11 @@ def install_probe(app: FastAPI) -> None:
         return {"tenantId": principal.tenant_id, "kind": principal.kind, "db": one}
 
     app.include_router(router)
+
+
+async def has_route(client: httpx.AsyncClient, path: str) -> bool:
+    """A mounted API route answers an anonymous GET with anything but 404 (usually 401)."""
+    return (await client.get(path)).status_code != 404
 
 
 def client_app(client: httpx.AsyncClient) -> FastAPI:

@@ -39,13 +39,16 @@ class ResetPasswordIn(WireModel):
     new_password: Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
 
+SMTP_PASSWORD_MASK = "********"
+
+
 def masked_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
     """Tenant settings with the SMTP password masked (the key is kept)."""
     if not settings or not isinstance(settings.get("smtp"), dict):
         return settings
     smtp = dict(settings["smtp"])
     if smtp.get("password"):
-        smtp["password"] = "********"
+        smtp["password"] = SMTP_PASSWORD_MASK
     return {**settings, "smtp": smtp}
 
 

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.auth.schemas import tenant_out
+from novabilling.auth.schemas import SMTP_PASSWORD_MASK, tenant_out
 from novabilling.auth.service import new_api_key
 from novabilling.errors import Conflict, NotFound, Unauthorized
 from novabilling.kit.clock import Clock
@@ -56,11 +56,28 @@ async def update_tenant(
     if "webhook_url" in changes:
         tenant.webhook_url = changes["webhook_url"]
     if changes.get("settings") is not None:
-        tenant.settings = {**(tenant.settings or {}), **changes["settings"]}
+        incoming = _keep_smtp_password(changes["settings"], tenant.settings)
+        tenant.settings = {**(tenant.settings or {}), **incoming}
     tenant.updated_at = clock.now()
     await session.flush()
     log.info("tenant.updated", fields=sorted(changes))
     return tenant
+
+
+def _keep_smtp_password(
+    incoming: dict[str, Any], existing: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A settings.smtp echoed back with the masked password keeps the stored password
+    (GET shows ``********``; sending that back must not overwrite the real one)."""
+    smtp, old = incoming.get("smtp"), (existing or {}).get("smtp")
+    if (
+        isinstance(smtp, dict)
+        and smtp.get("password") == SMTP_PASSWORD_MASK
+        and isinstance(old, dict)
+        and old.get("password")
+    ):
+        return {**incoming, "smtp": {**smtp, "password": old["password"]}}
+    return incoming
 
 
 async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
