@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 from novabilling.auth.schemas import masked_settings
-from novabilling.kit.timestamps import parse_instant, to_wire
+from novabilling.kit.timestamps import InstantInput, to_wire
 from novabilling.kit.wire import WireModel
 from novabilling.tenancy.models import ApiKey, Tenant
 
@@ -44,7 +43,7 @@ class TenantPatch(WireModel):
 class ApiKeyCreate(WireModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     scopes: list[Annotated[str, StringConstraints(max_length=100)]]
-    expires_at: Annotated[datetime | None, BeforeValidator(parse_instant)] = None
+    expires_at: InstantInput | None = None  # null allowed (optional field)
 
 
 class SmtpTestIn(WireModel):
