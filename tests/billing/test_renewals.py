@@ -92,7 +92,9 @@ async def test_proration_lines_are_consumed_once(backend: Backend) -> None:
         sub = await api.subscription(cust["id"], basic["id"], "USD")
         tid = api.creds.id
         clock.set(datetime(2026, 2, 14, 9, tzinfo=UTC))
-        await api.post(f"/api/subscriptions/{sub['id']}/change-plan", {"newPlanId": pro["id"], "prorate": True})
+        await api.post(
+            f"/api/subscriptions/{sub['id']}/change-plan", {"newPlanId": pro["id"], "prorate": True}
+        )
         maker = await runtime.engines.sessionmaker(tid)
         async with maker() as session:
             pending = (await session.scalars(select(PendingInvoiceItem))).all()

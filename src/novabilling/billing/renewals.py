@@ -261,6 +261,24 @@ async def _lock(session: AsyncSession, subscription_id: str) -> Subscription | N
     return await session.scalar(stmt)
 
 
+async def _first_period_uninvoiced(session: AsyncSession, sub: Subscription) -> bool:
+    """An ACTIVE IN_ADVANCE subscription still in its first period (no trial) whose
+    period has no invoice yet (created back-dated, or the tick had not run)."""
+    if (
+        sub.status != "ACTIVE"
+        or sub.billing_timing != IN_ADVANCE
+        or sub.trial_end is not None
+        or sub.current_period_start != sub.started_at
+    ):
+        return False
+    found = await session.scalar(
+        select(Invoice.id).where(
+            Invoice.subscription_id == sub.id, Invoice.period_start == sub.current_period_start
+        )
+    )
+    return found is None
+
+
 async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> Outcome:
     now = ctx.now
     action = lifecycle.due_action(sub, now=now)
@@ -291,6 +309,12 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
              sub.customer_id, "cancelAt": to_wire(now)}, sub.id)
         return Outcome.CANCELED
     was_trial = sub.status == "TRIALING"
+    if await _first_period_uninvoiced(session, sub):  # back-dated: bill period 0 first
+        first = await create_period_invoice(
+            session, ctx, sub, period=(sub.current_period_start, sub.current_period_end),
+            amount_minor=sub.amount_minor, plan=plan,
+        )
+        after_issue(ctx, sub, first)
     past = (sub.current_period_start, sub.current_period_end, sub.amount_minor)
     start, end = await lifecycle.advance_period(session, sub, now=now)
     emit(
@@ -348,21 +372,7 @@ async def first_invoice(
     async with maker() as session:
         try:
             sub = await _lock(session, subscription_id)
-            if (
-                sub is None
-                or sub.status != "ACTIVE"
-                or sub.billing_timing != IN_ADVANCE
-                or sub.current_period_start != sub.started_at
-                or sub.trial_end is not None
-            ):
-                return False
-            exists = await session.scalar(
-                select(Invoice.id).where(
-                    Invoice.subscription_id == sub.id,
-                    Invoice.period_start == sub.current_period_start,
-                )
-            )
-            if exists is not None:
+            if sub is None or not await _first_period_uninvoiced(session, sub):
                 return False
             plan = await ctx.plan(session, sub.plan_id)
             invoice = await create_period_invoice(

@@ -5,7 +5,7 @@ Due work, all read from DB state at ``now``:
    (``status`` live and ``current_period_end <= now`` or ``cancel_at <= now``), taken in
    batches, each done in its own transaction by ``renewals.process``; a subscription
    behind by several periods stays due and is taken again until it is current;
-2. first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
+2. (first) first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
 3. DRAFT subscription invoices whose grace period ended -> finalized;
 4. FAILED invoices whose dunning retry is due -> ``payments.charge`` queued (leased);
 5. trials ending within 3 days -> one reminder email (marked by a subscription event).
@@ -24,11 +24,11 @@ import structlog
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import dunning, emails, renewals
+from novabilling.billing import batch, dunning, emails, renewals
 from novabilling.billing.renewals import Outcome, TickContext
 from novabilling.invoices.documents import load_tenant
 from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
-from novabilling.kit.jobs import JobQueue, job_buffer
+from novabilling.kit.jobs import QUEUE_BILLING, JobQueue, enqueue_after_commit, job_buffer
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
 
@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-BATCH = 500
+BATCH = 1000
+CHUNK = 250
+ISSUED_JOB = "billing.issued"
 TRIAL_REMINDER = timedelta(days=3)
 _LIVE = ("ACTIVE", "TRIALING", "PAST_DUE", "PAUSED")
 _tenant_locks: dict[str, asyncio.Lock] = {}
@@ -93,19 +95,42 @@ async def _ids(maker: async_sessionmaker[AsyncSession], stmt: object) -> list[st
 async def _renew_all(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
+    """Plain renewals in bulk transactions (``batch.py``), the rest one by one."""
     while True:
         stmt = _due(ctx.now).order_by(Subscription.current_period_end, Subscription.id)
         ids = await _ids(maker, stmt.limit(BATCH))
         progress = False
-        for sub_id in ids:
+        for offset in range(0, len(ids), CHUNK):
+            chunk = ids[offset : offset + CHUNK]
             async with job_buffer(queue) as buffer:
-                outcome = await renewals.process(maker, ctx, sub_id)
+                issued, rest = await batch.renew_batch(maker, ctx, chunk)
+                if issued:
+                    queue_issued(ctx, issued)
                 await buffer.flush()
-            result.add(outcome)
-            if outcome in (Outcome.INVOICED, Outcome.ADVANCED, Outcome.CANCELED):
-                progress = True
+            for _ in issued:
+                result.add(Outcome.INVOICED)
+            progress = progress or bool(issued)
+            for sub_id in (i for i in chunk if i in rest):
+                async with job_buffer(queue) as buffer:
+                    outcome = await renewals.process(maker, ctx, sub_id)
+                    await buffer.flush()
+                result.add(outcome)
+                if outcome in (Outcome.INVOICED, Outcome.ADVANCED, Outcome.CANCELED):
+                    progress = True
         if not ids or not progress:
             return
+
+
+def queue_issued(ctx: TickContext, issued: list[batch.Issued]) -> None:
+    """One ``billing.issued`` job per batch; its handler fans out to the invoice emails,
+    charges and webhooks (keeps the renewal loop off the queue's per-job cost)."""
+    open_ones = [[i.invoice_id, i.charge] for i in issued if i.status == "PENDING"]
+    if not open_ones:
+        return
+    enqueue_after_commit(
+        QUEUE_BILLING, ISSUED_JOB, {"tenant_id": ctx.tenant.id, "invoices": open_ones},
+        job_id=f"{ctx.tenant.id}:issued:{open_ones[0][0]}", attempts=5,
+    )
 
 
 async def _first_invoices(
@@ -120,7 +145,6 @@ async def _first_invoices(
         Subscription.billing_timing == renewals.IN_ADVANCE,
         Subscription.trial_end.is_(None),
         Subscription.current_period_start == Subscription.started_at,
-        Subscription.current_period_end > ctx.now,
         ~invoiced,
     )
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
@@ -222,8 +246,8 @@ async def run_tenant_tick(
             can_charge = await _can_charge(session)
         ctx = TickContext(tenant=tenant, now=at, can_charge=can_charge)
         result = TickResult(tenant_id=tenant_id)
-        await _renew_all(maker, ctx, queue, result)
         await _first_invoices(maker, ctx, queue, result)
+        await _renew_all(maker, ctx, queue, result)
         await _finalize_drafts(maker, ctx, queue, result)
         await _retries(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
