@@ -92,8 +92,13 @@ async def rate_limit(request: Request, response: Response) -> None:
     template = getattr(route, "path", request.url.path)
     client = request.client.host if request.client else "unknown"
     decision = await runtime.limiter.hit(f"{client}:{request.method}:{template}", limit, window)
-    response.headers["X-RateLimit-Limit"] = str(decision.limit)
-    response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
-    response.headers["X-RateLimit-Reset"] = str(decision.reset_seconds)
+    headers = {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(decision.reset_seconds),
+    }
+    response.headers.update(headers)
+    # error answers (429 included) are built by the error handlers: they add these too
+    request.state.rate_limit_headers = headers
     if not decision.allowed:
         raise RateLimited(retry_after=decision.reset_seconds)

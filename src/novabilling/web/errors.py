@@ -52,6 +52,9 @@ def error_response(
         "timestamp": to_wire(utcnow()),
         "path": _path(request),
     }
+    rate_headers: dict[str, str] | None = getattr(request.state, "rate_limit_headers", None)
+    if rate_headers:
+        headers = {**rate_headers, **(headers or {})}
     return ORJSONResponse(body, status_code=status, headers=headers)
 
 

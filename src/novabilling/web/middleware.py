@@ -163,5 +163,7 @@ def _json_start(status: int, body: bytes) -> Message:
     }
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):  # noqa: N818
+    """Raised from ``receive`` when a streamed body passes the limit. A BaseException so
+    FastAPI's body reader (``except Exception`` -> 400 "error parsing the body") lets it
+    through to this middleware, which answers 413."""
