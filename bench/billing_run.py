@@ -158,7 +158,7 @@ async def enqueue_ticks(tenant_ids: list[str]) -> None:
         await queue.close()
 
 
-async def wait_for(tenant_ids: list[str], expected: int, timeout: float) -> tuple[int, float]:
+async def wait_for(tenant_ids: list[str], expected: int, limit_s: float) -> tuple[int, float]:
     """Enqueue one tick per tenant, then poll (every 0.5 s) until all invoices exist."""
     from novabilling.config import Settings
     from novabilling.runtime import build_runtime
@@ -169,7 +169,7 @@ async def wait_for(tenant_ids: list[str], expected: int, timeout: float) -> tupl
         await count_invoices(runtime, tenant_ids)  # open the engines before the clock
         await enqueue_ticks(tenant_ids)
         started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
+        while time.perf_counter() - started < limit_s:
             done = await count_invoices(runtime, tenant_ids)
             if done >= expected:
                 break

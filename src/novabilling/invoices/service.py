@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from novabilling.invoices.documents import TenantProfile, invoice_event
 from novabilling.invoices.models import (
     CANCELED,
     DRAFT,
+    FAILED,
     PAID,
     PENDING,
     STATUSES,
@@ -70,6 +71,23 @@ async def get_invoice(session: AsyncSession, invoice_id: str, *, lock: bool = Fa
 
 async def with_customer(session: AsyncSession, invoice: Invoice) -> tuple[Invoice, Customer]:
     return invoice, await get_customer(session, invoice.customer_id)
+
+
+async def _claim(
+    session: AsyncSession, invoice: Invoice, allowed: tuple[str, ...], **values: Any
+) -> bool:
+    """Compare-and-set the status in the database (SQLite has no ``FOR UPDATE``: two
+    requests may both have read the old status; only one UPDATE matches)."""
+    result = await session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.status.in_(allowed))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    await session.refresh(invoice)
+    return True
 
 
 def _status(value: str | None, *, field: str = "status") -> str | None:
@@ -241,13 +259,15 @@ async def finalize(
         raise BusinessRule(f"Only DRAFT invoices can be finalized (status is {invoice.status})")
     customer = await get_customer(session, invoice.customer_id)
     now = clock.now()
+    due = invoice.due_date
     if invoice.period_start is not None:
         terms = net_terms_days(customer, await _plan_terms(session, invoice), tenant)
-        invoice.due_date = now + timedelta(days=terms)
-    invoice.status = PENDING
-    invoice.finalized_at = now
-    invoice.updated_at = now
-    await session.flush()
+        due = now + timedelta(days=terms)
+    if not await _claim(
+        session, invoice, (DRAFT,), status=PENDING, finalized_at=now, updated_at=now,
+        due_date=due, grace_ends_at=None,
+    ):
+        raise BusinessRule("Only DRAFT invoices can be finalized (status changed meanwhile)")
     emails.queue_invoice_email(tenant.id, invoice.id)
     outbound.emit(
         tenant.id, "invoice.finalized", invoice_event(invoice), clock=clock, key=invoice.id
@@ -265,11 +285,11 @@ async def void(
         raise BusinessRule("Cannot void a paid invoice; refund it instead")
     now = clock.now()
     first = invoice.status != CANCELED
-    invoice.status = CANCELED
-    invoice.voided_at = invoice.voided_at or now
-    invoice.next_retry_at = None
-    invoice.updated_at = now
-    await session.flush()
+    if not await _claim(
+        session, invoice, tuple(s for s in STATUSES if s != PAID), status=CANCELED,
+        voided_at=invoice.voided_at or now, next_retry_at=None, updated_at=now,
+    ):
+        raise BusinessRule("Cannot void a paid invoice; refund it instead")
     if first:
         emails.queue(tenant_id, emails.INVOICE_VOIDED, {"invoice_id": invoice.id}, key=invoice.id)
         outbound.emit(
@@ -296,6 +316,9 @@ async def mark_paid(
         raise BusinessRule("Cannot mark a canceled invoice as paid")
     from novabilling.billing import dunning
 
+    if not await _claim(session, invoice, (DRAFT, PENDING, FAILED), status=PAID,
+                        paid_at=clock.now(), updated_at=clock.now()):
+        raise BusinessRule("Invoice is already paid")
     await dunning.settle_paid(
         session,
         tenant_id=tenant_id,
