@@ -6,6 +6,7 @@ with a missing or default secret (STYLE §3.11).
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -18,16 +19,27 @@ _DEFAULT_SECRET_MARKERS = ("changeme", "change-me", "secret", "default", "dev")
 
 
 def _secret_file(data_dir: Path, name: str, nbytes: int) -> str:
-    """Read a generated development secret, creating it (mode 600) the first time."""
+    """Read a generated development secret, creating it (mode 600) the first time.
+
+    Created under a private temp name (never readable by others) and published with a
+    hard link, which fails if the file exists: when several processes start at once the
+    first writer wins and every process reads the same value."""
     path = data_dir / "secrets" / name
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_hex(nbytes)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    tmp = path.parent / f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return value
 
 
