@@ -89,6 +89,7 @@ async def migrate_tenants(
         error: str | None = None
         try:
             url = encryptor.decrypt(url_encrypted, aad=tenant_id.encode())
+            _require_sqlite_file(url)
             tenant_engine = make_engine(url, null_pool=True)
             try:
                 await migrations.upgrade(tenant_engine, "tenant")
@@ -100,6 +101,15 @@ async def migrate_tenants(
         if on_progress is not None:
             on_progress(tenant_id, error)
     return failures
+
+
+def _require_sqlite_file(url: str) -> None:
+    """A missing tenant SQLite file is an error, not a database to create empty (SQLite
+    would silently make a new file and migrate would hide the lost data)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and not Path(database).is_file():
+        raise FileNotFoundError(f"tenant database file missing: {parsed.database}")
 
 
 async def count_tenant_databases(settings: Settings) -> int:
