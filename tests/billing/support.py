@@ -108,3 +108,53 @@ async def invoices_of(runtime: Runtime, tenant_id: str) -> list[Invoice]:
     async with maker() as session:
         rows = await session.scalars(select(Invoice).order_by(Invoice.invoice_number))
         return list(rows.all())
+
+
+async def seed_due_subscriptions(
+    runtime: Runtime, tenant_id: str, count: int, *, period_end: datetime, slow_every: int = 0
+) -> None:
+    """Bulk-insert ``count`` monthly subscriptions whose period ends at ``period_end``.
+    Every ``slow_every``-th one has a pending proration line (per-subscription path)."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from novabilling.billing.periods import period_end as boundary
+    from novabilling.customers.models import Customer
+    from novabilling.kit.ids import new_id
+    from novabilling.plans.models import Plan, PlanPrice
+    from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
+
+    now = period_end
+    start = boundary(period_end, "MONTHLY", -1)
+    engine = await runtime.engines.engine(tenant_id)
+    async with engine.begin() as conn:
+        plans = []
+        for timing in ("IN_ADVANCE", "IN_ARREARS"):
+            pid = new_id()
+            plans.append(pid)
+            await conn.execute(insert(Plan).values(
+                id=pid, name=f"Seed {timing}", code=f"seed_{timing}_{pid[-5:]}",
+                billing_interval="MONTHLY", billing_timing=timing, features=[], is_active=True,
+                invoice_grace_period_days=0, created_at=now, updated_at=now))
+            await conn.execute(insert(PlanPrice).values(
+                id=new_id(), plan_id=pid, currency="USD", amount_minor=1500, is_active=True,
+                created_at=now, updated_at=now))
+        customers = [dict(id=new_id(), external_id=f"seed{n}-{new_id()[-6:]}",
+                          email=f"s{n}@test.local", currency="USD", created_at=now,
+                          updated_at=now) for n in range(count)]
+        await conn.execute(insert(Customer), customers)
+        subs = [dict(
+            id=new_id(), customer_id=c["id"], plan_id=plans[n % 2], status="ACTIVE",
+            currency="USD", amount_minor=1500, billing_interval="MONTHLY",
+            billing_timing="IN_ADVANCE" if n % 2 == 0 else "IN_ARREARS", billing_anchor=start,
+            current_period_start=start, current_period_end=period_end,
+            cancel_at_period_end=False, started_at=start - timedelta(days=31), created_at=now,
+            updated_at=now) for n, c in enumerate(customers)]
+        await conn.execute(insert(Subscription), subs)
+        if slow_every:
+            await conn.execute(insert(PendingInvoiceItem), [dict(
+                id=new_id(), subscription_id=s["id"], customer_id=s["customer_id"],
+                currency="USD", kind="proration_charge", description="Extra seat",
+                amount_minor=250, period_start=start, period_end=period_end,
+                created_at=start) for s in subs[::slow_every]])
