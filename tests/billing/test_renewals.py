@@ -3,6 +3,7 @@ driven by a TestClock, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -225,3 +226,17 @@ async def test_racing_renewal_conflict_rolls_back(backend: Backend) -> None:
             s = await session.get(Subscription, sub["id"])
             assert s is not None and s.current_period_start == T0  # not advanced
         assert [i.invoice_number for i in await invoices_of(runtime, tid)] == ["INV-00001"]
+
+
+async def test_scheduler_single_flight_enqueues_one_tick_per_tenant(backend: Backend) -> None:
+    from novabilling.billing import scheduler
+
+    async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
+        api = await Api.new_tenant(client)
+        if runtime.redis is not None:  # a fresh lock key per test run
+            runtime.settings = runtime.settings.model_copy(
+                update={"redis_prefix": f"{runtime.settings.redis_prefix}:{api.creds.id}"})
+        counts = await asyncio.gather(*(scheduler.schedule_once(runtime) for _ in range(3)))
+        assert sorted(counts)[:2] == [0, 0] and max(counts) >= 1  # one process scheduled
+        ticks = [d for _, name, d, _ in queue.jobs if name == scheduler.TICK_JOB]
+        assert [t["tenant_id"] for t in ticks].count(api.creds.id) == 1
