@@ -79,12 +79,18 @@ def serve(
 def tenants_list() -> None:
     """List tenants and where their databases live."""
     rows = asyncio.run(operations.list_tenants(get_settings()))
+    lines = [
+        (row.id, row.name, row.slug, row.email, "yes" if row.is_active else "no",
+         f"{row.dialect}:{row.database_name}" if row.dialect else "-")
+        for row in rows
+    ]
+    if not console.is_terminal:  # piped: whole values, tab-separated (never truncated)
+        for line in [("id", "name", "slug", "email", "active", "database"), *lines]:
+            typer.echo("\t".join(line))
+        return
     table = Table("id", "name", "slug", "email", "active", "database")
-    for row in rows:
-        table.add_row(
-            row.id, row.name, row.slug, row.email, "yes" if row.is_active else "no",
-            f"{row.dialect}:{row.database_name}" if row.dialect else "-",
-        )
+    for line in lines:
+        table.add_row(*line)
     console.print(table)
 
 
