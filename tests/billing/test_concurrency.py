@@ -124,7 +124,7 @@ async def test_two_workers_and_repeated_ticks(pg: Settings) -> None:
         # and this process ticks at the same time, twice
         await asyncio.gather(run_tenant_tick(runtime, tenant_id),
                              run_tenant_tick(runtime, tenant_id))
-        await _wait(runtime, tenant_id, 600, 60)
+        await _wait(runtime, tenant_id, 600, 180)
         await _check(runtime, tenant_id, 600)
     finally:
         for proc in workers:
@@ -159,7 +159,7 @@ async def test_sigkill_mid_run_then_restart(pg: Settings) -> None:
         await asyncio.sleep(2)
         await producer.enqueue(QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id},
                                job_id=f"{tenant_id}:kill2")
-        await _wait(runtime, tenant_id, total, 120)
+        await _wait(runtime, tenant_id, total, 240)
         await _check(runtime, tenant_id, total)
     finally:
         _stop(worker)
