@@ -23,6 +23,7 @@ worker: sync
 
 lint: sync
 	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
 	$(UV) run mypy
 
 unit: sync

@@ -33,7 +33,10 @@ REDIS = os.environ.get("NB_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 def scenarios(base: str, creds: dict[str, str]) -> dict[str, list[str]]:
     key = f"Authorization: Bearer {creds['apiKey']}"
     tok = f"Authorization: Bearer {creds['accessToken']}"
-    customer = '{"email": "c{n}@bench.test", "name": "Bench Customer {n}", "externalId": "ext-{n}", "currency": "NGN", "country": "NG"}'
+    customer = (
+        '{"email": "c{n}@bench.test", "name": "Bench Customer {n}", '
+        '"externalId": "ext-{n}", "currency": "NGN", "country": "NG"}'
+    )
     return {
         "health": ["--url", f"{base}/health"],
         "me": ["--url", f"{base}/api/tenants/me", "-H", tok],

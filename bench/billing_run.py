@@ -64,8 +64,14 @@ async def worker_main(concurrency: int) -> None:
     install_signal_handlers(stop)
     assert settings.redis_url
     try:
-        await run_worker(settings.redis_url, build_handlers(runtime), queues=(QUEUE_BILLING,),
-                         concurrency=concurrency, stop=stop, prefix=settings.redis_prefix)
+        await run_worker(
+            settings.redis_url,
+            build_handlers(runtime),
+            queues=(QUEUE_BILLING,),
+            concurrency=concurrency,
+            stop=stop,
+            prefix=settings.redis_prefix,
+        )
     finally:
         await runtime.close()
 
@@ -89,12 +95,19 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
     now = datetime.now(UTC)
     end = now - timedelta(minutes=1)
     start = period_end(end, "MONTHLY", -1)  # on the anchor's monthly schedule
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://bench") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bench"
+    ) as client:
         for t in range(tenants):
-            r = await client.post("/api/auth/register", json={
-                "name": "Bench", "email": f"bench{t}-{secrets.token_hex(3)}@test.local",
-                "password": "correct-horse-battery", "companyName": f"Bench {t}"})
+            r = await client.post(
+                "/api/auth/register",
+                json={
+                    "name": "Bench",
+                    "email": f"bench{t}-{secrets.token_hex(3)}@test.local",
+                    "password": "correct-horse-battery",
+                    "companyName": f"Bench {t}",
+                },
+            )
             r.raise_for_status()
             tenant_id = r.json()["tenant"]["id"]
             ids.append(tenant_id)
@@ -104,28 +117,66 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
                 for timing in ("IN_ADVANCE", "IN_ARREARS"):
                     pid = new_id()
                     plans.append((pid, timing))
-                    await conn.execute(insert(Plan).values(
-                        id=pid, name=f"Plan {timing}", code=f"p_{timing}",
-                        billing_interval="MONTHLY", billing_timing=timing, features=[],
-                        is_active=True, invoice_grace_period_days=0, created_at=now,
-                        updated_at=now))
-                    await conn.execute(insert(PlanPrice).values(
-                        id=new_id(), plan_id=pid, currency="USD", amount_minor=2999,
-                        is_active=True, created_at=now, updated_at=now))
-                customers = [dict(id=new_id(), external_id=f"c{n}", email=f"c{n}@test.local",
-                                  currency="USD", created_at=now, updated_at=now)
-                             for n in range(per_tenant)]
+                    await conn.execute(
+                        insert(Plan).values(
+                            id=pid,
+                            name=f"Plan {timing}",
+                            code=f"p_{timing}",
+                            billing_interval="MONTHLY",
+                            billing_timing=timing,
+                            features=[],
+                            is_active=True,
+                            invoice_grace_period_days=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    await conn.execute(
+                        insert(PlanPrice).values(
+                            id=new_id(),
+                            plan_id=pid,
+                            currency="USD",
+                            amount_minor=2999,
+                            is_active=True,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                customers = [
+                    dict(
+                        id=new_id(),
+                        external_id=f"c{n}",
+                        email=f"c{n}@test.local",
+                        currency="USD",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for n in range(per_tenant)
+                ]
                 await conn.execute(insert(Customer), customers)
                 subs = []
                 for n, customer in enumerate(customers):
                     pid, timing = plans[n % 2]
-                    subs.append(dict(
-                        id=new_id(), customer_id=customer["id"], plan_id=pid, status="ACTIVE",
-                        currency="USD", amount_minor=2999, billing_interval="MONTHLY",
-                        billing_timing=timing, billing_anchor=start, current_period_start=start,
-                        current_period_end=end, cancel_at_period_end=False,
-                        # started before this period: no first-period invoice is owed
-                        started_at=start - timedelta(days=31), created_at=now, updated_at=now))
+                    subs.append(
+                        dict(
+                            id=new_id(),
+                            customer_id=customer["id"],
+                            plan_id=pid,
+                            status="ACTIVE",
+                            currency="USD",
+                            amount_minor=2999,
+                            billing_interval="MONTHLY",
+                            billing_timing=timing,
+                            billing_anchor=start,
+                            current_period_start=start,
+                            current_period_end=end,
+                            cancel_at_period_end=False,
+                            # started before this period: no first-period invoice is owed
+                            started_at=start - timedelta(days=31),
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
                 await conn.execute(insert(Subscription), subs)
     await runtime.close()
     return ids
@@ -152,8 +203,9 @@ async def enqueue_ticks(tenant_ids: list[str]) -> None:
     queue = BullMQQueue(settings.redis_url, prefix=settings.redis_prefix)
     try:
         for tid in tenant_ids:
-            await queue.enqueue(QUEUE_BILLING, "billing.tick", {"tenant_id": tid},
-                                job_id=f"{tid}:bench")
+            await queue.enqueue(
+                QUEUE_BILLING, "billing.tick", {"tenant_id": tid}, job_id=f"{tid}:bench"
+            )
     finally:
         await queue.close()
 
@@ -185,14 +237,17 @@ async def cleanup(run: str) -> None:
 
     host = PG.split("@", 1)[1].split("/", 1)[0]
     hostname, _, port = host.partition(":")
-    conn = await asyncpg.connect(host=hostname, port=int(port or 5432), user="postgres",
-                                 database="postgres")
+    conn = await asyncpg.connect(
+        host=hostname, port=int(port or 5432), user="postgres", database="postgres"
+    )
     try:
-        for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
-                                    f"nbbench_{run}_%"):
+        for row in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", f"nbbench_{run}_%"
+        ):
             await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-        for row in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1",
-                                    f"nbbench_{run}_%"):
+        for row in await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"nbbench_{run}_%"
+        ):
             await conn.execute(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
     finally:
         await conn.close()
@@ -232,18 +287,30 @@ def main() -> None:
         tenant_ids = asyncio.run(setup(args.tenants, args.per_tenant))
         setup_s = time.perf_counter() - t0
         for _ in range(args.workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--worker", "--concurrency", str(args.concurrency)],
-                env=env))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--worker", "--concurrency", str(args.concurrency)],
+                    env=env,
+                )
+            )
         time.sleep(3)  # let workers connect
         expected = args.tenants * args.per_tenant
         done, elapsed = asyncio.run(wait_for(tenant_ids, expected, args.timeout))
-        print(json.dumps({
-            "tenants": args.tenants, "subscriptions": expected, "workers": args.workers,
-            "concurrency": args.concurrency, "invoices": done, "seconds": round(elapsed, 2),
-            "renewals_per_second": round(done / elapsed, 1), "setup_seconds": round(setup_s, 1),
-            "cpus": os.cpu_count(),
-        }))
+        print(
+            json.dumps(
+                {
+                    "tenants": args.tenants,
+                    "subscriptions": expected,
+                    "workers": args.workers,
+                    "concurrency": args.concurrency,
+                    "invoices": done,
+                    "seconds": round(elapsed, 2),
+                    "renewals_per_second": round(done / elapsed, 1),
+                    "setup_seconds": round(setup_s, 1),
+                    "cpus": os.cpu_count(),
+                }
+            )
+        )
     finally:
         for proc in procs:
             proc.terminate()

@@ -28,7 +28,9 @@ def _migrate_all() -> int:
     console.print("[green]central database migrated[/green]")
     total = asyncio.run(operations.count_tenant_databases(settings))
     with Progress(
-        TextColumn("tenants"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("tenants"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
         console=console,
     ) as progress:
         task = progress.add_task("tenants", total=total)
@@ -40,7 +42,9 @@ def _migrate_all() -> int:
 
         failures = asyncio.run(operations.migrate_tenants(settings, on_progress=step))
     ok = total - len(failures)
-    console.print(f"tenants migrated: {ok}/{total}" + (f", failed: {len(failures)}" if failures else ""))
+    console.print(
+        f"tenants migrated: {ok}/{total}" + (f", failed: {len(failures)}" if failures else "")
+    )
     return len(failures)
 
 
@@ -56,7 +60,9 @@ def serve(
     workers: int = typer.Option(None, help="API worker processes (default NB_WORKERS)"),
     host: str = typer.Option(None, help="bind address (default NB_HOST)"),
     port: int = typer.Option(None, help="port (default NB_PORT)"),
-    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="migrate before serving"),
+    migrate_first: bool = typer.Option(
+        True, "--migrate/--no-migrate", help="migrate before serving"
+    ),
 ) -> None:
     """Serve the HTTP API (uvicorn, uvloop, httptools)."""
     settings = get_settings()
@@ -80,8 +86,14 @@ def tenants_list() -> None:
     """List tenants and where their databases live."""
     rows = asyncio.run(operations.list_tenants(get_settings()))
     lines = [
-        (row.id, row.name, row.slug, row.email, "yes" if row.is_active else "no",
-         f"{row.dialect}:{row.database_name}" if row.dialect else "-")
+        (
+            row.id,
+            row.name,
+            row.slug,
+            row.email,
+            "yes" if row.is_active else "no",
+            f"{row.dialect}:{row.database_name}" if row.dialect else "-",
+        )
         for row in rows
     ]
     if not console.is_terminal:  # piped: whole values, tab-separated (never truncated)
@@ -142,8 +154,12 @@ def billing_run(
     for row in totals:
         o = row.outcomes
         table.add_row(
-            row.tenant_id, str(row.invoiced), str(o.get("advanced", 0)),
-            str(o.get("canceled", 0)), str(o.get("skipped", 0)), str(o.get("conflict", 0)),
+            row.tenant_id,
+            str(row.invoiced),
+            str(o.get("advanced", 0)),
+            str(o.get("canceled", 0)),
+            str(o.get("skipped", 0)),
+            str(o.get("conflict", 0)),
         )
     console.print(table)
 

@@ -53,9 +53,11 @@ def _billing_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         if tenant.webhook_url:
             maker = await runtime.engines.sessionmaker(tenant_id)
             async with maker() as session:
-                for invoice in (await session.scalars(
-                    select(Invoice).where(Invoice.id.in_([i for i, _ in pairs]))
-                )).all():
+                for invoice in (
+                    await session.scalars(
+                        select(Invoice).where(Invoice.id.in_([i for i, _ in pairs]))
+                    )
+                ).all():
                     webhooks[invoice.id] = invoice_event(invoice)
         for invoice_id, charge in pairs:
             emails.queue_invoice_email(tenant_id, invoice_id)
@@ -70,7 +72,6 @@ def _billing_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         (QUEUE_BILLING, scheduler.FIRST_INVOICE_JOB): first_invoice,
         **emails.handlers(runtime),
     }
-
 
 
 def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:

@@ -29,8 +29,14 @@ class RecordingQueue:
     ids: set[tuple[str, str]] = field(default_factory=set)
 
     async def enqueue(
-        self, queue: str, name: str, data: dict[str, Any], *, job_id: str | None = None,
-        delay_seconds: float = 0, attempts: int = 5,
+        self,
+        queue: str,
+        name: str,
+        data: dict[str, Any],
+        *,
+        job_id: str | None = None,
+        delay_seconds: float = 0,
+        attempts: int = 5,
     ) -> None:
         if job_id is not None:
             if (queue, job_id) in self.ids:
@@ -83,24 +89,42 @@ class Api:
         self, interval: str, timing: str, prices: dict[str, str | int], **extra: Any
     ) -> Any:
         code = f"p_{secrets.token_hex(4)}"
-        return await self.post("/api/plans", {
-            "name": f"Plan {interval.title()} {timing}", "code": code,
-            "billingInterval": interval, "billingTiming": timing,
-            "prices": [{"currency": c, "amount": a} for c, a in prices.items()], **extra,
-        })
+        return await self.post(
+            "/api/plans",
+            {
+                "name": f"Plan {interval.title()} {timing}",
+                "code": code,
+                "billingInterval": interval,
+                "billingTiming": timing,
+                "prices": [{"currency": c, "amount": a} for c, a in prices.items()],
+                **extra,
+            },
+        )
 
     async def customer(self, currency: str = "USD", **extra: Any) -> Any:
-        return await self.post("/api/customers", {
-            "externalId": f"c_{secrets.token_hex(5)}", "email": "payer@test.local",
-            "name": "Payer", "currency": currency, **extra,
-        })
+        return await self.post(
+            "/api/customers",
+            {
+                "externalId": f"c_{secrets.token_hex(5)}",
+                "email": "payer@test.local",
+                "name": "Payer",
+                "currency": currency,
+                **extra,
+            },
+        )
 
     async def subscription(
         self, customer_id: str, plan_id: str, currency: str, **extra: Any
     ) -> Any:
-        return await self.post("/api/subscriptions", {
-            "customerId": customer_id, "planId": plan_id, "currency": currency, **extra,
-        })
+        return await self.post(
+            "/api/subscriptions",
+            {
+                "customerId": customer_id,
+                "planId": plan_id,
+                "currency": currency,
+                **extra,
+            },
+        )
 
 
 async def invoices_of(runtime: Runtime, tenant_id: str) -> list[Invoice]:
@@ -133,28 +157,80 @@ async def seed_due_subscriptions(
         for timing in ("IN_ADVANCE", "IN_ARREARS"):
             pid = new_id()
             plans.append(pid)
-            await conn.execute(insert(Plan).values(
-                id=pid, name=f"Seed {timing}", code=f"seed_{timing}_{pid[-5:]}",
-                billing_interval="MONTHLY", billing_timing=timing, features=[], is_active=True,
-                invoice_grace_period_days=0, created_at=now, updated_at=now))
-            await conn.execute(insert(PlanPrice).values(
-                id=new_id(), plan_id=pid, currency="USD", amount_minor=1500, is_active=True,
-                created_at=now, updated_at=now))
-        customers = [dict(id=new_id(), external_id=f"seed{n}-{new_id()[-6:]}",
-                          email=f"s{n}@test.local", currency="USD", created_at=now,
-                          updated_at=now) for n in range(count)]
+            await conn.execute(
+                insert(Plan).values(
+                    id=pid,
+                    name=f"Seed {timing}",
+                    code=f"seed_{timing}_{pid[-5:]}",
+                    billing_interval="MONTHLY",
+                    billing_timing=timing,
+                    features=[],
+                    is_active=True,
+                    invoice_grace_period_days=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await conn.execute(
+                insert(PlanPrice).values(
+                    id=new_id(),
+                    plan_id=pid,
+                    currency="USD",
+                    amount_minor=1500,
+                    is_active=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        customers = [
+            dict(
+                id=new_id(),
+                external_id=f"seed{n}-{new_id()[-6:]}",
+                email=f"s{n}@test.local",
+                currency="USD",
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(count)
+        ]
         await conn.execute(insert(Customer), customers)
-        subs = [dict(
-            id=new_id(), customer_id=c["id"], plan_id=plans[n % 2], status="ACTIVE",
-            currency="USD", amount_minor=1500, billing_interval="MONTHLY",
-            billing_timing="IN_ADVANCE" if n % 2 == 0 else "IN_ARREARS", billing_anchor=start,
-            current_period_start=start, current_period_end=period_end,
-            cancel_at_period_end=False, started_at=start - timedelta(days=31), created_at=now,
-            updated_at=now) for n, c in enumerate(customers)]
+        subs = [
+            dict(
+                id=new_id(),
+                customer_id=c["id"],
+                plan_id=plans[n % 2],
+                status="ACTIVE",
+                currency="USD",
+                amount_minor=1500,
+                billing_interval="MONTHLY",
+                billing_timing="IN_ADVANCE" if n % 2 == 0 else "IN_ARREARS",
+                billing_anchor=start,
+                current_period_start=start,
+                current_period_end=period_end,
+                cancel_at_period_end=False,
+                started_at=start - timedelta(days=31),
+                created_at=now,
+                updated_at=now,
+            )
+            for n, c in enumerate(customers)
+        ]
         await conn.execute(insert(Subscription), subs)
         if slow_every:
-            await conn.execute(insert(PendingInvoiceItem), [dict(
-                id=new_id(), subscription_id=s["id"], customer_id=s["customer_id"],
-                currency="USD", kind="proration_charge", description="Extra seat",
-                amount_minor=250, period_start=start, period_end=period_end,
-                created_at=start) for s in subs[::slow_every]])
+            await conn.execute(
+                insert(PendingInvoiceItem),
+                [
+                    dict(
+                        id=new_id(),
+                        subscription_id=s["id"],
+                        customer_id=s["customer_id"],
+                        currency="USD",
+                        kind="proration_charge",
+                        description="Extra seat",
+                        amount_minor=250,
+                        period_start=start,
+                        period_end=period_end,
+                        created_at=start,
+                    )
+                    for s in subs[::slow_every]
+                ],
+            )

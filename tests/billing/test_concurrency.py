@@ -55,9 +55,16 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def _worker(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "novabilling"), "worker", "--concurrency", "3",
-         "--no-scheduler"],
-        env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "novabilling"),
+            "worker",
+            "--concurrency",
+            "3",
+            "--no-scheduler",
+        ],
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -67,8 +74,9 @@ async def _tenant(runtime: Runtime) -> str:
     from novabilling.app import create_app
 
     app = create_app(runtime.settings, runtime=runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         return (await register_tenant(client, "Race Co")).id
 
 
@@ -81,8 +89,11 @@ async def _count(runtime: Runtime, tenant_id: str) -> int:
 async def _check(runtime: Runtime, tenant_id: str, expected: int) -> None:
     maker = await runtime.engines.sessionmaker(tenant_id)
     async with maker() as session:
-        rows = (await session.execute(
-            select(Invoice.subscription_id, Invoice.period_start, Invoice.invoice_number))).all()
+        rows = (
+            await session.execute(
+                select(Invoice.subscription_id, Invoice.period_start, Invoice.invoice_number)
+            )
+        ).all()
     assert len(rows) == expected
     assert len({(r[0], r[1]) for r in rows}) == expected
     assert len({r[0] for r in rows}) == expected  # one period each
@@ -119,11 +130,16 @@ async def test_two_workers_and_repeated_ticks(pg: Settings) -> None:
         runtime.jobs = RecordingQueue()
         await asyncio.sleep(2)  # workers connect
         for n in range(6):
-            await producer.enqueue(QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id},
-                                   job_id=f"{tenant_id}:race{n}")
+            await producer.enqueue(
+                QUEUE_BILLING,
+                "billing.tick",
+                {"tenant_id": tenant_id},
+                job_id=f"{tenant_id}:race{n}",
+            )
         # and this process ticks at the same time, twice
-        await asyncio.gather(run_tenant_tick(runtime, tenant_id),
-                             run_tenant_tick(runtime, tenant_id))
+        await asyncio.gather(
+            run_tenant_tick(runtime, tenant_id), run_tenant_tick(runtime, tenant_id)
+        )
         await _wait(runtime, tenant_id, 600, 180)
         await _check(runtime, tenant_id, 600)
     finally:
@@ -144,8 +160,9 @@ async def test_sigkill_mid_run_then_restart(pg: Settings) -> None:
         total = 4000
         await seed_due_subscriptions(runtime, tenant_id, total, period_end=due, slow_every=3)
         await asyncio.sleep(2)
-        await producer.enqueue(QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id},
-                               job_id=f"{tenant_id}:kill1")
+        await producer.enqueue(
+            QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id}, job_id=f"{tenant_id}:kill1"
+        )
         for _ in range(3000):  # up to ~60 s: kill as soon as the first batch committed
             if await _count(runtime, tenant_id) > 0:
                 break
@@ -157,8 +174,9 @@ async def test_sigkill_mid_run_then_restart(pg: Settings) -> None:
         await _check(runtime, tenant_id, partial)  # what committed is whole and gapless
         restarted = _worker(pg)
         await asyncio.sleep(2)
-        await producer.enqueue(QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id},
-                               job_id=f"{tenant_id}:kill2")
+        await producer.enqueue(
+            QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id}, job_id=f"{tenant_id}:kill2"
+        )
         await _wait(runtime, tenant_id, total, 240)
         await _check(runtime, tenant_id, total)
     finally:

@@ -67,19 +67,36 @@ async def mail_runtime(runtime: Runtime) -> AsyncIterator[InProcessQueue]:
 
 
 async def _invoice(client: httpx.AsyncClient, tenant: TenantCreds) -> dict[str, object]:
-    r = await client.post("/api/customers", headers=tenant.key_headers, json={
-        "externalId": "mail-1", "email": "ada@test.local", "name": "Ada Obi", "currency": "NGN"})
+    r = await client.post(
+        "/api/customers",
+        headers=tenant.key_headers,
+        json={
+            "externalId": "mail-1",
+            "email": "ada@test.local",
+            "name": "Ada Obi",
+            "currency": "NGN",
+        },
+    )
     assert r.status_code == 201, r.text
-    r = await client.post("/api/invoices", headers=tenant.key_headers, json={
-        "customerId": r.json()["id"], "dueDate": "2026-05-01",
-        "items": [{"description": "Hosting", "quantity": 3, "unitAmount": 12500}]})
+    r = await client.post(
+        "/api/invoices",
+        headers=tenant.key_headers,
+        json={
+            "customerId": r.json()["id"],
+            "dueDate": "2026-05-01",
+            "items": [{"description": "Hosting", "quantity": 3, "unitAmount": 12500}],
+        },
+    )
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 async def test_finalize_sends_invoice_with_pdf(
-    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime,
-    mail_runtime: InProcessQueue, smtp: tuple[Inbox, int],
+    client: httpx.AsyncClient,
+    tenant: TenantCreds,
+    runtime: Runtime,
+    mail_runtime: InProcessQueue,
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     runtime.mailer = SmtpMailer(f"smtp://127.0.0.1:{port}?timeout=5")
@@ -90,8 +107,9 @@ async def test_finalize_sends_invoice_with_pdf(
     [message] = inbox.messages
     assert message["To"] == "Ada Obi <ada@test.local>" or "ada@test.local" in message["To"]
     assert message["Subject"] == f"Invoice {inv['invoiceNumber']} from Acme Ltd"
-    [pdf] = [part for part in message.iter_attachments()
-             if part.get_content_type() == "application/pdf"]
+    [pdf] = [
+        part for part in message.iter_attachments() if part.get_content_type() == "application/pdf"
+    ]
     assert pdf.get_filename() == f"invoice-{inv['invoiceNumber']}.pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.get_content())).pages)
     assert "Hosting" in text and "NGN 37,500.00" in text
@@ -101,13 +119,19 @@ async def test_finalize_sends_invoice_with_pdf(
     assert detail["pdfUrl"] == f"/uploads/invoices/invoice-{inv['id']}.pdf"
 
     # mark-paid -> receipt; void of another invoice -> voided notice
-    r = await client.post(f"/api/invoices/{inv['id']}/mark-paid", headers=tenant.key_headers,
-                          json={"paymentMethod": "cash"})
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/mark-paid",
+        headers=tenant.key_headers,
+        json={"paymentMethod": "cash"},
+    )
     assert r.status_code == 201
     await mail_runtime.drain()
     assert inbox.messages[-1]["Subject"].startswith(f"Receipt for invoice {inv['invoiceNumber']}")
-    r = await client.post(f"/api/invoices/{inv['id']}/send-email", headers=tenant.key_headers,
-                          json={"email": "accounts@test.local"})
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/send-email",
+        headers=tenant.key_headers,
+        json={"email": "accounts@test.local"},
+    )
     assert r.status_code == 201
     await mail_runtime.drain()
     assert inbox.messages[-1]["To"] == "accounts@test.local"
@@ -115,13 +139,16 @@ async def test_finalize_sends_invoice_with_pdf(
 
 
 async def test_dead_smtp_never_blocks_billing(
-    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime,
+    client: httpx.AsyncClient,
+    tenant: TenantCreds,
+    runtime: Runtime,
     mail_runtime: InProcessQueue,
 ) -> None:
     runtime.mailer = SmtpMailer(f"smtp://127.0.0.1:{_free_port()}?timeout=1")
     inv = await _invoice(client, tenant)
     r = await asyncio.wait_for(
-        client.post(f"/api/invoices/{inv['id']}/finalize", headers=tenant.key_headers), 5)
+        client.post(f"/api/invoices/{inv['id']}/finalize", headers=tenant.key_headers), 5
+    )
     assert r.status_code == 201 and r.json()["status"] == "PENDING"
     await mail_runtime.drain()
     assert mail_runtime.failed == 1  # retried, then given up; the invoice stays finalized

@@ -29,8 +29,11 @@ async def test_in_advance_first_invoice_then_renewals(backend: Backend) -> None:
         for _ in range(2):
             await run_tenant_tick(runtime, tid)
         [first] = await invoices_of(runtime, tid)
-        assert (first.invoice_number, first.status, first.total_minor) == ("INV-00001", "PENDING",
-                                                                            2999)
+        assert (first.invoice_number, first.status, first.total_minor) == (
+            "INV-00001",
+            "PENDING",
+            2999,
+        )
         assert first.period_start == T0 and first.due_date == T0 + timedelta(days=7)
         assert first.metadata_ and first.metadata_["planName"] == plan["name"]
         assert [j["invoice_id"] for j in queue.named("email.invoice_issued")] == [first.id]
@@ -41,8 +44,11 @@ async def test_in_advance_first_invoice_then_renewals(backend: Backend) -> None:
         invoices = await invoices_of(runtime, tid)
         assert [(i.invoice_number, i.period_start, i.period_end) for i in invoices] == [
             ("INV-00001", T0, datetime(2026, 2, 28, 9, tzinfo=UTC)),
-            ("INV-00002", datetime(2026, 2, 28, 9, tzinfo=UTC),
-             datetime(2026, 3, 31, 9, tzinfo=UTC)),
+            (
+                "INV-00002",
+                datetime(2026, 2, 28, 9, tzinfo=UTC),
+                datetime(2026, 3, 31, 9, tzinfo=UTC),
+            ),
         ]
         r = await client.get(f"/api/subscriptions/{sub['id']}", headers=api.creds.key_headers)
         body = r.json()
@@ -59,8 +65,9 @@ async def test_in_arrears_trial_and_cancel_at_period_end(backend: Backend) -> No
         tid = api.creds.id
         clock.advance(timedelta(days=1))
         await run_tenant_tick(runtime, tid)
-        assert queue.named("email.trial_ending") == [{"tenant_id": tid, "subscription_id":
-                                                       sub["id"]}]
+        assert queue.named("email.trial_ending") == [
+            {"tenant_id": tid, "subscription_id": sub["id"]}
+        ]
         clock.set(T0 + timedelta(days=3, minutes=1))
         await run_tenant_tick(runtime, tid)
         assert await invoices_of(runtime, tid) == []  # a trial bills nothing in arrears
@@ -74,8 +81,10 @@ async def test_in_arrears_trial_and_cancel_at_period_end(backend: Backend) -> No
         for _ in range(2):
             await run_tenant_tick(runtime, tid)
         invoices = await invoices_of(runtime, tid)
-        assert [i.period_start for i in invoices] == [T0 + timedelta(days=3),
-                                                      T0 + timedelta(days=10)]
+        assert [i.period_start for i in invoices] == [
+            T0 + timedelta(days=3),
+            T0 + timedelta(days=10),
+        ]
         r = await client.get(f"/api/subscriptions/{sub['id']}", headers=api.creds.key_headers)
         assert r.json()["status"] == "CANCELED"
         assert len(queue.named("email.subscription_canceled")) == 1
@@ -107,19 +116,28 @@ async def test_proration_lines_are_consumed_once(backend: Backend) -> None:
         [inv] = await invoices_of(runtime, tid)
         assert inv.total_minor == 4000 + expected_extra
         async with maker() as session:
-            lines = (await session.scalars(select(InvoiceLine).where(
-                InvoiceLine.invoice_id == inv.id).order_by(InvoiceLine.position))).all()
+            lines = (
+                await session.scalars(
+                    select(InvoiceLine)
+                    .where(InvoiceLine.invoice_id == inv.id)
+                    .order_by(InvoiceLine.position)
+                )
+            ).all()
             assert [ln.type for ln in lines] == ["plan", "proration_charge"]
-            left = (await session.scalars(select(PendingInvoiceItem).where(
-                PendingInvoiceItem.invoice_id.is_(None)))).all()
+            left = (
+                await session.scalars(
+                    select(PendingInvoiceItem).where(PendingInvoiceItem.invoice_id.is_(None))
+                )
+            ).all()
             assert left == []
 
 
 async def test_grace_period_draft_then_finalized(backend: Backend) -> None:
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
-        plan = await api.plan("DAILY", "IN_ARREARS", {"USD": 5}, invoiceGracePeriodDays=2,
-                              netPaymentTerms=10)
+        plan = await api.plan(
+            "DAILY", "IN_ARREARS", {"USD": 5}, invoiceGracePeriodDays=2, netPaymentTerms=10
+        )
         cust = await api.customer()
         await api.subscription(cust["id"], plan["id"], "USD")
         tid = api.creds.id
@@ -151,8 +169,9 @@ async def test_dunning_retries_then_cancels(backend: Backend) -> None:
 
         async def fail() -> None:
             async with job_buffer(queue) as buffer, maker() as session:
-                await dunning.record_failure(session, tenant_id=tid, invoice_id=inv.id,
-                                             reason="card declined", clock=clock)
+                await dunning.record_failure(
+                    session, tenant_id=tid, invoice_id=inv.id, reason="card declined", clock=clock
+                )
                 await session.commit()
                 await buffer.flush()
 
@@ -169,16 +188,23 @@ async def test_dunning_retries_then_cancels(backend: Backend) -> None:
             clock.set(T0 + timedelta(days=day))
             for _ in range(2):
                 await run_tenant_tick(runtime, tid)
-            assert queue.named("payments.charge")[-1] == {"tenant_id": tid, "invoice_id": inv.id,
-                                                          "attempt": attempt}
+            assert queue.named("payments.charge")[-1] == {
+                "tenant_id": tid,
+                "invoice_id": inv.id,
+                "attempt": attempt,
+            }
             await fail()
         assert len(queue.named("payments.charge")) == 3
         async with maker() as session:
             s = await session.get(Subscription, sub["id"])
             assert s is not None and s.status == "CANCELED"
-            reasons = (await session.scalars(select(SubscriptionEvent.reason).where(
-                SubscriptionEvent.subscription_id == sub["id"]).order_by(
-                SubscriptionEvent.at, SubscriptionEvent.id))).all()
+            reasons = (
+                await session.scalars(
+                    select(SubscriptionEvent.reason)
+                    .where(SubscriptionEvent.subscription_id == sub["id"])
+                    .order_by(SubscriptionEvent.at, SubscriptionEvent.id)
+                )
+            ).all()
             assert reasons.count("payment_failed") == 3 and reasons[-1] == "dunning_exhausted"
         assert len(queue.named("email.payment_failed")) == 4
 
@@ -195,8 +221,9 @@ async def test_payment_reactivates_past_due(backend: Backend) -> None:
         from novabilling.kit.jobs import job_buffer
 
         async with job_buffer(queue) as buffer, maker() as session:
-            await dunning.record_failure(session, tenant_id=tid, invoice_id=inv.id,
-                                         reason="insufficient funds", clock=clock)
+            await dunning.record_failure(
+                session, tenant_id=tid, invoice_id=inv.id, reason="insufficient funds", clock=clock
+            )
             await session.commit()
             await buffer.flush()
         r = await client.post(f"/api/invoices/{inv.id}/mark-paid", headers=api.creds.key_headers)
@@ -218,8 +245,13 @@ async def test_racing_renewal_conflict_rolls_back(backend: Backend) -> None:
             s = await session.get(Subscription, sub["id"])
             assert s is not None
             await renewals.create_period_invoice(
-                session, ctx, s, period=(s.current_period_start, s.current_period_end),
-                amount_minor=2000, plan=None)
+                session,
+                ctx,
+                s,
+                period=(s.current_period_start, s.current_period_end),
+                amount_minor=2000,
+                plan=None,
+            )
             await session.commit()
         assert await renewals.process(maker, ctx, sub["id"]) is renewals.Outcome.CONFLICT
         async with maker() as session:
@@ -235,7 +267,8 @@ async def test_scheduler_single_flight_enqueues_one_tick_per_tenant(backend: Bac
         api = await Api.new_tenant(client)
         if runtime.redis is not None:  # a fresh lock key per test run
             runtime.settings = runtime.settings.model_copy(
-                update={"redis_prefix": f"{runtime.settings.redis_prefix}:{api.creds.id}"})
+                update={"redis_prefix": f"{runtime.settings.redis_prefix}:{api.creds.id}"}
+            )
         counts = await asyncio.gather(*(scheduler.schedule_once(runtime) for _ in range(3)))
         assert sorted(counts)[:2] == [0, 0] and max(counts) >= 1  # one process scheduled
         ticks = [d for _, name, d, _ in queue.jobs if name == scheduler.TICK_JOB]

@@ -29,8 +29,7 @@ def add_months(at: datetime, months: int) -> datetime:
 
 
 def boundary(anchor: datetime, interval: str, k: int) -> datetime:
-    fixed = {"HOURLY": timedelta(hours=1), "DAILY": timedelta(days=1),
-             "WEEKLY": timedelta(days=7)}
+    fixed = {"HOURLY": timedelta(hours=1), "DAILY": timedelta(days=1), "WEEKLY": timedelta(days=7)}
     if interval in fixed:
         return anchor + fixed[interval] * k
     return add_months(anchor, {"MONTHLY": 1, "QUARTERLY": 3, "YEARLY": 12}[interval] * k)
@@ -108,14 +107,21 @@ async def test_thirteen_months_of_billing(backend: Backend) -> None:
         customers = {code: (await api.customer(code))["id"] for code, _ in CURRENCIES}
         for n, spec in enumerate(population):
             decimals = dict(CURRENCIES)[spec.currency]
-            own = await api.plan(spec.interval, spec.timing,
-                                 {spec.currency: f"{spec.price_minor / 10**decimals:.{decimals}f}"
-                                  if decimals else spec.price_minor})
+            own = await api.plan(
+                spec.interval,
+                spec.timing,
+                {
+                    spec.currency: f"{spec.price_minor / 10**decimals:.{decimals}f}"
+                    if decimals
+                    else spec.price_minor
+                },
+            )
             body = {"startDate": spec.start.isoformat()}
             if spec.trial_days:
                 body["trialDays"] = spec.trial_days
-            sub = await api.subscription(customers[spec.currency], own["id"], spec.currency,
-                                         externalId=f"sim-{n}", **body)
+            sub = await api.subscription(
+                customers[spec.currency], own["id"], spec.currency, externalId=f"sim-{n}", **body
+            )
             spec.sub_id = sub["id"]
 
         now = T0
@@ -130,8 +136,9 @@ async def test_thirteen_months_of_billing(backend: Backend) -> None:
                 due = pending_cancels.pop(0)
                 for spec in population:
                     if spec.cancel_request == due:
-                        await api.post(f"/api/subscriptions/{spec.sub_id}/cancel",
-                                       {"cancelAt": "period_end"})
+                        await api.post(
+                            f"/api/subscriptions/{spec.sub_id}/cancel", {"cancelAt": "period_end"}
+                        )
             now += STEP
         last = now - STEP
 

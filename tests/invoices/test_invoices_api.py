@@ -17,8 +17,13 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 async def make_customer(
     client: httpx.AsyncClient, creds: TenantCreds, currency: str = "USD", **extra: Any
 ) -> dict[str, Any]:
-    body = {"externalId": f"c-{id(extra)}-{currency}", "email": "ada@test.local",
-            "name": "Ada Obi", "currency": currency, **extra}
+    body = {
+        "externalId": f"c-{id(extra)}-{currency}",
+        "email": "ada@test.local",
+        "name": "Ada Obi",
+        "currency": currency,
+        **extra,
+    }
     r = await client.post("/api/customers", headers=creds.key_headers, json=body)
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
@@ -73,14 +78,18 @@ async def test_create_uses_customer_currency_and_zero_decimal(
 ) -> None:
     customer = await make_customer(client, tenant, currency="ugx")
     inv = await create_invoice(
-        client, tenant, customer["id"],
+        client,
+        tenant,
+        customer["id"],
         items=[{"description": "Data", "quantity": 3, "unitAmount": 25000}],
     )
     assert inv["currency"] == "UGX" and inv["amount"] == "75000"
     r = await client.post(
-        "/api/invoices", headers=tenant.key_headers,
-        json=invoice_body(customer["id"], items=[
-            {"description": "x", "quantity": 1, "unitAmount": 1.5}]),
+        "/api/invoices",
+        headers=tenant.key_headers,
+        json=invoice_body(
+            customer["id"], items=[{"description": "x", "quantity": 1, "unitAmount": 1.5}]
+        ),
     )
     assert_error(r, 400, "items.0.unitAmount")
 
@@ -89,16 +98,26 @@ async def test_create_validation(client: httpx.AsyncClient, tenant: TenantCreds)
     customer = await make_customer(client, tenant)
     cid = customer["id"]
     bad = [
-        ({"customerId": cid, "items": [{"description": "a", "quantity": 1, "unitAmount": 1}]},
-         "dueDate"),
-        (invoice_body(cid, items=[{"description": "Consulting", "amount": 500, "quantity": 1}]),
-         "property"),
-        (invoice_body(cid, items=[{"description": "", "quantity": 1, "unitAmount": 1}]),
-         "items.0.description"),
-        (invoice_body(cid, items=[{"description": "a", "quantity": 0, "unitAmount": 1}]),
-         "items.0.quantity"),
-        (invoice_body(cid, items=[{"description": "a", "quantity": 1, "unitAmount": -1}]),
-         "items.0.unitAmount"),
+        (
+            {"customerId": cid, "items": [{"description": "a", "quantity": 1, "unitAmount": 1}]},
+            "dueDate",
+        ),
+        (
+            invoice_body(cid, items=[{"description": "Consulting", "amount": 500, "quantity": 1}]),
+            "property",
+        ),
+        (
+            invoice_body(cid, items=[{"description": "", "quantity": 1, "unitAmount": 1}]),
+            "items.0.description",
+        ),
+        (
+            invoice_body(cid, items=[{"description": "a", "quantity": 0, "unitAmount": 1}]),
+            "items.0.quantity",
+        ),
+        (
+            invoice_body(cid, items=[{"description": "a", "quantity": 1, "unitAmount": -1}]),
+            "items.0.unitAmount",
+        ),
         (invoice_body(cid, status="VOIDED"), "status"),
         (invoice_body(cid, extra=1), "property"),
         (invoice_body(cid, dueDate="tomorrow"), "dueDate"),
@@ -111,8 +130,13 @@ async def test_create_validation(client: httpx.AsyncClient, tenant: TenantCreds)
 async def test_supplied_number_and_conflict(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
     customer = await make_customer(client, tenant)
     imported = await create_invoice(
-        client, tenant, customer["id"], invoiceNumber="INV-00041", status="PAID",
-        paidAt="2026-01-02T03:04:05Z", createdAt="2026-01-01",
+        client,
+        tenant,
+        customer["id"],
+        invoiceNumber="INV-00041",
+        status="PAID",
+        paidAt="2026-01-02T03:04:05Z",
+        createdAt="2026-01-01",
     )
     assert imported["invoiceNumber"] == "INV-00041" and imported["status"] == "PAID"
     assert imported["paidAt"] == "2026-01-02T03:04:05.000Z"
@@ -120,7 +144,8 @@ async def test_supplied_number_and_conflict(client: httpx.AsyncClient, tenant: T
     nxt = await create_invoice(client, tenant, customer["id"])
     assert nxt["invoiceNumber"] == "INV-00042"
     r = await client.post(
-        "/api/invoices", headers=tenant.key_headers,
+        "/api/invoices",
+        headers=tenant.key_headers,
         json=invoice_body(customer["id"], invoiceNumber="INV-00041"),
     )
     assert_error(r, 409)
@@ -129,16 +154,21 @@ async def test_supplied_number_and_conflict(client: httpx.AsyncClient, tenant: T
 async def test_unknown_customer_and_subscription(
     client: httpx.AsyncClient, tenant: TenantCreds, other_tenant: TenantCreds
 ) -> None:
-    r = await client.post("/api/invoices", headers=tenant.key_headers,
-                          json=invoice_body("nonexistent_id"))
+    r = await client.post(
+        "/api/invoices", headers=tenant.key_headers, json=invoice_body("nonexistent_id")
+    )
     assert_error(r, 404)
     theirs = await make_customer(client, other_tenant)
-    r = await client.post("/api/invoices", headers=tenant.key_headers,
-                          json=invoice_body(theirs["id"]))
+    r = await client.post(
+        "/api/invoices", headers=tenant.key_headers, json=invoice_body(theirs["id"])
+    )
     assert_error(r, 404)
     mine = await make_customer(client, tenant)
-    r = await client.post("/api/invoices", headers=tenant.key_headers,
-                          json=invoice_body(mine["id"], subscriptionId="nope"))
+    r = await client.post(
+        "/api/invoices",
+        headers=tenant.key_headers,
+        json=invoice_body(mine["id"], subscriptionId="nope"),
+    )
     assert_error(r, 404)
 
 
@@ -156,8 +186,9 @@ async def test_list_filters_and_strict_params(
     b = await make_customer(client, tenant, currency="EUR")
     first = await create_invoice(client, tenant, a["id"], createdAt="2026-01-10T10:00:00Z")
     second = await create_invoice(client, tenant, b["id"], createdAt="2026-02-10T10:00:00Z")
-    third = await create_invoice(client, tenant, a["id"], status="PENDING",
-                                 createdAt="2026-03-10T10:00:00Z")
+    third = await create_invoice(
+        client, tenant, a["id"], status="PENDING", createdAt="2026-03-10T10:00:00Z"
+    )
     await create_invoice(client, other_tenant, (await make_customer(client, other_tenant))["id"])
 
     async def ids(**query: Any) -> list[str]:
@@ -170,16 +201,22 @@ async def test_list_filters_and_strict_params(
     assert await ids(customerId=a["id"]) == [third["id"], first["id"]]
     assert await ids(dateFrom="2026-02-01", dateTo="2026-02-10") == [second["id"]]
     assert await ids(dateTo="2026-02-10T09:00:00Z") == [first["id"]]
-    r = await client.get("/api/invoices", headers=tenant.key_headers,
-                         params={"limit": 2, "page": 2})
+    r = await client.get(
+        "/api/invoices", headers=tenant.key_headers, params={"limit": 2, "page": 2}
+    )
     body = r.json()
     assert body["meta"] == {"total": 3, "page": 2, "limit": 2, "totalPages": 2}
     assert [i["id"] for i in body["data"]] == [first["id"]]
     assert body["data"][0]["customer"]["id"] == a["id"]
-    for query, field in (({"foo": "1"}, "property"), ({"limit": "101"}, "limit"),
-                         ({"status": "VOIDED"}, "status"), ({"dateFrom": "x"}, "dateFrom")):
-        assert_error(await client.get("/api/invoices", headers=tenant.key_headers,
-                                      params=query), 400, field)
+    for query, field in (
+        ({"foo": "1"}, "property"),
+        ({"limit": "101"}, "limit"),
+        ({"status": "VOIDED"}, "status"),
+        ({"dateFrom": "x"}, "dateFrom"),
+    ):
+        assert_error(
+            await client.get("/api/invoices", headers=tenant.key_headers, params=query), 400, field
+        )
 
 
 async def test_get_detail_and_isolation(
@@ -192,13 +229,14 @@ async def test_get_detail_and_isolation(
     body = r.json()
     assert body["id"] == inv["id"] and body["customer"]["id"] == customer["id"]
     assert body["subscription"] is None and body["payments"] == []
-    assert_error(await client.get(f"/api/invoices/{inv['id']}",
-                                  headers=other_tenant.key_headers), 404)
-    assert_error(await client.get("/api/invoices/nonexistent_id",
-                                  headers=tenant.key_headers), 404)
+    assert_error(
+        await client.get(f"/api/invoices/{inv['id']}", headers=other_tenant.key_headers), 404
+    )
+    assert_error(await client.get("/api/invoices/nonexistent_id", headers=tenant.key_headers), 404)
     for action in ("finalize", "void", "mark-paid", "checkout", "send-email"):
-        r = await client.post(f"/api/invoices/{inv['id']}/{action}",
-                              headers=other_tenant.key_headers)
+        r = await client.post(
+            f"/api/invoices/{inv['id']}/{action}", headers=other_tenant.key_headers
+        )
         assert_error(r, 404)
 
 
@@ -214,8 +252,9 @@ async def test_finalize_void_mark_paid(
     assert r.json()["dueDate"] == inv["dueDate"]  # a manual invoice keeps its due date
     assert_error(await client.post(f"{url}/finalize", headers=tenant.key_headers), 400)
 
-    r = await client.post(f"{url}/mark-paid", headers=tenant.key_headers,
-                          json={"paymentMethod": "bank_transfer"})
+    r = await client.post(
+        f"{url}/mark-paid", headers=tenant.key_headers, json={"paymentMethod": "bank_transfer"}
+    )
     assert r.status_code == 201, r.text
     paid = r.json()
     assert paid["status"] == "PAID" and TIMESTAMP.match(paid["paidAt"])
@@ -233,8 +272,9 @@ async def test_finalize_void_mark_paid(
     for _ in range(2):  # voiding again is allowed
         r = await client.post(f"{ourl}/void", headers=tenant.key_headers)
         assert r.status_code == 201 and r.json()["status"] == "CANCELED"
-    assert_error(await client.post(f"{ourl}/mark-paid", headers=tenant.key_headers,
-                                   content=b"not json"), 400)
+    assert_error(
+        await client.post(f"{ourl}/mark-paid", headers=tenant.key_headers, content=b"not json"), 400
+    )
     assert_error(await client.post(f"{ourl}/finalize", headers=tenant.key_headers), 400)
     assert_error(await client.post(f"{ourl}/checkout", headers=tenant.key_headers), 400)
 
@@ -242,8 +282,11 @@ async def test_finalize_void_mark_paid(
 async def test_checkout_without_provider(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
     customer = await make_customer(client, tenant)
     inv = await create_invoice(client, tenant, customer["id"])
-    r = await client.post(f"/api/invoices/{inv['id']}/checkout", headers=tenant.key_headers,
-                          json={"callbackUrl": "https://shop.test/back"})
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/checkout",
+        headers=tenant.key_headers,
+        json={"callbackUrl": "https://shop.test/back"},
+    )
     assert_error(r, 400)
 
 
@@ -269,8 +312,11 @@ async def test_pdf(client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runt
 async def test_send_email(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
     customer = await make_customer(client, tenant)
     inv = await create_invoice(client, tenant, customer["id"])
-    r = await client.post(f"/api/invoices/{inv['id']}/send-email", headers=tenant.key_headers,
-                          json={"email": "boss@test.local"})
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/send-email",
+        headers=tenant.key_headers,
+        json={"email": "boss@test.local"},
+    )
     assert r.status_code == 201 and "boss@test.local" in r.json()["message"]
     r = await client.post(f"/api/invoices/{inv['id']}/send-email", headers=tenant.key_headers)
     assert r.status_code == 201 and "ada@test.local" in r.json()["message"]

@@ -23,13 +23,19 @@ def test_format_and_parse() -> None:
 async def test_concurrent_creates_are_gapless_and_unique(
     client: httpx.AsyncClient, tenant: TenantCreds, backend: Backend
 ) -> None:
-    r = await client.post("/api/customers", headers=tenant.key_headers, json={
-        "externalId": "num-1", "email": "n@test.local", "currency": "USD"})
+    r = await client.post(
+        "/api/customers",
+        headers=tenant.key_headers,
+        json={"externalId": "num-1", "email": "n@test.local", "currency": "USD"},
+    )
     customer_id = r.json()["id"]
 
     async def create(n: int) -> httpx.Response:
-        body = {"customerId": customer_id, "dueDate": "2026-06-01",
-                "items": [{"description": f"Item {n}", "quantity": 1, "unitAmount": n}]}
+        body = {
+            "customerId": customer_id,
+            "dueDate": "2026-06-01",
+            "items": [{"description": f"Item {n}", "quantity": 1, "unitAmount": n}],
+        }
         if n % 7 == 0:  # these fail after taking a number: their numbers must come back
             body["items"] = [{"description": "bad", "quantity": 1, "unitAmount": 0.001}]
         return await client.post("/api/invoices", headers=tenant.key_headers, json=body)
@@ -40,8 +46,7 @@ async def test_concurrent_creates_are_gapless_and_unique(
     assert len(ok) == 60 - 60 // 7
 
     async def finalize(invoice_id: str) -> int:
-        r = await client.post(f"/api/invoices/{invoice_id}/finalize",
-                              headers=tenant.key_headers)
+        r = await client.post(f"/api/invoices/{invoice_id}/finalize", headers=tenant.key_headers)
         return r.status_code
 
     # finalize each invoice twice, concurrently: exactly one of each pair wins

@@ -162,9 +162,7 @@ async def renew_batch(
             status = PAID if amount == 0 else (DRAFT if grace > 0 else PENDING)
             currency = row.currency.upper()
             customer = customers.get(row.customer_id) or Customer(net_payment_terms=None)
-            terms = net_terms_days(
-                customer, plan.net_payment_terms if plan else None, ctx.tenant
-            )
+            terms = net_terms_days(customer, plan.net_payment_terms if plan else None, ctx.tenant)
             description = _describe(plan_name, row.billing_interval, *period)
             metadata: dict[str, Any] = {
                 "planName": plan_name,
@@ -172,42 +170,86 @@ async def renew_batch(
                 "billingTiming": row.billing_timing,
                 "periodStart": to_wire(period[0]),
                 "periodEnd": to_wire(period[1]),
-                "items": [{"description": description, "quantity": 1,
-                           "unitAmount": to_number(amount, currency), "type": "plan"}],
+                "items": [
+                    {
+                        "description": description,
+                        "quantity": 1,
+                        "unitAmount": to_number(amount, currency),
+                        "type": "plan",
+                    }
+                ],
                 "taxAmount": 0,
             }
             grace_ends = now + timedelta(days=grace) if status == DRAFT else None
             if grace_ends is not None:
                 metadata["gracePeriodEndsAt"] = to_wire(grace_ends)
             invoice_id = new_id()
-            invoices.append({
-                "id": invoice_id, "customer_id": row.customer_id, "subscription_id": row.id,
-                "invoice_number": numbering.format_number(first_number + n), "status": status,
-                "currency": currency, "subtotal_minor": amount, "tax_minor": 0,
-                "total_minor": amount, "due_date": now + timedelta(days=terms),
-                "paid_at": now if status == PAID else None,
-                "finalized_at": None if status == DRAFT else now, "voided_at": None,
-                "period_start": period[0], "period_end": period[1], "pdf_url": None,
-                "collection_attempts": 0, "next_retry_at": None, "grace_ends_at": grace_ends,
-                "metadata": metadata, "created_at": now, "updated_at": now,
-            })
-            lines.append({
-                "id": new_id(), "invoice_id": invoice_id, "position": 0, "type": "plan",
-                "description": description, "quantity": 1, "unit_amount_minor": amount,
-                "amount_minor": amount, "period_start": period[0], "period_end": period[1],
-            })
+            invoices.append(
+                {
+                    "id": invoice_id,
+                    "customer_id": row.customer_id,
+                    "subscription_id": row.id,
+                    "invoice_number": numbering.format_number(first_number + n),
+                    "status": status,
+                    "currency": currency,
+                    "subtotal_minor": amount,
+                    "tax_minor": 0,
+                    "total_minor": amount,
+                    "due_date": now + timedelta(days=terms),
+                    "paid_at": now if status == PAID else None,
+                    "finalized_at": None if status == DRAFT else now,
+                    "voided_at": None,
+                    "period_start": period[0],
+                    "period_end": period[1],
+                    "pdf_url": None,
+                    "collection_attempts": 0,
+                    "next_retry_at": None,
+                    "grace_ends_at": grace_ends,
+                    "metadata": metadata,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            lines.append(
+                {
+                    "id": new_id(),
+                    "invoice_id": invoice_id,
+                    "position": 0,
+                    "type": "plan",
+                    "description": description,
+                    "quantity": 1,
+                    "unit_amount_minor": amount,
+                    "amount_minor": amount,
+                    "period_start": period[0],
+                    "period_end": period[1],
+                }
+            )
             moves.append({"b_id": row.id, "b_start": start, "b_end": end})
-            events.append({
-                "id": new_id(), "subscription_id": row.id, "from_status": row.status,
-                "to_status": row.status, "reason": "renewed", "at": now,
-                "data": {
-                    "previousPeriod": [to_wire(row.current_period_start),
-                                       to_wire(row.current_period_end)],
-                    "period": [to_wire(start), to_wire(end)],
-                },
-            })
-            issued.append(Issued(invoice_id, row.id, status,
-                                 charge=ctx.can_charge and bool(row.payment_method_id)))
+            events.append(
+                {
+                    "id": new_id(),
+                    "subscription_id": row.id,
+                    "from_status": row.status,
+                    "to_status": row.status,
+                    "reason": "renewed",
+                    "at": now,
+                    "data": {
+                        "previousPeriod": [
+                            to_wire(row.current_period_start),
+                            to_wire(row.current_period_end),
+                        ],
+                        "period": [to_wire(start), to_wire(end)],
+                    },
+                }
+            )
+            issued.append(
+                Issued(
+                    invoice_id,
+                    row.id,
+                    status,
+                    charge=ctx.can_charge and bool(row.payment_method_id),
+                )
+            )
         try:
             await session.execute(_INVOICES.insert(), invoices)
             await session.execute(_LINES.insert(), lines)
@@ -215,8 +257,11 @@ async def renew_batch(
             await session.execute(
                 _SUB.update()
                 .where(_SUB.c.id == bindparam("b_id"))
-                .values(current_period_start=bindparam("b_start"),
-                        current_period_end=bindparam("b_end"), updated_at=now),
+                .values(
+                    current_period_start=bindparam("b_start"),
+                    current_period_end=bindparam("b_end"),
+                    updated_at=now,
+                ),
                 moves,
             )
             await session.commit()

@@ -96,8 +96,7 @@ async def record_failure(
     invoice.updated_at = now
     if invoice.subscription_id is not None:
         sub = await session.scalar(
-            select(Subscription).where(Subscription.id == invoice.subscription_id)
-            .with_for_update()
+            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
         )
         if sub is not None and sub.status != "CANCELED":
             if retry is not None:
@@ -105,7 +104,9 @@ async def record_failure(
             else:
                 await lifecycle.cancel_now(session, sub, now=now, reason="dunning_exhausted")
                 emails.queue(
-                    tenant_id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id},
+                    tenant_id,
+                    emails.SUBSCRIPTION_CANCELED,
+                    {"subscription_id": sub.id},
                     key=sub.id,
                 )
     await session.flush()
@@ -120,7 +121,9 @@ async def record_failure(
         key=f"{invoice.id}:{invoice.collection_attempts}",
     )
     log.info(
-        "billing.payment_failed", invoice_id=invoice.id, attempts=invoice.collection_attempts,
+        "billing.payment_failed",
+        invoice_id=invoice.id,
+        attempts=invoice.collection_attempts,
         next_retry_at=retry.isoformat() if retry else None,
     )
     return invoice
@@ -164,8 +167,7 @@ async def settle_paid(
         from novabilling.subscriptions.models import Subscription
 
         sub = await session.scalar(
-            select(Subscription).where(Subscription.id == invoice.subscription_id)
-            .with_for_update()
+            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
         )
         if sub is not None and sub.status == "PAST_DUE":
             await lifecycle.reactivate(session, sub, now=now)

@@ -61,7 +61,10 @@ def queue(tenant_id: str, name: str, data: dict[str, Any], *, key: str | None = 
     """Queue an email after commit; ``key`` makes it once-only (dedup job id)."""
     job_id = f"{tenant_id}:{name}:{key}" if key else None
     enqueue_after_commit(
-        QUEUE_EMAILS, name, {"tenant_id": tenant_id, **data}, job_id=job_id,
+        QUEUE_EMAILS,
+        name,
+        {"tenant_id": tenant_id, **data},
+        job_id=job_id,
         attempts=EMAIL_ATTEMPTS,
     )
 
@@ -84,8 +87,11 @@ def queue_invoice_email(
 
 def queue_render_pdf(tenant_id: str, invoice_id: str) -> None:
     enqueue_after_commit(
-        QUEUE_BILLING, RENDER_PDF, {"tenant_id": tenant_id, "invoice_id": invoice_id},
-        job_id=f"{tenant_id}:pdf:{invoice_id}", attempts=3,
+        QUEUE_BILLING,
+        RENDER_PDF,
+        {"tenant_id": tenant_id, "invoice_id": invoice_id},
+        job_id=f"{tenant_id}:pdf:{invoice_id}",
+        attempts=3,
     )
 
 
@@ -99,8 +105,9 @@ def _mailer(runtime: Runtime, tenant: TenantProfile) -> tuple[Mailer, Mailbox]:
     return runtime.mailer, runtime.sender
 
 
-Work = Callable[["Runtime", "AsyncSession", "TenantProfile", dict[str, Any]], Awaitable[
-    EmailMessage | None]]
+Work = Callable[
+    ["Runtime", "AsyncSession", "TenantProfile", dict[str, Any]], Awaitable[EmailMessage | None]
+]
 
 
 def _handler(runtime: Runtime, work: Work) -> JobHandler:
@@ -243,9 +250,7 @@ async def _trial_ending(
         return None
     days = max(0, (view.trial_ends_at - runtime.clock.now()).days)
     _, sender = _mailer(runtime, tenant)
-    return messages.trial_ending(
-        view, days_left=days, sender=sender, recipient=view.customer_email
-    )
+    return messages.trial_ending(view, days_left=days, sender=sender, recipient=view.customer_email)
 
 
 async def _subscription_canceled(

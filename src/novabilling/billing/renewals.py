@@ -213,9 +213,15 @@ async def create_period_invoice(
     if carry:
         session.add(
             PendingInvoiceItem(
-                subscription_id=sub.id, customer_id=sub.customer_id, currency=sub.currency,
-                kind="credit_carried", description="Credit carried forward",
-                amount_minor=carry, period_start=start, period_end=end, created_at=now,
+                subscription_id=sub.id,
+                customer_id=sub.customer_id,
+                currency=sub.currency,
+                kind="credit_carried",
+                description="Credit carried forward",
+                amount_minor=carry,
+                period_start=start,
+                period_end=end,
+                created_at=now,
             )
         )
     await session.flush()
@@ -229,8 +235,7 @@ def emit(ctx: TickContext, event: str, data: dict[str, Any], key: str) -> None:
 
 
 def _sub_event(sub: Subscription, **extra: Any) -> dict[str, Any]:
-    return {"subscriptionId": sub.id, "customerId": sub.customer_id, "planId": sub.plan_id,
-            **extra}
+    return {"subscriptionId": sub.id, "customerId": sub.customer_id, "planId": sub.plan_id, **extra}
 
 
 def after_issue(ctx: TickContext, sub: Subscription, invoice: Invoice) -> None:
@@ -296,8 +301,12 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
             and sub.cancel_at >= sub.current_period_end
         ):
             invoice = await create_period_invoice(
-                session, ctx, sub, period=(sub.current_period_start, sub.current_period_end),
-                amount_minor=sub.amount_minor, plan=plan,
+                session,
+                ctx,
+                sub,
+                period=(sub.current_period_start, sub.current_period_end),
+                amount_minor=sub.amount_minor,
+                plan=plan,
             )
         await lifecycle.cancel_now(session, sub, now=now, reason="canceled_at_period_end")
         if invoice is not None:
@@ -305,20 +314,29 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         emails.queue(
             ctx.tenant.id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id}, key=sub.id
         )
-        emit(ctx, "subscription.canceled", {"subscriptionId": sub.id, "customerId":
-             sub.customer_id, "cancelAt": to_wire(now)}, sub.id)
+        emit(
+            ctx,
+            "subscription.canceled",
+            {"subscriptionId": sub.id, "customerId": sub.customer_id, "cancelAt": to_wire(now)},
+            sub.id,
+        )
         return Outcome.CANCELED
     was_trial = sub.status == "TRIALING"
     if await _first_period_uninvoiced(session, sub):  # back-dated: bill period 0 first
         first = await create_period_invoice(
-            session, ctx, sub, period=(sub.current_period_start, sub.current_period_end),
-            amount_minor=sub.amount_minor, plan=plan,
+            session,
+            ctx,
+            sub,
+            period=(sub.current_period_start, sub.current_period_end),
+            amount_minor=sub.amount_minor,
+            plan=plan,
         )
         after_issue(ctx, sub, first)
     past = (sub.current_period_start, sub.current_period_end, sub.amount_minor)
     start, end = await lifecycle.advance_period(session, sub, now=now)
     emit(
-        ctx, "subscription.trial_ended" if was_trial else "subscription.renewed",
+        ctx,
+        "subscription.trial_ended" if was_trial else "subscription.renewed",
         _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
         f"{sub.id}:{to_wire(start)}",
     )
@@ -376,8 +394,12 @@ async def first_invoice(
                 return False
             plan = await ctx.plan(session, sub.plan_id)
             invoice = await create_period_invoice(
-                session, ctx, sub, period=(sub.current_period_start, sub.current_period_end),
-                amount_minor=sub.amount_minor, plan=plan,
+                session,
+                ctx,
+                sub,
+                period=(sub.current_period_start, sub.current_period_end),
+                amount_minor=sub.amount_minor,
+                plan=plan,
             )
             await session.commit()
         except IntegrityError:

@@ -111,8 +111,10 @@ async def run_scheduler(runtime: Runtime, stop: asyncio.Event, *, interval: floa
         except Exception as exc:  # noqa: BLE001 - the loop must survive Redis/DB outages
             log.warning("billing.scheduler_failed", error=repr(exc))
         now = runtime.clock.now()
-        wait = interval - (now.second + now.microsecond / 1e6) % interval if interval == 60 else (
-            interval
+        wait = (
+            interval - (now.second + now.microsecond / 1e6) % interval
+            if interval == 60
+            else (interval)
         )
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(0.5, wait))

@@ -128,8 +128,11 @@ def queue_issued(ctx: TickContext, issued: list[batch.Issued]) -> None:
     if not open_ones:
         return
     enqueue_after_commit(
-        QUEUE_BILLING, ISSUED_JOB, {"tenant_id": ctx.tenant.id, "invoices": open_ones},
-        job_id=f"{ctx.tenant.id}:issued:{open_ones[0][0]}", attempts=5,
+        QUEUE_BILLING,
+        ISSUED_JOB,
+        {"tenant_id": ctx.tenant.id, "invoices": open_ones},
+        job_id=f"{ctx.tenant.id}:issued:{open_ones[0][0]}",
+        attempts=5,
     )
 
 
@@ -220,7 +223,11 @@ async def _trial_reminders(
             if sub is None or sub.status != "TRIALING":
                 continue
             await lifecycle.record_event(
-                session, sub, from_status=sub.status, reason="trial_will_end", at=ctx.now,
+                session,
+                sub,
+                from_status=sub.status,
+                reason="trial_will_end",
+                at=ctx.now,
                 data={"trialEnd": sub.trial_end.isoformat() if sub.trial_end else None},
             )
             emails.queue(
@@ -252,8 +259,13 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
     log.info(
-        "billing.tick", tenant_id=tenant_id, at=at.isoformat(), outcomes=result.outcomes,
-        first_invoices=result.first_invoices, finalized=result.finalized,
-        retries=result.retries, reminders=result.reminders,
+        "billing.tick",
+        tenant_id=tenant_id,
+        at=at.isoformat(),
+        outcomes=result.outcomes,
+        first_invoices=result.first_invoices,
+        finalized=result.finalized,
+        retries=result.retries,
+        reminders=result.reminders,
     )
     return result

@@ -55,8 +55,13 @@ async def list_invoices(
     date_to: Annotated[str | None, Query(alias="dateTo")] = None,
 ) -> dict[str, Any]:
     rows, total = await service.list_invoices(
-        session, params=params, status=status, customer_id=customer_id,
-        subscription_id=subscription_id, date_from=date_from, date_to=date_to,
+        session,
+        params=params,
+        status=status,
+        customer_id=customer_id,
+        subscription_id=subscription_id,
+        date_from=date_from,
+        date_to=date_to,
     )
     data = [schemas.invoice_out(invoice, customer) for invoice, customer in rows]
     return envelope(data, total, params.page, params.limit)
@@ -66,7 +71,9 @@ async def list_invoices(
 async def get_invoice(invoice_id: str, session: TenantSession) -> dict[str, Any]:
     detail = await service.invoice_detail(session, invoice_id=invoice_id)
     return schemas.invoice_detail(
-        detail.invoice, detail.customer, subscription=detail.subscription,
+        detail.invoice,
+        detail.customer,
+        subscription=detail.subscription,
         payments=detail.payments,
     )
 
@@ -102,8 +109,11 @@ async def mark_paid(
 ) -> dict[str, Any]:
     body = await _loose_body(request)
     invoice, customer = await service.mark_paid(
-        session, tenant_id=principal.tenant_id, invoice_id=invoice_id,
-        payment_method=_text(body, "paymentMethod") or "manual", clock=runtime.clock,
+        session,
+        tenant_id=principal.tenant_id,
+        invoice_id=invoice_id,
+        payment_method=_text(body, "paymentMethod") or "manual",
+        clock=runtime.clock,
     )
     return schemas.invoice_out(invoice, customer)
 
@@ -118,7 +128,10 @@ async def checkout(
 ) -> dict[str, Any]:
     body = await _loose_body(request)
     return await service.checkout(
-        session, runtime=runtime, tenant_id=principal.tenant_id, invoice_id=invoice_id,
+        session,
+        runtime=runtime,
+        tenant_id=principal.tenant_id,
+        invoice_id=invoice_id,
         callback_url=_text(body, "callbackUrl"),
     )
 

@@ -264,8 +264,14 @@ async def finalize(
         terms = net_terms_days(customer, await _plan_terms(session, invoice), tenant)
         due = now + timedelta(days=terms)
     if not await _claim(
-        session, invoice, (DRAFT,), status=PENDING, finalized_at=now, updated_at=now,
-        due_date=due, grace_ends_at=None,
+        session,
+        invoice,
+        (DRAFT,),
+        status=PENDING,
+        finalized_at=now,
+        updated_at=now,
+        due_date=due,
+        grace_ends_at=None,
     ):
         raise BusinessRule("Only DRAFT invoices can be finalized (status changed meanwhile)")
     emails.queue_invoice_email(tenant.id, invoice.id)
@@ -286,14 +292,22 @@ async def void(
     now = clock.now()
     first = invoice.status != CANCELED
     if not await _claim(
-        session, invoice, tuple(s for s in STATUSES if s != PAID), status=CANCELED,
-        voided_at=invoice.voided_at or now, next_retry_at=None, updated_at=now,
+        session,
+        invoice,
+        tuple(s for s in STATUSES if s != PAID),
+        status=CANCELED,
+        voided_at=invoice.voided_at or now,
+        next_retry_at=None,
+        updated_at=now,
     ):
         raise BusinessRule("Cannot void a paid invoice; refund it instead")
     if first:
         emails.queue(tenant_id, emails.INVOICE_VOIDED, {"invoice_id": invoice.id}, key=invoice.id)
         outbound.emit(
-            tenant_id, "invoice.voided", invoice_event(invoice, with_amount=False), clock=clock,
+            tenant_id,
+            "invoice.voided",
+            invoice_event(invoice, with_amount=False),
+            clock=clock,
             key=invoice.id,
         )
     log.info("invoice.voided", invoice_id=invoice.id)
@@ -316,8 +330,14 @@ async def mark_paid(
         raise BusinessRule("Cannot mark a canceled invoice as paid")
     from novabilling.billing import dunning
 
-    if not await _claim(session, invoice, (DRAFT, PENDING, FAILED), status=PAID,
-                        paid_at=clock.now(), updated_at=clock.now()):
+    if not await _claim(
+        session,
+        invoice,
+        (DRAFT, PENDING, FAILED),
+        status=PAID,
+        paid_at=clock.now(),
+        updated_at=clock.now(),
+    ):
         raise BusinessRule("Invoice is already paid")
     await dunning.settle_paid(
         session,
@@ -393,7 +413,10 @@ async def checkout(
     from novabilling.payments.schemas import checkout_out
 
     payment, expires_at = await charge.checkout(
-        session, tenant_id=tenant_id, invoice_id=invoice_id, callback_url=callback_url,
+        session,
+        tenant_id=tenant_id,
+        invoice_id=invoice_id,
+        callback_url=callback_url,
         factory=provider_factory(runtime),
     )
     return checkout_out(payment, expires_at)
