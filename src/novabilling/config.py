@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     principal_cache_seconds: float = 5.0
     tenant_engine_cache_size: int = 64
     tenant_pool_size: int = 5
-    tenant_pool_overflow: int = 5
+    tenant_pool_overflow: int = 0
     tenant_engine_idle_seconds: float = 600.0
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)

@@ -79,7 +79,7 @@ def _job_queue(runtime: Runtime) -> JobQueue:
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     clock = clock or get_clock()
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
-    central_engine = make_engine(settings.central_url, pool_size=10, max_overflow=10)
+    central_engine = make_engine(settings.central_url, pool_size=10)
     central = async_sessionmaker(central_engine, expire_on_commit=False)
     assert settings.encryption_key and settings.secret_key
     encryptor = Encryptor(key_from_setting(settings.encryption_key))

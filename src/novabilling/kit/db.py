@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
@@ -68,15 +68,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """asyncpg's default ``sslmode=prefer`` builds an SSL context (loading the CA bundle)
+    for every new connection, even when the server then says no. On loopback, with no
+    ``ssl``/``sslmode`` in the URL, connect in plain text; anything else is left as given."""
+    parsed = make_url(url)
+    if parsed.host in LOOPBACK_HOSTS and not {"ssl", "sslmode"} & set(parsed.query):
+        return {"ssl": False}
+    return {}
+
+
 def make_engine(
-    url: str, *, pool_size: int = 5, max_overflow: int = 5, null_pool: bool = False
+    url: str, *, pool_size: int = 5, max_overflow: int = 0, null_pool: bool = False
 ) -> AsyncEngine:
-    """An async engine with sane pools; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An async engine with sane pools; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``max_overflow`` defaults to 0 on purpose: under sustained concurrency above the pool
+    size, SQLAlchemy closes every overflow connection on return (the pool is full), so the
+    next request pays a fresh connect. Waiting a few ms for a pooled connection is cheaper
+    than a connect per request."""
     kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    kwargs["connect_args"] = _connect_args(url)
     if null_pool:
         return create_async_engine(url, poolclass=NullPool, **kwargs)
     return create_async_engine(

@@ -29,7 +29,7 @@ broken by id keep pages from overlapping. ``kit`` imports no domain module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,16 +123,18 @@ def parse_lenient(query: Mapping[str, str]) -> PageParams:
     )
 
 
-def strict_page(*allowed: str) -> Callable[[Request], PageParams]:
-    """FastAPI dependency: ``parse_strict`` over the request's query string."""
+def strict_page(*allowed: str) -> Callable[[Request], Awaitable[PageParams]]:
+    """FastAPI dependency: ``parse_strict`` over the request's query string. Dependencies
+    are ``async def``: FastAPI runs a plain ``def`` one in the thread pool (a thread
+    hand-off per request)."""
 
-    def dependency(request: Request) -> PageParams:
+    async def dependency(request: Request) -> PageParams:
         return parse_strict(request.query_params, allowed)
 
     return dependency
 
 
-def lenient_page(request: Request) -> PageParams:
+async def lenient_page(request: Request) -> PageParams:
     """FastAPI dependency: ``parse_lenient`` over the request's query string."""
     return parse_lenient(request.query_params)
 

@@ -35,7 +35,7 @@ class EngineRegistry:
         encryptor: Encryptor,
         max_engines: int = 64,
         pool_size: int = 5,
-        max_overflow: int = 5,
+        max_overflow: int = 0,
         idle_seconds: float = 600.0,
     ) -> None:
         self._central = central
