@@ -17,6 +17,7 @@ from novabilling.tenancy.deps import data_principal, rate_limit, session_princip
 from novabilling.web import docs, errors, health
 from novabilling.web.middleware import RequestContextMiddleware
 from novabilling.web.responses import JSONBytes
+from novabilling.webhooks.router import intake_routes
 
 _PUBLIC_PREFIXES = (
     "/api/auth",
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for router in routes.api_routers():
         limited.include_router(router)
     app.include_router(limited)
+    app.router.routes[:0] = intake_routes()  # first: the webhook intake skips DI (its module)
     app.include_router(health.router)
     docs.install(app)
     app.add_middleware(

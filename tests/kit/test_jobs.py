@@ -20,6 +20,7 @@ from novabilling.kit.jobs import (
     NoJobBufferError,
     PermanentJobError,
     create_queue,
+    enqueue_many,
     current_job_buffer,
     enqueue_after_commit,
     job_buffer,
@@ -525,3 +526,43 @@ async def test_signal_handlers_set_stop() -> None:
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         loop.remove_signal_handler(signal.SIGINT)
+
+
+@pytest.mark.redis
+async def test_bullmq_enqueue_many_is_one_call_and_keeps_job_ids(prefix: str) -> None:
+    rec = Recorder()
+    producer = BullMQQueue(REDIS_URL, prefix=prefix)
+    batch = [
+        {"name": "tick", "data": {"n": 1}, "job_id": "bulk-a"},
+        {"name": "tick", "data": {"n": 2}, "job_id": "bulk-b"},
+        {"name": "tick", "data": {"n": 3}},
+    ]
+    await enqueue_many(producer, QUEUE_BILLING, batch)
+    await enqueue_many(producer, QUEUE_BILLING, batch[:1])  # same job id: no second job
+    counts = await producer.bullmq_queue(QUEUE_BILLING).getJobCounts("wait")
+    assert counts == {"wait": 3}
+    stop = asyncio.Event()
+    worker = start_worker({(QUEUE_BILLING, "tick"): rec.handler()}, prefix, stop)
+    try:
+        await wait_for(lambda: len(rec.seen) == 3)
+        assert sorted(job.data["n"] for job in rec.seen) == [1, 2, 3]
+        assert {job.job_id for job in rec.seen} >= {"bulk-a", "bulk-b"}
+        assert all(job.attempts == 5 for job in rec.seen)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 15)
+        await producer.close()
+
+
+async def test_enqueue_many_falls_back_to_one_by_one() -> None:
+    recorded: list[tuple[str, str, dict[str, Any], str | None]] = []
+
+    class OneByOne:
+        async def enqueue(
+            self, queue: str, name: str, data: dict[str, Any], *, job_id: str | None = None
+        ) -> None:
+            recorded.append((queue, name, data, job_id))
+
+    batch = [{"name": "a", "data": {"n": 1}, "job_id": "x"}, {"name": "b", "data": {}}]
+    await enqueue_many(OneByOne(), QUEUE_BILLING, batch)  # type: ignore[arg-type]
+    assert recorded == [(QUEUE_BILLING, "a", {"n": 1}, "x"), (QUEUE_BILLING, "b", {}, None)]

@@ -318,3 +318,25 @@ async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
 
 def test_probe_helper_is_not_part_of_the_real_app(client: httpx.AsyncClient) -> None:
     assert not getattr(client_app(client).state, "probe_installed", False)
+
+
+async def test_webhook_intake_is_limited_per_route_and_labelled(
+    limited: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    """The intake runs on lean Starlette routes: same limiter, headers, error body and
+    metrics label (the path template) as the FastAPI routes."""
+    client, _ = limited
+    unsigned = {"content-type": "application/json"}
+    answers = [
+        await client.post(f"/webhooks/paystack/t{i}", content=b"{}", headers=unsigned)
+        for i in range(4)
+    ]
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    assert answers[0].headers["x-ratelimit-remaining"] == "2"
+    assert answers[0].headers.get("x-request-id")
+    assert_error(answers[3], 429)
+    assert answers[3].json()["path"] == "/webhooks/paystack/t3"
+    bare = await client.post("/webhooks/paystack", content=b"{}", headers=unsigned)
+    assert bare.status_code == 401 and bare.headers["x-ratelimit-remaining"] == "2"
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/webhooks/{provider}/{tenant_key}"' in metrics

@@ -86,6 +86,17 @@ class JobQueue(Protocol):
     async def close(self) -> None: ...
 
 
+async def enqueue_many(jobs: JobQueue, queue: str, batch: list[dict[str, Any]]) -> None:
+    """Enqueue ``batch`` (dicts of ``name``, ``data``, optional ``job_id``) in one call when
+    the backend can (``BullMQQueue.enqueue_many``: one Redis pipeline), else one by one."""
+    bulk = getattr(jobs, "enqueue_many", None)
+    if bulk is not None:
+        await bulk(queue, batch)
+        return
+    for job in batch:
+        await jobs.enqueue(queue, job["name"], job["data"], job_id=job.get("job_id"))
+
+
 class PermanentJobError(Exception):
     """Raise from a handler to fail the job now, without the remaining retries."""
 

@@ -100,17 +100,31 @@ class BullMQQueue:
         attempts: int = DEFAULT_ATTEMPTS,
     ) -> None:
         check_enqueue_args(queue, name, data, job_id, attempts)
-        opts: dict[str, Any] = {
-            "attempts": attempts,
-            "backoff": {"type": "exponential", "delay": self._backoff_ms},
-            "removeOnComplete": KEEP_COMPLETED,
-            "removeOnFail": KEEP_FAILED,
-        }
+        opts = self._options(attempts)
         if job_id is not None:
             opts["jobId"] = job_id
         if delay_seconds > 0:
             opts["delay"] = int(delay_seconds * 1000)
         await self.bullmq_queue(queue).add(name, data, opts)  # type: ignore[arg-type]
+
+    async def enqueue_many(self, queue: str, batch: list[dict[str, Any]]) -> None:
+        """One ``addBulk`` (one Redis round trip) for many jobs with default options."""
+        jobs: list[dict[str, Any]] = []
+        for job in batch:
+            check_enqueue_args(queue, job["name"], job["data"], job.get("job_id"), DEFAULT_ATTEMPTS)
+            opts = self._options(DEFAULT_ATTEMPTS)
+            if job.get("job_id") is not None:
+                opts["jobId"] = job["job_id"]
+            jobs.append({"name": job["name"], "data": job["data"], "opts": opts})
+        await self.bullmq_queue(queue).addBulk(jobs)  # type: ignore[arg-type]
+
+    def _options(self, attempts: int) -> dict[str, Any]:
+        return {
+            "attempts": attempts,
+            "backoff": {"type": "exponential", "delay": self._backoff_ms},
+            "removeOnComplete": KEEP_COMPLETED,
+            "removeOnFail": KEEP_FAILED,
+        }
 
     async def close(self) -> None:
         queues, self._queues = list(self._queues.values()), {}

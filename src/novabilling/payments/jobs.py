@@ -26,7 +26,8 @@ from novabilling.payments.models import PROCESSING, Payment
 from novabilling.payments.providers.base import EventKind, Outcome, ProviderError
 from novabilling.tenancy.models import WebhookInbox
 from novabilling.webhooks import outbound
-from novabilling.webhooks.inbound import EVENT_KEY, PROCESS, split_reference
+from novabilling.webhooks.inbound import EVENT_KEY, split_reference
+from novabilling.webhooks.inbox import PROCESS, PROCESS_BATCH
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +67,21 @@ async def process_inbox(runtime: Runtime, *, tenant_id: str, inbox_id: str) -> s
             row.processed_at = runtime.clock.now()
             await central.commit()
     return outcome
+
+
+async def process_inbox_batch(runtime: Runtime, rows: list[tuple[str, str]]) -> None:
+    """Each (tenant id, inbox id) on its own: one failing row does not stop the others;
+    the job then fails (and is retried) with the first error, and the retry skips the
+    rows already processed."""
+    first_error: Exception | None = None
+    for tenant_id, inbox_id in rows:
+        try:
+            await process_inbox(runtime, tenant_id=tenant_id, inbox_id=inbox_id)
+        except Exception as exc:  # noqa: BLE001 - reported below, after the other rows
+            log.warning("webhook.process_failed", inbox_id=inbox_id, error=repr(exc))
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
 
 
 async def _apply(runtime: Runtime, *, tenant_id: str, provider: str, event: dict[str, Any]) -> str:
@@ -162,6 +178,9 @@ def payment_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
             runtime, tenant_id=str(job.data["tenant_id"]), inbox_id=str(job.data["inbox_id"])
         )
 
+    async def on_inbox_batch(job: Job) -> None:
+        await process_inbox_batch(runtime, [(str(t), str(i)) for t, i in job.data["rows"]])
+
     async def on_charge(job: Job) -> None:
         await charge_job(
             runtime, tenant_id=str(job.data["tenant_id"]), invoice_id=str(job.data["invoice_id"])
@@ -177,6 +196,7 @@ def payment_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
 
     return {
         (QUEUE_WEBHOOKS, PROCESS): on_inbox,
+        (QUEUE_WEBHOOKS, PROCESS_BATCH): on_inbox_batch,
         (QUEUE_PAYMENTS, CHARGE): on_charge,
         (QUEUE_PAYMENTS, RECONCILE): on_reconcile,
         **outbound.handlers(runtime),

@@ -88,14 +88,14 @@ TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function"
 CentralSession = Annotated[AsyncSession, Depends(central_session, scope="function")]
 
 
-async def rate_limit(request: Request, response: Response) -> None:
-    """Per client IP per route (contract README §9); headers on every answer."""
+async def check_rate_limit(request: Request, template: str) -> dict[str, str]:
+    """Count one hit of this client IP on this route (contract README §9); the
+    ``X-RateLimit-*`` headers for the answer (none when limiting is off). Over the limit:
+    ``RateLimited`` (429; the error handlers add the headers, kept on request.state)."""
     runtime = get_runtime(request)
     if runtime.limiter is None or runtime.rate is None:
-        return
+        return {}
     limit, window = runtime.rate
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
     client = request.client.host if request.client else "unknown"
     decision = await runtime.limiter.hit(f"{client}:{request.method}:{template}", limit, window)
     headers = {
@@ -103,8 +103,14 @@ async def rate_limit(request: Request, response: Response) -> None:
         "X-RateLimit-Remaining": str(decision.remaining),
         "X-RateLimit-Reset": str(decision.reset_seconds),
     }
-    response.headers.update(headers)
-    # error answers (429 included) are built by the error handlers: they add these too
     request.state.rate_limit_headers = headers
     if not decision.allowed:
         raise RateLimited(retry_after=decision.reset_seconds)
+    return headers
+
+
+async def rate_limit(request: Request, response: Response) -> None:
+    """Router dependency: ``check_rate_limit`` on the matched route's template."""
+    route = request.scope.get("route")
+    headers = await check_rate_limit(request, getattr(route, "path", request.url.path))
+    response.headers.update(headers)

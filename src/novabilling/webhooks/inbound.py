@@ -28,12 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from novabilling.errors import NotFound, Unauthorized
-from novabilling.kit.ids import new_id
-from novabilling.kit.jobs import QUEUE_WEBHOOKS
 from novabilling.payments.credentials import ProviderHandle, provider_factory
 from novabilling.payments.models import PENDING, Refund
 from novabilling.payments.providers.base import (
@@ -43,14 +39,13 @@ from novabilling.payments.providers.base import (
     SignatureError,
     WebhookEvent,
 )
-from novabilling.tenancy.models import WebhookInbox
+from novabilling.webhooks.inbox import InboxRow, inbox_writer
 
 if TYPE_CHECKING:
     from novabilling.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-PROCESS = "webhooks.process"
 PROVIDERS = ("paystack", "flutterwave", "stripe", "mpesa")
 SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
     "paystack": ("x-paystack-signature",),
@@ -171,58 +166,16 @@ async def receive(
         raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
     stored: dict[str, Any] = {h: lowered[h] for h in wanted if h in lowered}
     stored[EVENT_KEY] = event_to_dict(event)
-    inbox_id = await _insert(
-        runtime,
-        provider=name,
-        event_id=f"{tenant_id}:{event.event_id}"[:255],
-        tenant_id=tenant_id,
-        body=body,
-        headers=stored,
+    inbox_id = await inbox_writer(runtime).write(
+        InboxRow(
+            provider=name,
+            event_id=f"{tenant_id}:{event.event_id}"[:255],
+            tenant_id=tenant_id,
+            body=body.decode("utf-8", errors="replace"),
+            headers=stored,
+            received_at=runtime.clock.now(),
+        )
     )
     if inbox_id is None:
         log.info("webhook.duplicate", provider=name, tenant_id=tenant_id, event_id=event.event_id)
-    else:
-        assert runtime.jobs is not None
-        await runtime.jobs.enqueue(
-            QUEUE_WEBHOOKS,
-            PROCESS,
-            {"tenant_id": tenant_id, "inbox_id": inbox_id},
-            job_id=f"inbox:{inbox_id}",
-        )
     return response_body(name)
-
-
-async def _insert(
-    runtime: Runtime,
-    *,
-    provider: str,
-    event_id: str,
-    tenant_id: str,
-    body: bytes,
-    headers: dict[str, Any],
-) -> str | None:
-    """One INSERT .. ON CONFLICT DO NOTHING; the new row's id, or None for a duplicate."""
-    engine = runtime.central_engine
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    row_id = new_id()
-    stmt = (
-        insert(WebhookInbox)
-        .values(
-            id=row_id,
-            provider=provider,
-            event_id=event_id,
-            tenant_id=tenant_id,
-            body=body.decode("utf-8", errors="replace"),
-            headers=headers,
-            status="RECEIVED",
-            attempts=0,
-            received_at=runtime.clock.now(),
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-        .returning(WebhookInbox.id)
-    )
-    # One statement, one round trip: no BEGIN/COMMIT around it.
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        inserted = (await conn.execute(stmt)).scalar_one_or_none()
-    return str(inserted) if inserted is not None else None

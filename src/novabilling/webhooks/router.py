@@ -1,37 +1,70 @@
 """POST /webhooks/{provider}[/{tenantKey}]: no /api prefix, no credential (contract
-webhooks.md). Thin: raw bytes in, ``inbound.receive``, the contract's 200 body out."""
+webhooks.md). Thin: raw bytes in, ``inbound.receive``, the contract's 200 body out.
+
+The intake is the hottest write path (providers burst), so it is served by plain Starlette
+routes (``intake_routes``, mounted by app.py ahead of every API router): no dependency
+injection, no body model, the answer pre-serialised. Rate limiting (contract README §9),
+the error bodies (the app's exception handlers) and the middleware (request id, metrics,
+access log) are the same as everywhere. ``router`` declares the same two operations with
+the same handler, for the OpenAPI document (they would serve the same answers).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
-from novabilling.tenancy.deps import RuntimeDep
+from novabilling.tenancy.deps import check_rate_limit, get_runtime
+from novabilling.web.responses import JSONBytes
 from novabilling.webhooks import inbound
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+BARE = "/webhooks/{provider}"
+PER_TENANT = "/webhooks/{provider}/{tenant_key}"
 
 
-@router.post("/{provider}")
-async def provider_webhook(provider: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    return await inbound.receive(
-        runtime,
-        provider=provider,
-        tenant_key=None,
+async def intake(request: Request) -> JSONBytes:
+    route = request.scope["route"]
+    headers = await check_rate_limit(request, route.path)
+    params = request.path_params
+    answer = await inbound.receive(
+        get_runtime(request),
+        provider=params["provider"],
+        tenant_key=params.get("tenant_key"),
         body=await request.body(),
         headers=request.headers,
     )
+    return JSONBytes(answer, headers=headers)
 
 
-@router.post("/{provider}/{tenant_key}")
-async def tenant_webhook(
-    provider: str, tenant_key: str, request: Request, runtime: RuntimeDep
-) -> dict[str, Any]:
-    return await inbound.receive(
-        runtime,
-        provider=provider,
-        tenant_key=tenant_key,
-        body=await request.body(),
-        headers=request.headers,
-    )
+class _IntakeRoute(Route):
+    """A Starlette route that records itself in the scope (as FastAPI's routes do), so
+    the metrics and the access log label requests with the path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+def intake_routes() -> list[Route]:
+    return [
+        _IntakeRoute(BARE, intake, methods=["POST"], include_in_schema=False),
+        _IntakeRoute(PER_TENANT, intake, methods=["POST"], include_in_schema=False),
+    ]
+
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post(BARE, summary="Provider webhook (tenant found from our payment reference)")
+async def provider_webhook(provider: str, request: Request) -> JSONBytes:
+    """Same handler; the intake route ahead of it answers first."""
+    return await intake(request)
+
+
+@router.post(PER_TENANT, summary="Provider webhook for one tenant")
+async def tenant_webhook(provider: str, tenant_key: str, request: Request) -> JSONBytes:
+    """Same handler; the intake route ahead of it answers first."""
+    return await intake(request)
