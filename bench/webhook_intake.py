@@ -11,7 +11,8 @@ then keeps ``-c`` HTTP/1.1 keep-alive connections busy for ``-d`` seconds postin
 ``/webhooks/paystack/{tenant}`` (``--bare`` uses ``/webhooks/paystack``, routed by the
 reference). Each body is sent once while they last (new inbox rows + one job each), then
 they repeat (duplicates: the ON CONFLICT path). Prints JSON: requests/s, status counts,
-latency percentiles.
+latency percentiles. The load comes from wrk when it is installed (``bench/wrk.py``; it
+leaves the two cores to the server), else from the asyncio loop below.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+import wrk
 
 SECRET = "sk_test_" + "b" * 40
 
 
-async def _setup(base: str) -> str:
+async def setup(base: str) -> str:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         email = f"bench-{secrets.token_hex(6)}@bench.test"
         r = await client.post(
@@ -58,7 +60,7 @@ async def _setup(base: str) -> str:
         return str(body["tenant"]["id"])
 
 
-def _requests(host: str, tenant: str, count: int, bare: bool) -> list[bytes]:
+def signed_requests(host: str, tenant: str, count: int, bare: bool) -> list[bytes]:
     path = "/webhooks/paystack" if bare else f"/webhooks/paystack/{tenant}"
     out = []
     for i in range(count):
@@ -123,12 +125,17 @@ async def main() -> None:
     p.add_argument("-d", "--duration", type=float, default=10.0)
     p.add_argument("--bodies", type=int, default=200_000)
     p.add_argument("--bare", action="store_true")
+    p.add_argument("--loader", choices=("wrk", "python"), default="wrk", help="wrk if installed")
     args = p.parse_args()
     parts = urlsplit(args.url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("loopback only")
-    tenant = await _setup(args.url)
-    reqs = _requests(parts.netloc, tenant, args.bodies, args.bare)
+    tenant = await setup(args.url)
+    reqs = signed_requests(parts.netloc, tenant, args.bodies, args.bare)
+    if wrk.available() and args.loader == "wrk":
+        result = wrk.replay(args.url, reqs, connections=args.connections, duration=args.duration)
+        print(json.dumps({**result, "bare_path": args.bare}, indent=2))
+        return
     stats: dict[int, int] = {}
     lat: list[float] = []
     counter = [0]

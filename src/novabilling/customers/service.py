@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -16,6 +17,7 @@ from novabilling.customers.schemas import SORTABLE, CustomerCreate, CustomerPatc
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import paginate
+from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
@@ -29,11 +31,8 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
 
 
 async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock: Clock) -> Customer:
-    taken = await session.scalar(
-        select(Customer.id).where(Customer.external_id == body.external_id)
-    )
-    if taken:
-        raise Conflict(f"Customer with externalId {body.external_id} already exists")
+    """409 when ``externalId`` is taken: the unique index decides (no look-up first, so
+    no race and one round trip less)."""
     now = clock.now()
     customer = Customer(
         external_id=body.external_id,
@@ -75,16 +74,29 @@ async def update_customer(
     return customer
 
 
-async def delete_customer(session: AsyncSession, customer_id: str) -> None:
-    """400 while ``relations.delete_blocker`` objects (ACTIVE subscription, invoices);
-    otherwise deletes the customer and what belongs to it (``relations``)."""
+async def delete_customer(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    tenant_id: str,
+    clock: Clock,
+    data_dir: Path | None = None,
+) -> None:
+    """Delete the customer and everything that belongs to it (``relations``) in the
+    request's transaction; 400 while it has an ACTIVE subscription. Outbound
+    ``customer.deleted`` after the commit (webhooks.md)."""
     customer = await get_customer(session, customer_id)
     blocker = await relations.delete_blocker(session, customer.id)
     if blocker is not None:
         raise BusinessRule(blocker)
-    await relations.delete_for_customer(session, customer.id)
+    # Locked last (after its invoices and subscriptions, like the billing engine): from
+    # here no new invoice or subscription can reference the row until the commit.
+    await session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
+    await relations.delete_for_customer(session, customer.id, data_dir=data_dir)
+    data = {"customerId": customer.id, "externalId": customer.external_id, "email": customer.email}
     await session.delete(customer)
     await session.flush()
+    outbound.emit(tenant_id, "customer.deleted", data, clock=clock, key=customer_id)
     log.info("customer.deleted", customer_id=customer_id)
 
 

@@ -80,14 +80,7 @@ class MpesaProvider:
         return True
 
     async def create_checkout(self, request: CheckoutRequest) -> Checkout:
-        push = await self._push(
-            reference=request.reference,
-            amount_minor=request.amount_minor,
-            currency=request.currency,
-            phone=request.phone,
-            description=request.description,
-            callback_url=request.callback_url,
-        )
+        push = await self._push(request, callback_url=request.callback_url)
         return Checkout(
             reference=request.reference, url=None, provider_reference=push.checkout_request_id
         )
@@ -95,14 +88,7 @@ class MpesaProvider:
     async def charge(self, request: ChargeRequest) -> Transaction:
         """A new STK push (M-Pesa has no saved token): PENDING until the customer answers;
         poll ``verify_transaction``."""
-        push = await self._push(
-            reference=request.reference,
-            amount_minor=request.amount_minor,
-            currency=request.currency,
-            phone=request.phone,
-            description=request.description,
-            callback_url=None,
-        )
+        push = await self._push(request, callback_url=None)
         return Transaction(
             reference=request.reference,
             outcome=Outcome.PENDING,
@@ -113,17 +99,13 @@ class MpesaProvider:
         )
 
     async def _push(
-        self,
-        *,
-        reference: str,
-        amount_minor: int,
-        currency: str,
-        phone: str | None,
-        description: str | None,
-        callback_url: str | None,
+        self, request: CheckoutRequest | ChargeRequest, *, callback_url: str | None
     ) -> Push:
-        amount = whole_kes(amount_minor, currency)
-        number = msisdn(phone)
+        """An STK push for ``request`` (reference, amount, phone, description); the
+        tenant's configured callback URL wins over ``callback_url``."""
+        reference, amount_minor = request.reference, request.amount_minor
+        amount = whole_kes(amount_minor, request.currency)
+        number = msisdn(request.phone)
         extra = self.credentials.extra
         url = extra.get("callback_url") or extra.get("callbackUrl") or callback_url
         if not url:
@@ -137,7 +119,7 @@ class MpesaProvider:
             "PhoneNumber": number,
             "CallBackURL": url,
             "AccountReference": account_reference(reference),
-            "TransactionDesc": (description or "Payment")[:13],
+            "TransactionDesc": (request.description or "Payment")[:13],
         }
         status, payload = await self.client.post("/mpesa/stkpush/v1/processrequest", body)
         if (
