@@ -1,5 +1,9 @@
 """Shared pieces of the local provider simulators (Paystack, Stripe, Flutterwave, M-Pesa).
 
+This module holds the conventions below, the common test surface (:class:`SimulatorBase`)
+and the environment factory (:func:`app_from_env`); ``webhooks.py`` signs, posts and
+records webhooks; ``http.py`` has the request/response helpers of the simulated APIs.
+
 The build machines are offline, so a simulator is the only "provider" a test ever sees. It
 must behave like the real API for the endpoints our adapters use (same paths, auth checks,
 error shapes, amount units, idempotency quirks) — see
@@ -29,7 +33,8 @@ Conventions every simulator module ``novabilling.simulators.<name>`` follows
      then feed ``body``/``headers`` to ``provider.parse_webhook`` directly).
    * ``hang_seconds``: how long a "timeout" test input stalls before answering 5xx.
 
-2. Attributes / methods:
+2. Attributes / methods (:class:`SimulatorBase` gives ``sent_webhooks``, ``drain`` and
+   ``attempts_for``):
 
    * ``.app``: the ASGI app (FastAPI or Starlette). Tests connect adapters with
      ``httpx.ASGITransport(app=sim.app)`` and ``base_url="http://<name>.sim"``.
@@ -64,8 +69,9 @@ Conventions every simulator module ``novabilling.simulators.<name>`` follows
    * ``NB_SIM_WEBHOOK_SECRET`` (default: the module's ``DEFAULT_WEBHOOK_SECRET``)
    * ``NB_SIM_WEBHOOK_URL``    (default: none — webhooks are only recorded)
 
-   Use :func:`settings_from_env` for that. The fake defaults are the same fake secrets as
-   ``reference/providers/samples/signatures.json``, never real keys.
+   Use :func:`app_from_env` (or :func:`settings_from_env`) for that. The fake defaults
+   are the same fake secrets as ``reference/providers/samples/signatures.json``, never
+   real keys.
 
 6. Money on the wire is in the provider's own units (see each reference file); the
    simulator stores what it received and never converts through floats.
@@ -73,23 +79,25 @@ Conventions every simulator module ``novabilling.simulators.<name>`` follows
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
-import httpx
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp
+
+from novabilling.simulators.http import bearer_token, json_error, json_ok
+from novabilling.simulators.webhooks import SentWebhook, Signer, WebhookSender, dump_json
 
 __all__ = [
     "ASGIApp",
     "SentWebhook",
+    "SimulatorBase",
     "SimulatorSettings",
     "Signer",
     "WebhookSender",
+    "app_from_env",
     "bearer_token",
     "dump_json",
     "json_error",
@@ -97,96 +105,28 @@ __all__ = [
     "settings_from_env",
 ]
 
-Signer = Callable[[bytes], Mapping[str, str]]
-"""Given the exact body bytes, return the signature header(s) to send with them."""
 
+class SimulatorBase:
+    """The test surface every simulator shares (convention 2). Subclasses set ``sender``
+    and ``attempts`` and say what ``settle()`` completes before webhooks are flushed."""
 
-@dataclass
-class SentWebhook:
-    """One webhook delivery (or attempted delivery) as the provider sent it."""
+    sender: WebhookSender
+    attempts: Counter[str]
 
-    url: str | None
-    headers: dict[str, str]
-    body: bytes
-    status_code: int | None = None  # our endpoint's answer; None if not delivered
-    error: str | None = None  # transport error text when delivery failed
+    @property
+    def sent_webhooks(self) -> list[SentWebhook]:
+        return self.sender.sent
 
-    def json(self) -> Any:
-        return json.loads(self.body)
+    def attempts_for(self, reference: str) -> int:
+        return self.attempts[reference]
 
+    def settle(self) -> None:
+        """Complete what the provider finishes asynchronously (refunds, open prompts...)."""
 
-def dump_json(payload: Mapping[str, Any]) -> bytes:
-    """Serialize a webhook body the way providers do (compact UTF-8 JSON)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-@dataclass
-class WebhookSender:
-    """Signs and POSTs webhook bodies; records every one in ``sent``.
-
-    ``queue()`` keeps a body for the next ``flush()`` (what ``drain()`` calls);
-    ``send()`` delivers at once. ``redeliver()`` posts an already-sent webhook again with
-    identical bytes and headers (providers deliver at-least-once).
-    """
-
-    sign: Signer
-    url: str | None = None
-    transport: httpx.AsyncBaseTransport | None = None
-    timeout: float = 5.0
-    sent: list[SentWebhook] = field(default_factory=list)
-    pending: list[bytes] = field(default_factory=list)
-
-    def queue(self, payload: Mapping[str, Any] | bytes) -> None:
-        body = payload if isinstance(payload, bytes) else dump_json(payload)
-        self.pending.append(body)
-
-    async def flush(self) -> list[SentWebhook]:
-        delivered: list[SentWebhook] = []
-        while self.pending:
-            delivered.append(await self.send(self.pending.pop(0)))
-        return delivered
-
-    async def send(self, payload: Mapping[str, Any] | bytes) -> SentWebhook:
-        body = payload if isinstance(payload, bytes) else dump_json(payload)
-        headers = {"content-type": "application/json", **dict(self.sign(body))}
-        return await self._post(SentWebhook(url=self.url, headers=headers, body=body))
-
-    async def redeliver(self, index: int = -1) -> SentWebhook:
-        original = self.sent[index]
-        copy = SentWebhook(url=self.url, headers=dict(original.headers), body=original.body)
-        return await self._post(copy)
-
-    async def _post(self, webhook: SentWebhook) -> SentWebhook:
-        self.sent.append(webhook)
-        if not webhook.url:
-            return webhook
-        try:
-            async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout) as client:
-                response = await client.post(
-                    webhook.url, content=webhook.body, headers=webhook.headers
-                )
-            webhook.status_code = response.status_code
-        except httpx.HTTPError as exc:  # a down endpoint is the receiver's problem
-            webhook.error = f"{type(exc).__name__}: {exc}"
-        return webhook
-
-
-def json_ok(payload: Mapping[str, Any], status_code: int = 200) -> JSONResponse:
-    return JSONResponse(dict(payload), status_code=status_code)
-
-
-def json_error(status_code: int, payload: Mapping[str, Any]) -> JSONResponse:
-    """An error answer in the provider's own shape (the caller builds ``payload``)."""
-    return JSONResponse(dict(payload), status_code=status_code)
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of ``Authorization: Bearer <token>``, or None."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    async def drain(self) -> list[SentWebhook]:
+        """Deliver everything pending now: ``settle()``, then every queued webhook."""
+        self.settle()
+        return await self.sender.flush()
 
 
 @dataclass(frozen=True)
@@ -205,3 +145,26 @@ def settings_from_env(
         webhook_secret=os.environ.get("NB_SIM_WEBHOOK_SECRET") or default_webhook_secret,
         webhook_url=os.environ.get("NB_SIM_WEBHOOK_URL") or None,
     )
+
+
+class _HasApp(Protocol):
+    @property
+    def app(self) -> ASGIApp: ...
+
+
+def app_from_env(
+    simulator: Callable[..., _HasApp],
+    *,
+    default_secret_key: str,
+    default_webhook_secret: str | None = None,
+) -> ASGIApp:
+    """``simulator(secret_key=..., webhook_secret=..., webhook_url=...)`` built from the
+    ``NB_SIM_*`` variables (convention 5); its ASGI app."""
+    settings = settings_from_env(
+        default_secret_key=default_secret_key, default_webhook_secret=default_webhook_secret
+    )
+    return simulator(
+        secret_key=settings.secret_key,
+        webhook_secret=settings.webhook_secret,
+        webhook_url=settings.webhook_url,
+    ).app
