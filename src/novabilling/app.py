@@ -14,7 +14,7 @@ from novabilling.config import Settings, get_settings
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime, build_runtime
 from novabilling.tenancy.deps import data_principal, rate_limit, session_principal
-from novabilling.web import docs, errors, health
+from novabilling.web import docs, errors, health, openapi
 from novabilling.web.middleware import RequestContextMiddleware
 from novabilling.web.responses import JSONBytes
 from novabilling.webhooks.router import intake_routes
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.router.routes[:0] = intake_routes()  # first: the webhook intake skips DI (its module)
     app.include_router(health.router)
     docs.install(app)
+    openapi.install(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
