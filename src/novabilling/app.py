@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         limited.include_router(router)
     app.include_router(limited)
     app.router.routes[:0] = intake_routes()  # first: the webhook intake skips DI (its module)
+    for router in routes.static_routers():
+        app.include_router(router)
     app.include_router(health.router)
     docs.install(app)
     openapi.install(app)

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from novabilling.auth.router import router as auth_router
 from novabilling.currencies.router import router as currencies_router
 from novabilling.customers.router import router as customers_router
+from novabilling.invoices.files_router import router as invoice_files_router
 from novabilling.invoices.router import router as invoices_router
 from novabilling.payments.providers_router import router as payment_providers_router
 from novabilling.payments.router import router as payments_router
@@ -29,3 +30,8 @@ def api_routers() -> list[APIRouter]:
         payments_router,
         webhooks_router,
     ]
+
+
+def static_routers() -> list[APIRouter]:
+    """Static files (contract README §1): no auth and, per §9, not rate limited."""
+    return [invoice_files_router]
