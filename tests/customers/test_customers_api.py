@@ -385,7 +385,7 @@ async def test_trialing_subscription_is_deleted_with_customer(
     assert_error(await client.get(f"/api/customers/{customer['id']}", headers=h), 404)
 
 
-async def test_paid_invoices_total_spent_and_delete_refused(
+async def test_paid_invoices_total_spent_and_delete_cascades(
     client: httpx.AsyncClient, tenant: TenantCreds
 ) -> None:
     customer = await create_customer(client, tenant, currency="USD")
@@ -412,4 +412,11 @@ async def test_paid_invoices_total_spent_and_delete_refused(
     assert len(r.json()["invoices"]) == 2
     r = await client.get(f"/api/customers/{customer['id']}/payments", headers=h)
     assert r.status_code == 200 and len(r.json()) == 2
-    assert_error(await client.delete(f"/api/customers/{customer['id']}", headers=h), 400)
+    invoice_ids = [i["id"] for i in (await client.get("/api/invoices", headers=h)).json()["data"]]
+    # invoices (even paid ones) no longer block: they go with the customer
+    r = await client.delete(f"/api/customers/{customer['id']}", headers=h)
+    assert r.status_code == 200, r.text
+    for invoice_id in invoice_ids:
+        assert_error(await client.get(f"/api/invoices/{invoice_id}", headers=h), 404)
+    r = await client.get("/api/payments", headers=h)
+    assert r.status_code == 200 and r.json()["data"] == []

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from novabilling.customers import relations, schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
-from novabilling.tenancy.deps import RuntimeDep, TenantSession
+from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -67,8 +67,16 @@ async def update_customer(
 
 
 @router.delete("/{customer_id}")
-async def delete_customer(session: TenantSession, customer_id: str) -> dict[str, str]:
-    await service.delete_customer(session, customer_id)
+async def delete_customer(
+    session: TenantSession, customer_id: str, principal: DataPrincipal, runtime: RuntimeDep
+) -> dict[str, str]:
+    await service.delete_customer(
+        session,
+        customer_id,
+        tenant_id=principal.tenant_id,
+        clock=runtime.clock,
+        data_dir=runtime.settings.data_dir,
+    )
     return {"message": "Customer deleted successfully"}
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from novabilling.customers.models import Customer
 from novabilling.errors import NotFound
@@ -121,6 +122,24 @@ async def invoice_view(
 
 def pdf_path(data_dir: Path, invoice_id: str) -> Path:
     return data_dir / "uploads" / "invoices" / f"invoice-{invoice_id}.pdf"
+
+
+def remove_pdfs_after_commit(session: AsyncSession, data_dir: Path, invoice_ids: list[str]) -> None:
+    """Delete the stored PDFs of deleted invoices once ``session`` commits (they are served
+    without auth); a rollback keeps them. A few unlinks, done inline."""
+    armed = [True]
+
+    def remove(_session: Session) -> None:
+        if armed[0]:
+            armed[0] = False
+            for invoice_id in invoice_ids:
+                pdf_path(data_dir, invoice_id).unlink(missing_ok=True)
+
+    def disarm(_session: Session) -> None:
+        armed[0] = False
+
+    event.listen(session.sync_session, "after_commit", remove, once=True)
+    event.listen(session.sync_session, "after_rollback", disarm, once=True)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

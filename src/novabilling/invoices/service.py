@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +18,7 @@ from novabilling.billing import emails
 from novabilling.customers.models import Customer
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
 from novabilling.invoices import numbering, schemas
-from novabilling.invoices.documents import TenantProfile, invoice_event
+from novabilling.invoices.documents import TenantProfile, invoice_event, remove_pdfs_after_commit
 from novabilling.invoices.models import (
     CANCELED,
     DRAFT,
@@ -36,6 +38,7 @@ from novabilling.webhooks import outbound
 log = structlog.get_logger(__name__)
 
 DEFAULT_NET_TERMS_DAYS = 30
+_DELETE_CHUNK = 500  # ids per IN (...) list when deleting a customer's invoices
 
 
 @dataclass(frozen=True)
@@ -445,3 +448,69 @@ async def recent_for_subscription(
         .limit(limit)
     )
     return [schemas.invoice_out(invoice) for invoice in rows.all()]
+
+
+# --- called by the customers domain (customers/relations.py) -----------------------------
+
+
+async def list_for_customer(
+    session: AsyncSession, customer_id: str, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A customer's invoices as wire objects (no embeds), newest first."""
+    stmt = (
+        select(Invoice)
+        .where(Invoice.customer_id == customer_id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [schemas.invoice_out(invoice) for invoice in (await session.scalars(stmt)).all()]
+
+
+async def paid_totals_by_customer(
+    session: AsyncSession, customer_ids: list[str]
+) -> dict[str, Decimal]:
+    """Sum of PAID invoice amounts per customer in major units, currencies mixed
+    (customers.md ``totalSpent``). Missing ids: 0."""
+    if not customer_ids:
+        return {}
+    rows = await session.execute(
+        select(Invoice.customer_id, Invoice.currency, func.sum(Invoice.total_minor))
+        .where(Invoice.customer_id.in_(customer_ids), Invoice.status == PAID)
+        .group_by(Invoice.customer_id, Invoice.currency)
+    )
+    out: dict[str, Decimal] = {}
+    for customer_id, currency, minor in rows.tuples():
+        total = Decimal(money.to_wire(int(minor or 0), currency))
+        out[customer_id] = out.get(customer_id, Decimal(0)) + total
+    return out
+
+
+async def lock_for_customer(session: AsyncSession, customer_id: str) -> None:
+    """Row-lock a customer's invoices on PostgreSQL before deleting the customer: invoices
+    first, then subscriptions, the order the charge job and the dunning hook lock in."""
+    await session.execute(
+        select(Invoice.id)
+        .where(Invoice.customer_id == customer_id)
+        .order_by(Invoice.id)
+        .with_for_update()
+    )
+
+
+async def delete_for_customer(
+    session: AsyncSession, customer_id: str, *, data_dir: Path | None = None
+) -> None:
+    """Delete a customer's invoices and their lines (the number counter is not rolled
+    back). Their stored PDFs (served without auth) are removed after the commit."""
+    ids = list(
+        (await session.scalars(select(Invoice.id).where(Invoice.customer_id == customer_id))).all()
+    )
+    if not ids:
+        return
+    for offset in range(0, len(ids), _DELETE_CHUNK):
+        chunk = ids[offset : offset + _DELETE_CHUNK]
+        await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(chunk)))
+        await session.execute(delete(Invoice).where(Invoice.id.in_(chunk)))
+    if data_dir is not None:
+        remove_pdfs_after_commit(session, data_dir, ids)
+    log.info("invoice.deleted_for_customer", customer_id=customer_id, invoices=len(ids))

@@ -13,8 +13,9 @@
   credentials (aad = tenant id).
 
 No foreign key to ``invoices``/``customers`` on purpose: those tables belong to other
-domains' migrations and payments survive their deletion (contract: "existing payments are
-untouched").
+domains' migrations. Deleting a customer deletes its payments, refunds and payment
+methods explicitly (``service.delete_for_customer``, customers.md); deleting a provider
+configuration leaves payments untouched (payment-providers.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
@@ -35,6 +35,7 @@ from novabilling.payments.models import (
     SUCCEEDED,
     Payment,
     PaymentMethod,
+    Refund,
 )
 from novabilling.payments.providers.base import Outcome, Transaction
 from novabilling.webhooks import outbound
@@ -108,7 +109,7 @@ async def list_payments(
 
 
 async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
-    """Hook for ``customers.relations``: the customer's payments, newest invoice first."""
+    """The customer's payments (``customers.relations``), newest invoice first."""
     rows = await session.execute(
         select(Payment)
         .join(Invoice, Invoice.id == Payment.invoice_id)
@@ -119,8 +120,19 @@ async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dic
 
 
 async def delete_for_customer(session: AsyncSession, customer_id: str) -> None:
-    """Hook for ``customers.relations``: payments stay (contract: payments are records)."""
-    return None
+    """Customer deletion (customers.md: cascades to payments and payment methods): the
+    customer's payments - by ``customer_id`` or through the customer's invoices, so call
+    this before the invoices go - with their refunds, and the saved payment methods."""
+    theirs = or_(
+        Payment.customer_id == customer_id,
+        Payment.invoice_id.in_(select(Invoice.id).where(Invoice.customer_id == customer_id)),
+    )
+    await session.execute(
+        delete(Refund).where(Refund.payment_id.in_(select(Payment.id).where(theirs)))
+    )
+    await session.execute(delete(Payment).where(theirs))
+    await session.execute(delete(PaymentMethod).where(PaymentMethod.customer_id == customer_id))
+    log.info("payment.deleted_for_customer", customer_id=customer_id)
 
 
 # -- manual recording ---------------------------------------------------------------------

@@ -5,8 +5,8 @@ For the billing engine (keyword-only after ``session``, flush never commit):
 ``due_for_renewal``, ``due_for_retry``, ``due_action``, ``advance_period``,
 ``mark_past_due``, ``reactivate``, ``cancel_now``, ``record_event``, ``get_for_update``,
 ``pending_items``. For customers/plans/analytics: ``count_active``,
-``active_counts_by_customer``, ``list_for_customer`` (wire dicts, the customers hook),
-``delete_for_customer``.
+``active_counts_by_customer``, ``list_for_customer`` (wire dicts), ``lock_for_customer``,
+``delete_for_customer`` (called by ``customers.relations``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +37,7 @@ from novabilling.subscriptions.lifecycle import (
     reactivate,
     record_event,
 )
-from novabilling.subscriptions.models import Subscription
+from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from novabilling.subscriptions.prorations import PlanTarget
 from novabilling.subscriptions.queries import (
     active_counts_by_customer,
@@ -72,6 +72,7 @@ __all__ = [
     "get_subscription",
     "list_for_customer",
     "list_subscriptions",
+    "lock_for_customer",
     "mark_past_due",
     "pause",
     "pending_items",
@@ -346,7 +347,7 @@ async def change_plan(
     return await _view(session, sub, prices=False)
 
 
-# --- hooks called by the customers domain (customers/relations.py) ------------------
+# --- called by the customers domain (customers/relations.py) -------------------------
 
 
 async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
@@ -358,7 +359,32 @@ async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dic
     return [with_plan(s, plans[s.plan_id]) for s in subs]
 
 
+async def lock_for_customer(session: AsyncSession, customer_id: str) -> list[Subscription]:
+    """A customer's subscriptions, row-locked on PostgreSQL (customer deletion checks their
+    statuses, then deletes them, in one transaction)."""
+    stmt = (
+        select(Subscription)
+        .where(Subscription.customer_id == customer_id)
+        .order_by(Subscription.id)
+        .with_for_update()
+    )
+    return list(await session.scalars(stmt))
+
+
 async def delete_for_customer(session: AsyncSession, customer_id: str) -> None:
-    """Delete a customer's subscriptions; their events and pending lines go by cascade."""
+    """Delete a customer's subscriptions with their transition log and pending proration
+    lines (explicit deletes; the ON DELETE CASCADE foreign keys are a second net)."""
+    ids = select(Subscription.id).where(Subscription.customer_id == customer_id)
+    await session.execute(
+        delete(SubscriptionEvent).where(SubscriptionEvent.subscription_id.in_(ids))
+    )
+    await session.execute(
+        delete(PendingInvoiceItem).where(
+            or_(
+                PendingInvoiceItem.customer_id == customer_id,
+                PendingInvoiceItem.subscription_id.in_(ids),
+            )
+        )
+    )
     await session.execute(delete(Subscription).where(Subscription.customer_id == customer_id))
     log.info("subscription.deleted_for_customer", customer_id=customer_id)
