@@ -22,18 +22,11 @@ async def get_me(principal: SessionPrincipal, runtime: RuntimeDep) -> dict[str, 
 
 @router.patch("")
 async def patch_me(
-    body: schemas.TenantPatch,
-    principal: SessionPrincipal,
-    session: CentralSession,
-    runtime: RuntimeDep,
+    body: schemas.TenantPatch, principal: SessionPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    tenant = await service.update_tenant(
-        session,
-        principal.tenant_id,
-        changes=body.model_dump(exclude_unset=True),
-        clock=runtime.clock,
+    tenant = await service.update_profile(
+        runtime, principal.tenant_id, changes=body.model_dump(exclude_unset=True)
     )
-    runtime.tenant_views.drop(principal.tenant_id)
     return schemas.tenant_reduced(tenant)
 
 

@@ -28,14 +28,27 @@ async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
 
 
 async def tenant_view(runtime: Runtime, tenant_id: str) -> dict[str, Any]:
-    """The full Tenant object, cached for a few seconds (the dashboard polls it)."""
+    """The full Tenant object, cached for a few seconds (the dashboard polls it). A view
+    read while a PATCH commits is not cached (versioned put, see ``update_profile``)."""
     view = runtime.tenant_views.get(tenant_id)
     if view is None:
+        version = runtime.tenant_views.version(tenant_id)
         async with runtime.central() as session:
             tenant = await get_tenant(session, tenant_id)
         view = tenant_out(tenant, runtime.encryptor)
-        runtime.tenant_views.put(tenant_id, view)
+        runtime.tenant_views.put(tenant_id, view, if_version=version)
     return view
+
+
+async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str, Any]) -> Tenant:
+    """PATCH /api/tenants/me as one unit of work: update, commit, then drop the cached view.
+    Dropping only after the commit (and the versioned put in ``tenant_view``) means no GET
+    can cache the old profile past the PATCH answer."""
+    async with runtime.central() as session:
+        tenant = await update_tenant(session, tenant_id, changes=changes, clock=runtime.clock)
+        await session.commit()
+    runtime.tenant_views.drop(tenant_id)
+    return tenant
 
 
 async def update_tenant(
