@@ -46,7 +46,8 @@ from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
-CHARGE_JOB = "payments.charge"
+CHARGE_JOB = "payments.charge"  # names of novabilling.payments.jobs (CHARGE, RECONCILE)
+RECONCILE_JOB = "payments.reconcile"
 IN_ADVANCE = "IN_ADVANCE"
 
 
@@ -248,13 +249,27 @@ def after_issue(ctx: TickContext, sub: Subscription, invoice: Invoice) -> None:
         queue_charge(ctx.tenant.id, invoice.id, attempt=0)
 
 
-def queue_charge(tenant_id: str, invoice_id: str, *, attempt: int) -> None:
-    """``payments.charge`` {tenant_id, invoice_id, attempt}: collect with the saved method."""
+def queue_charge(tenant_id: str, invoice_id: str, *, attempt: int, again: str = "") -> None:
+    """``payments.charge`` {tenant_id, invoice_id, attempt}: collect with the saved method.
+    ``again`` (e.g. an hour stamp) makes a fresh job id to re-queue a job that was lost."""
+    job_id = f"{tenant_id}:charge:{invoice_id}:{attempt}" + (f":{again}" if again else "")
     enqueue_after_commit(
         QUEUE_PAYMENTS,
         CHARGE_JOB,
         {"tenant_id": tenant_id, "invoice_id": invoice_id, "attempt": attempt},
-        job_id=f"{tenant_id}:charge:{invoice_id}:{attempt}",
+        job_id=job_id,
+        attempts=3,
+    )
+
+
+def queue_reconcile(tenant_id: str, payment_id: str, *, check: int, again: str) -> None:
+    """``payments.reconcile`` {tenant_id, payment_id}: ask the provider what happened to a
+    payment still PROCESSING (one job id per check number and ``again`` stamp)."""
+    enqueue_after_commit(
+        QUEUE_PAYMENTS,
+        RECONCILE_JOB,
+        {"tenant_id": tenant_id, "payment_id": payment_id},
+        job_id=f"{tenant_id}:reconcile:{payment_id}:{check}:{again}",
         attempts=3,
     )
 

@@ -8,7 +8,13 @@ Due work, all read from DB state at ``now``:
 2. (first) first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
 3. DRAFT subscription invoices whose grace period ended -> finalized;
 4. FAILED invoices whose dunning retry is due -> ``payments.charge`` queued (leased);
-5. trials ending within 3 days -> one reminder email (marked by a subscription event).
+5. automatic collection that stalled because its job was lost (Redis down at enqueue, a
+   worker killed): PENDING invoices of subscriptions with a saved payment method, issued
+   more than ``STALLED_AFTER`` ago and never charged -> ``payments.charge`` again; charges
+   still PROCESSING whose provider check is due -> ``payments.reconcile`` for them. Job
+   ids carry the hour, so each is queued at most once an hour; the charge path is
+   idempotent (in-flight and stale-attempt checks, derived provider reference);
+6. trials ending within 3 days -> one reminder email (marked by a subscription event).
 
 Running it twice at the same instant does nothing the second time.
 """
@@ -29,6 +35,8 @@ from novabilling.billing.renewals import Outcome, TickContext
 from novabilling.invoices.documents import load_tenant
 from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
 from novabilling.kit.jobs import QUEUE_BILLING, JobQueue, enqueue_after_commit, job_buffer
+from novabilling.payments.models import FAILED as PAYMENT_FAILED
+from novabilling.payments.models import KIND_CHARGE, PROCESSING, Payment, PaymentProviderConfig
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
 
@@ -41,6 +49,9 @@ BATCH = 1000
 CHUNK = 250
 ISSUED_JOB = "billing.issued"
 TRIAL_REMINDER = timedelta(days=3)
+# A charge job runs seconds after the invoice is issued; this long without any attempt
+# means it was lost.
+STALLED_AFTER = timedelta(minutes=15)
 _LIVE = ("ACTIVE", "TRIALING", "PAST_DUE", "PAUSED")
 _tenant_locks: dict[str, asyncio.Lock] = {}
 
@@ -52,6 +63,8 @@ class TickResult:
     first_invoices: int = 0
     finalized: int = 0
     retries: int = 0
+    recharged: int = 0  # lost charge jobs queued again
+    reconciles: int = 0  # unanswered charges handed to payments.reconcile
     reminders: int = 0
 
     def add(self, outcome: Outcome) -> None:
@@ -64,10 +77,6 @@ class TickResult:
 
 async def _can_charge(session: AsyncSession) -> bool:
     """Whether the tenant has an active payment provider (payments domain table)."""
-    try:
-        from novabilling.payments.models import PaymentProviderConfig
-    except ImportError:  # pragma: no cover - payments domain absent
-        return False
     found = await session.scalar(
         select(PaymentProviderConfig.id).where(PaymentProviderConfig.is_active.is_(True)).limit(1)
     )
@@ -204,6 +213,50 @@ async def _retries(
             result.retries += 1
 
 
+async def _stalled_collections(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    again = ctx.now.strftime("%Y%m%d%H")
+    attempted = exists().where(
+        Payment.invoice_id == Invoice.id,
+        or_(Payment.kind == KIND_CHARGE, Payment.status != PAYMENT_FAILED),
+    )
+    uncharged = (
+        select(Invoice.id, Invoice.collection_attempts)
+        .join(Subscription, Subscription.id == Invoice.subscription_id)
+        .where(
+            Invoice.status == PENDING,
+            Invoice.finalized_at <= ctx.now - STALLED_AFTER,
+            Invoice.total_minor > 0,
+            Subscription.payment_method_id.is_not(None),
+            ~attempted,
+        )
+        .order_by(Invoice.finalized_at, Invoice.id)
+        .limit(BATCH)
+    )
+    unanswered = (
+        select(Payment.id, Payment.check_attempts)
+        .where(
+            Payment.status == PROCESSING,
+            Payment.kind == KIND_CHARGE,
+            Payment.next_check_at <= ctx.now,
+        )
+        .order_by(Payment.next_check_at, Payment.id)
+        .limit(BATCH)
+    )
+    async with maker() as session:
+        charges = (await session.execute(uncharged)).tuples().all() if ctx.can_charge else []
+        checks = (await session.execute(unanswered)).tuples().all()
+    async with job_buffer(queue) as buffer:
+        for invoice_id, attempt in charges:
+            renewals.queue_charge(ctx.tenant.id, invoice_id, attempt=attempt, again=again)
+        for payment_id, check in checks:
+            renewals.queue_reconcile(ctx.tenant.id, payment_id, check=check, again=again)
+        await buffer.flush()
+    result.recharged += len(charges)
+    result.reconciles += len(checks)
+
+
 async def _trial_reminders(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
@@ -257,6 +310,7 @@ async def run_tenant_tick(
         await _renew_all(maker, ctx, queue, result)
         await _finalize_drafts(maker, ctx, queue, result)
         await _retries(maker, ctx, queue, result)
+        await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
     log.info(
         "billing.tick",
@@ -266,6 +320,8 @@ async def run_tenant_tick(
         first_invoices=result.first_invoices,
         finalized=result.finalized,
         retries=result.retries,
+        recharged=result.recharged,
+        reconciles=result.reconciles,
         reminders=result.reminders,
     )
     return result

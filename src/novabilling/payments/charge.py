@@ -15,14 +15,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
 from novabilling.errors import BusinessRule
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
-from novabilling.kit.ids import new_id
+from novabilling.kit.ids import derived_id, new_id
 from novabilling.payments import service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.models import (
@@ -90,7 +90,17 @@ async def choose_provider(
     raise BusinessRule(f"No active payment provider supports {currency.upper()}")
 
 
-def _new_payment(invoice: Invoice, handle: ProviderHandle, kind: str, now: Any) -> Payment:
+def charge_payment_id(invoice_id: str, number: int) -> str:
+    """Id (and so provider reference) of the invoice's ``number``-th automatic charge
+    (0-based). Derived, not random: a charge job redone after dying between the provider
+    call and our commit (nothing of the first run saved) sends the same reference again,
+    and the provider answers with the first charge instead of charging twice."""
+    return derived_id(f"{invoice_id}:charge:{number}")
+
+
+def _new_payment(
+    invoice: Invoice, handle: ProviderHandle, kind: str, now: Any, *, payment_id: str | None = None
+) -> Payment:
     payment = Payment(
         invoice_id=invoice.id,
         customer_id=invoice.customer_id,
@@ -102,7 +112,7 @@ def _new_payment(invoice: Invoice, handle: ProviderHandle, kind: str, now: Any) 
         created_at=now,
         updated_at=now,
     )
-    payment.id = new_id()
+    payment.id = payment_id or new_id()
     payment.reference = payment_reference(payment.id, handle.tenant_id)
     return payment
 
@@ -197,12 +207,20 @@ async def charge_invoice(
     tenant_id: str,
     invoice_id: str,
     factory: ProviderFactory,
+    attempt: int | None = None,
 ) -> Payment | None:
     """``payments.charge``: charge the customer's saved authorization for the invoice.
-    Safe to run twice: an invoice that is paid or has an attempt in flight is skipped."""
+
+    Safe to run twice (or to be queued twice by the billing tick): an invoice that is paid,
+    has a charge in flight, or - with ``attempt`` (the job's ``collection_attempts`` when
+    queued) - has failed since the job was queued is skipped; the charge reference is
+    derived from (invoice, charge number), so a run redone after a crash reuses it."""
     invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
     if invoice.status in (PAID, CANCELED) or invoice.total_minor <= 0:
         return None
+    if attempt is not None and attempt != invoice.collection_attempts:
+        log.info("payment.charge_stale", invoice_id=invoice.id, attempt=attempt)
+        return None  # dunning moved on since this job was queued: its retry is due later
     in_flight = await session.scalar(
         select(Payment).where(
             Payment.invoice_id == invoice.id,
@@ -224,7 +242,13 @@ async def charge_invoice(
         .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at.desc())
     )
     now = runtime.clock.now()
-    payment = _new_payment(invoice, handle, KIND_CHARGE, now)
+    charges = await session.scalar(
+        select(func.count())
+        .select_from(Payment)
+        .where(Payment.invoice_id == invoice.id, Payment.kind == KIND_CHARGE)
+    )
+    payment_id = charge_payment_id(invoice.id, int(charges or 0))
+    payment = _new_payment(invoice, handle, KIND_CHARGE, now, payment_id=payment_id)
     session.add(payment)
     await session.flush()
     token = (

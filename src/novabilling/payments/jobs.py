@@ -4,11 +4,12 @@ is safe to run twice.
 
 - ``webhooks`` / ``webhooks.process`` ``{tenant_id, inbox_id}``: an inbox row -> confirm with
   the provider's verify API -> ``service.record_outcome`` / ``refunds.apply_update``.
-- ``payments`` / ``payments.charge`` ``{tenant_id, invoice_id}``: charge the saved
-  authorization (``charge.charge_invoice``); PENDING/UNKNOWN schedules a reconcile.
+- ``payments`` / ``payments.charge`` ``{tenant_id, invoice_id, attempt?}``: charge the saved
+  authorization (``charge.charge_invoice``; a job whose ``attempt`` is behind the invoice's
+  ``collection_attempts`` is stale and skipped); PENDING/UNKNOWN schedules a reconcile.
 - ``payments`` / ``payments.reconcile`` ``{tenant_id, payment_id?}``: ask the provider about
   PROCESSING payments that are due (``next_check_at``) and PENDING refunds. The billing
-  tick may enqueue it per tenant; ``charge``/``checkout`` enqueue it for their payment.
+  tick queues it for each automatic charge still PROCESSING once its check is due.
 - ``webhooks`` / ``webhook.deliver``: outbound tenant webhooks (``webhooks.outbound``).
 """
 
@@ -159,7 +160,9 @@ async def reconcile(runtime: Runtime, *, tenant_id: str, payment_id: str | None 
     return done
 
 
-async def charge_job(runtime: Runtime, *, tenant_id: str, invoice_id: str) -> None:
+async def charge_job(
+    runtime: Runtime, *, tenant_id: str, invoice_id: str, attempt: int | None = None
+) -> None:
     maker = await runtime.engines.sessionmaker(tenant_id)
     async with maker() as session:
         await charge.charge_invoice(
@@ -168,6 +171,7 @@ async def charge_job(runtime: Runtime, *, tenant_id: str, invoice_id: str) -> No
             tenant_id=tenant_id,
             invoice_id=invoice_id,
             factory=provider_factory(runtime),
+            attempt=attempt,
         )
         await session.commit()
 
@@ -182,8 +186,12 @@ def payment_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         await process_inbox_batch(runtime, [(str(t), str(i)) for t, i in job.data["rows"]])
 
     async def on_charge(job: Job) -> None:
+        attempt = job.data.get("attempt")
         await charge_job(
-            runtime, tenant_id=str(job.data["tenant_id"]), invoice_id=str(job.data["invoice_id"])
+            runtime,
+            tenant_id=str(job.data["tenant_id"]),
+            invoice_id=str(job.data["invoice_id"]),
+            attempt=attempt if isinstance(attempt, int) else None,
         )
 
     async def on_reconcile(job: Job) -> None:
