@@ -20,9 +20,9 @@ from novabilling.kit.jobs import (
     NoJobBufferError,
     PermanentJobError,
     create_queue,
-    enqueue_many,
     current_job_buffer,
     enqueue_after_commit,
+    enqueue_many,
     job_buffer,
 )
 from novabilling.kit.jobs_bullmq import BullMQQueue, install_signal_handlers, run_worker
