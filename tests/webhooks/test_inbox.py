@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from novabilling.billing import scheduler
 from novabilling.kit.clock import TestClock
 from novabilling.kit.jobs import QUEUE_WEBHOOKS
 from novabilling.payments import jobs as payment_jobs
@@ -194,3 +195,21 @@ async def test_batch_job_is_registered_for_the_worker(runtime: Runtime) -> None:
     handlers = payment_jobs.payment_handlers(runtime)
     assert (QUEUE_WEBHOOKS, PROCESS_BATCH) in handlers
     assert (QUEUE_WEBHOOKS, PROCESS) in handlers
+
+
+async def test_the_scheduler_minute_sweeps_lost_deliveries(
+    runtime: Runtime, tenant: TenantCreds
+) -> None:
+    writer = InboxWriter(runtime.central_engine, DownQueue())  # type: ignore[arg-type]
+    inbox_id = await writer.write(row(tenant.id, "lost-at-intake", runtime))
+    assert inbox_id is not None
+    clock = TestClock(runtime.clock.now() + STALE_AFTER + timedelta(seconds=1))
+    runtime.clock = clock
+    runtime.jobs = RecordingQueue()
+    await scheduler.schedule_once(runtime)
+    assert (
+        QUEUE_WEBHOOKS,
+        PROCESS,
+        {"tenant_id": tenant.id, "inbox_id": inbox_id},
+        f"inbox:{inbox_id}",
+    ) in runtime.jobs.jobs  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from sqlalchemy import select, text
 
 from novabilling.kit.jobs import QUEUE_BILLING
 from novabilling.tenancy.models import Tenant
+from novabilling.webhooks.inbox import sweep_unqueued
 
 if TYPE_CHECKING:
     from novabilling.runtime import Runtime
@@ -82,7 +83,8 @@ async def active_tenant_ids(runtime: Runtime) -> list[str]:
 
 async def schedule_once(runtime: Runtime, *, now: datetime | None = None) -> int:
     """Enqueue this minute's ``billing.tick`` for every active tenant (if we hold the
-    lock). Returns how many were enqueued (0 when another process holds the lock)."""
+    lock), and re-enqueue webhook deliveries whose job was lost (``sweep_unqueued``).
+    Returns how many ticks were enqueued (0 when another process holds the lock)."""
     assert runtime.jobs is not None
     at = now or runtime.clock.now()
     minute = minute_key(at)
@@ -98,6 +100,7 @@ async def schedule_once(runtime: Runtime, *, now: datetime | None = None) -> int
                 job_id=f"{tenant_id}:{minute}",
                 attempts=2,
             )
+        await sweep_unqueued(runtime)  # webhook deliveries whose job was lost
     log.info("billing.scheduled", tenants=len(tenants), minute=minute)
     return len(tenants)
 
