@@ -3,7 +3,7 @@ into each domain's service (a service may call another domain's service, STYLE Â
 
 Each function here calls the same-named (or obvious) function of
 ``novabilling.<domain>.service``: ``list_for_customer`` of subscriptions, invoices and
-payments; ``subscriptions.active_counts_by_customer``; ``invoices.paid_totals_by_customer``;
+payments; ``subscriptions.active_count_of``; ``invoices.paid_totals_by_customer``;
 ``lock_for_customer`` of invoices and subscriptions (deletion check); ``delete_for_customer``
 of payments, invoices and subscriptions (deletion).
 
@@ -16,10 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import ColumnElement, ScalarSelect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from novabilling.invoices import service as invoices_service
 from novabilling.payments import service as payments_service
+from novabilling.subscriptions import queries as subscription_queries
 from novabilling.subscriptions import service as subscriptions_service
 from novabilling.subscriptions.transitions import Status
 
@@ -43,11 +46,11 @@ async def payments_for_customer(session: AsyncSession, customer_id: str) -> Wire
     return await payments_service.list_for_customer(session, customer_id)
 
 
-async def active_subscription_counts(
-    session: AsyncSession, customer_ids: list[str]
-) -> dict[str, int]:
-    """ACTIVE subscriptions per customer id (missing ids: 0)."""
-    return await subscriptions_service.active_counts_by_customer(session, customer_ids)
+def active_subscriptions_of(
+    customer_id: ColumnElement[str] | InstrumentedAttribute[str],
+) -> ScalarSelect[int]:
+    """Correlated count of ACTIVE subscriptions, selected with the customers page."""
+    return subscription_queries.active_count_of(customer_id)
 
 
 async def total_spent(session: AsyncSession, customer_ids: list[str]) -> dict[str, Decimal]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from novabilling.customers import relations, schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -25,7 +25,7 @@ async def create_customer(
 
 @router.get("")
 async def list_customers(
-    session: TenantSession,
+    session: TenantReadSession,
     params: CustomerPage,
     search: str | None = None,
     country: str | None = None,
@@ -51,7 +51,7 @@ async def list_customers(
 
 
 @router.get("/{customer_id}")
-async def get_customer(session: TenantSession, customer_id: str) -> dict[str, Any]:
+async def get_customer(session: TenantReadSession, customer_id: str) -> dict[str, Any]:
     customer = await service.get_customer(session, customer_id)
     subscriptions = await relations.subscriptions_for_customer(session, customer.id)
     invoices = await relations.invoices_for_customer(session, customer.id, limit=10)
@@ -81,18 +81,20 @@ async def delete_customer(
 
 
 @router.get("/{customer_id}/subscriptions")
-async def customer_subscriptions(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+async def customer_subscriptions(
+    session: TenantReadSession, customer_id: str
+) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
     return await relations.subscriptions_for_customer(session, customer.id)
 
 
 @router.get("/{customer_id}/invoices")
-async def customer_invoices(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+async def customer_invoices(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
     return await relations.invoices_for_customer(session, customer.id)
 
 
 @router.get("/{customer_id}/payments")
-async def customer_payments(session: TenantSession, customer_id: str) -> list[dict[str, Any]]:
+async def customer_payments(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
     return await relations.payments_for_customer(session, customer.id)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,10 +17,13 @@ from novabilling.customers.models import Customer
 from novabilling.customers.schemas import SORTABLE, CustomerCreate, CustomerPatch
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
 from novabilling.kit.clock import Clock
-from novabilling.kit.pagination import paginate
+from novabilling.kit.ids import new_id
 from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
+
+# (attribute, column) of every mapped column: ``metadata_`` is stored as ``metadata``.
+_COLUMNS = [(attr.key, attr.columns[0]) for attr in sa_inspect(Customer).column_attrs]
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
@@ -32,12 +36,16 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
 
 async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock: Clock) -> Customer:
     """409 when ``externalId`` is taken: the unique index decides (no look-up first, so
-    no race and one round trip less)."""
+    no race and one round trip less). One Core INSERT on the request's transaction (the
+    hottest write of the API: the ORM unit of work cost more than the statement); the
+    returned object is complete but not attached to the session."""
     now = clock.now()
     customer = Customer(
+        id=new_id(),
         external_id=body.external_id,
         email=body.email,
         name=body.name,
+        phone=None,
         country=body.country,
         currency=body.currency,
         net_payment_terms=body.net_payment_terms,
@@ -45,9 +53,10 @@ async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock:
         created_at=body.created_at or now,
         updated_at=now,
     )
-    session.add(customer)
+    values = {column.key: getattr(customer, attr) for attr, column in _COLUMNS}
+    connection = await session.connection()
     try:
-        await session.flush()
+        await connection.execute(insert(Customer).values(values))
     except IntegrityError as exc:
         raise Conflict(f"Customer with externalId {body.external_id} already exists") from exc
     log.info("customer.created", customer_id=customer.id)
@@ -145,10 +154,21 @@ async def list_customers(
     sort_by: str | None = None,
     sort_order: str | None = None,
 ) -> tuple[list[tuple[Customer, int, Decimal]], int]:
-    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total."""
+    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total.
+    Three statements: the count, the page with each customer's ACTIVE subscriptions
+    (correlated), the PAID totals of the page's customers."""
     order = _order(sort_by, sort_order)
-    rows, total = await paginate(session, _filtered(search, country, currency), page, limit, *order)
-    ids = [c.id for c in rows]
-    active = await relations.active_subscription_counts(session, ids)
-    spent = await relations.total_spent(session, ids)
-    return [(c, active.get(c.id, 0), spent.get(c.id, Decimal(0))) for c in rows], total
+    filtered = _filtered(search, country, currency)
+    total = await session.scalar(
+        filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    )
+    page_stmt = (
+        filtered.add_columns(relations.active_subscriptions_of(Customer.id))
+        .order_by(*order)
+        .limit(limit)
+        .offset((page - 1) * limit)
+    )
+    rows = (await session.execute(page_stmt)).tuples().all()
+    spent = await relations.total_spent(session, [customer.id for customer, _ in rows])
+    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n in rows]
+    return out, int(total or 0)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 from novabilling.subscriptions.transitions import Status
 
 __all__ = [
-    "active_counts_by_customer",
+    "active_count_of",
     "count_active",
     "due_for_renewal",
     "due_for_retry",
@@ -85,24 +86,20 @@ async def count_active(session: AsyncSession, *, customer_id: str | None = None)
     return int(await session.scalar(stmt.select_from(Subscription)) or 0)
 
 
-async def active_counts_by_customer(
-    session: AsyncSession, customer_ids: list[str]
-) -> dict[str, int]:
-    """ACTIVE subscriptions per customer id (every id present)."""
-    out = dict.fromkeys(customer_ids, 0)
-    if not customer_ids:
-        return out
-    rows = await session.execute(
-        select(Subscription.customer_id, func.count())
+def active_count_of(
+    customer_id: ColumnElement[str] | InstrumentedAttribute[str],
+) -> ScalarSelect[int]:
+    """Correlated ``count(*)`` of the ACTIVE subscriptions of ``customer_id`` (a column of
+    the outer query), to select alongside customers in one statement."""
+    return (
+        select(func.count())
+        .select_from(Subscription)
         .where(
-            Subscription.customer_id.in_(customer_ids),
+            Subscription.customer_id == customer_id,
             Subscription.status == Status.ACTIVE.value,
         )
-        .group_by(Subscription.customer_id)
+        .scalar_subquery()
     )
-    for customer_id, count in rows.tuples():
-        out[customer_id] = int(count)
-    return out
 
 
 async def subscriptions_of_customer(session: AsyncSession, customer_id: str) -> list[Subscription]:

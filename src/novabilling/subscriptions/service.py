@@ -5,7 +5,7 @@ For the billing engine (keyword-only after ``session``, flush never commit):
 ``due_for_renewal``, ``due_for_retry``, ``due_action``, ``advance_period``,
 ``mark_past_due``, ``reactivate``, ``cancel_now``, ``record_event``, ``get_for_update``,
 ``pending_items``. For customers/plans/analytics: ``count_active``,
-``active_counts_by_customer``, ``list_for_customer`` (wire dicts), ``lock_for_customer``,
+``active_count_of``, ``list_for_customer`` (wire dicts), ``lock_for_customer``,
 ``delete_for_customer`` (called by ``customers.relations``).
 """
 
@@ -40,7 +40,7 @@ from novabilling.subscriptions.lifecycle import (
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from novabilling.subscriptions.prorations import PlanTarget
 from novabilling.subscriptions.queries import (
-    active_counts_by_customer,
+    active_count_of,
     count_active,
     due_for_renewal,
     due_for_retry,
@@ -57,7 +57,7 @@ from novabilling.subscriptions.schemas import (
 from novabilling.subscriptions.transitions import Action, Status, check, parse_status
 
 __all__ = [
-    "active_counts_by_customer",
+    "active_count_of",
     "advance_period",
     "cancel",
     "cancel_now",

@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 class _Entry:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    readers: async_sessionmaker[AsyncSession]
     last_used: float
 
 
@@ -59,6 +60,11 @@ class EngineRegistry:
         entry.last_used = time.monotonic()
         return entry.sessions
 
+    async def read_sessionmaker(self, tenant_id: str) -> async_sessionmaker[AsyncSession]:
+        """Sessions for pure reads: autocommit, so no BEGIN/COMMIT round trips."""
+        await self.sessionmaker(tenant_id)
+        return self._entries[tenant_id].readers
+
     async def engine(self, tenant_id: str) -> AsyncEngine:
         await self.sessionmaker(tenant_id)
         return self._entries[tenant_id].engine
@@ -73,6 +79,12 @@ class EngineRegistry:
             entry = _Entry(
                 engine=engine,
                 sessions=async_sessionmaker(engine, expire_on_commit=False),
+                # Same pool; no BEGIN/COMMIT round trips (each statement is its own
+                # transaction: what READ COMMITTED gives each statement anyway).
+                readers=async_sessionmaker(
+                    engine.execution_options(isolation_level="AUTOCOMMIT"),
+                    expire_on_commit=False,
+                ),
                 last_used=time.monotonic(),
             )
             self._entries[tenant_id] = entry
