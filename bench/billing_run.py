@@ -193,6 +193,22 @@ async def count_invoices(runtime: Any, tenant_ids: list[str]) -> int:
     return total
 
 
+async def statuses(runtime: Any, tenant_ids: list[str]) -> dict[str, int]:
+    """Invoices per status (finalized renewals are PENDING; DRAFT would be unfinished)."""
+    from novabilling.invoices.models import Invoice
+
+    out: dict[str, int] = {}
+    for tid in tenant_ids:
+        maker = await runtime.engines.sessionmaker(tid)
+        async with maker() as session:
+            rows = await session.execute(
+                select(Invoice.status, func.count()).group_by(Invoice.status)
+            )
+            for status, n in rows.tuples():
+                out[status] = out.get(status, 0) + int(n)
+    return out
+
+
 async def enqueue_ticks(tenant_ids: list[str]) -> None:
     from novabilling.config import Settings
     from novabilling.kit.jobs import QUEUE_BILLING
@@ -210,8 +226,10 @@ async def enqueue_ticks(tenant_ids: list[str]) -> None:
         await queue.close()
 
 
-async def wait_for(tenant_ids: list[str], expected: int, limit_s: float) -> tuple[int, float]:
-    """Enqueue one tick per tenant, then poll (every 0.5 s) until all invoices exist."""
+async def wait_for(
+    tenant_ids: list[str], expected: int, limit_s: float
+) -> tuple[int, float, dict[str, int]]:
+    """Enqueue one tick per tenant, then poll (every 0.1 s) until all invoices exist."""
     from novabilling.config import Settings
     from novabilling.runtime import build_runtime
 
@@ -225,8 +243,9 @@ async def wait_for(tenant_ids: list[str], expected: int, limit_s: float) -> tupl
             done = await count_invoices(runtime, tenant_ids)
             if done >= expected:
                 break
-            await asyncio.sleep(0.5)
-        return done, time.perf_counter() - started
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        return done, elapsed, await statuses(runtime, tenant_ids)
     finally:
         await runtime.close()
 
@@ -295,7 +314,7 @@ def main() -> None:
             )
         time.sleep(3)  # let workers connect
         expected = args.tenants * args.per_tenant
-        done, elapsed = asyncio.run(wait_for(tenant_ids, expected, args.timeout))
+        done, elapsed, by_status = asyncio.run(wait_for(tenant_ids, expected, args.timeout))
         print(
             json.dumps(
                 {
@@ -308,6 +327,7 @@ def main() -> None:
                     "renewals_per_second": round(done / elapsed, 1),
                     "setup_seconds": round(setup_s, 1),
                     "cpus": os.cpu_count(),
+                    "invoices_by_status": by_status,
                 }
             )
         )
