@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from novabilling.customers.models import Customer
+from novabilling.customers.schemas import customer_out
 from novabilling.invoices.models import Invoice
 from novabilling.kit import money, timestamps
 from novabilling.kit.money import WireAmount
@@ -39,22 +40,6 @@ LIST_FILTERS = ("status", "customerId", "subscriptionId", "dateFrom", "dateTo")
 
 def _ts(value: Any) -> str | None:
     return timestamps.to_wire(value) if value is not None else None
-
-
-def customer_out(customer: Customer) -> dict[str, Any]:
-    """The embedded Customer object (customers.md)."""
-    return {
-        "id": customer.id,
-        "externalId": customer.external_id,
-        "email": customer.email,
-        "name": customer.name,
-        "country": customer.country,
-        "currency": customer.currency,
-        "netPaymentTerms": customer.net_payment_terms,
-        "metadata": customer.metadata_,
-        "createdAt": timestamps.to_wire(customer.created_at),
-        "updatedAt": timestamps.to_wire(customer.updated_at),
-    }
 
 
 def invoice_out(invoice: Invoice, customer: Customer | None = None) -> dict[str, Any]:
