@@ -6,9 +6,7 @@ dict for embedding, re-exported from ``schemas``) and ``subscriptions_using_plan
 
 from __future__ import annotations
 
-import importlib
 from decimal import Decimal
-from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, select
@@ -21,6 +19,7 @@ from novabilling.kit.money import MAX_MINOR, normalize_code, parse_amount, to_mi
 from novabilling.kit.pagination import newest_first
 from novabilling.plans.models import Plan, PlanPrice
 from novabilling.plans.schemas import E4, PlanCreate, PlanPatch, plan_out
+from novabilling.subscriptions.models import Subscription
 
 __all__ = [
     "add_price",
@@ -95,17 +94,9 @@ async def price_for(session: AsyncSession, plan_id: str, currency: str) -> PlanP
 
 
 async def subscriptions_using_plan(session: AsyncSession, plan_id: str) -> int:
-    """Subscriptions (any status) referencing the plan; 0 while the subscriptions domain
-    has no models module yet."""
-    try:
-        models = importlib.import_module("novabilling.subscriptions.models")
-    except ModuleNotFoundError as exc:
-        if exc.name and "novabilling.subscriptions.models".startswith(exc.name):
-            return 0
-        raise
-    subscription: Any = models.Subscription
+    """Subscriptions (any status) referencing the plan."""
     count = await session.scalar(
-        select(func.count()).select_from(subscription).where(subscription.plan_id == plan_id)
+        select(func.count()).select_from(Subscription).where(Subscription.plan_id == plan_id)
     )
     return int(count or 0)
 

@@ -11,7 +11,6 @@ For the billing engine (keyword-only after ``session``, flush never commit):
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from novabilling.billing.periods import period_end
 from novabilling.customers.models import Customer
 from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.invoices import service as invoices_service
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import paginate
 from novabilling.plans import service as plans_service
@@ -129,22 +129,10 @@ async def _views(
 
 
 async def _recent_invoices(session: AsyncSession, subscription_id: str) -> list[dict[str, Any]]:
-    """The 10 newest invoices as wire objects, from the invoices domain once it provides
-    ``invoices.service.recent_for_subscription(session, *, subscription_id, limit)``;
-    ``[]`` until then (same soft-dependency pattern as plans.subscriptions_using_plan)."""
-    try:
-        invoices = importlib.import_module("novabilling.invoices.service")
-    except ModuleNotFoundError as exc:
-        if exc.name and "novabilling.invoices.service".startswith(exc.name):
-            return []
-        raise
-    loader = getattr(invoices, "recent_for_subscription", None)
-    if loader is None:
-        return []
-    rows: list[dict[str, Any]] = await loader(
+    """The 10 newest invoices of the subscription, as wire objects."""
+    return await invoices_service.recent_for_subscription(
         session, subscription_id=subscription_id, limit=RECENT_INVOICES
     )
-    return rows
 
 
 async def _plan_target(
