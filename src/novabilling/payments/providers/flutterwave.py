@@ -20,19 +20,16 @@ country for tokenized charges (default derived from the currency, else ``NG``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
-
-import httpx
+from typing import Any, Unpack
 
 from novabilling.kit import money
+from novabilling.payments.providers import http
 from novabilling.payments.providers.base import (
     ChargeRequest,
     Checkout,
@@ -103,26 +100,17 @@ def outcome_of(status: Any) -> Outcome:
     return _STATUS_OUTCOME.get(str(status or "").strip().lower(), Outcome.UNKNOWN)
 
 
+def _unavailable(problem: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"flutterwave unavailable: {problem}", status=503)
+
+
 class FlutterwaveProvider:
     name = "flutterwave"
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-        max_retries: int = 2,
-        backoff: float = 0.2,
-    ) -> None:
+    def __init__(self, credentials: Credentials, **options: Unpack[http.HttpOptions]) -> None:
         self.credentials = credentials
-        self.base_url = (credentials.base_url or DEFAULT_BASE_URL).rstrip("/")
-        if self.base_url.endswith("/v3"):
-            self.base_url = self.base_url[: -len("/v3")]
-        self.transport = transport
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
+        endpoint = http.Endpoint.of(credentials, DEFAULT_BASE_URL, **options)
+        self.endpoint = replace(endpoint, base_url=endpoint.base_url.removesuffix("/v3"))
 
     # ---- HTTP -------------------------------------------------------------------------
 
@@ -140,27 +128,18 @@ class FlutterwaveProvider:
         ``retry=False``: a single attempt (a non-idempotent POST), still raising
         ``ProviderUnavailable`` on 5xx/timeouts.
         """
-        headers = {"Authorization": f"Bearer {self.credentials.secret_key}"}
-        attempts = 1 + (self.max_retries if retry else 0)
-        problem = "no attempt made"
-        async with httpx.AsyncClient(
-            base_url=self.base_url, transport=self.transport, timeout=self.timeout
-        ) as client:
-            for attempt in range(attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-                try:
-                    response = await client.request(
-                        method, path, json=body, params=params, headers=headers
-                    )
-                except httpx.TransportError as exc:  # timeouts, resets, refused
-                    problem = f"{type(exc).__name__}: {exc}"
-                    continue
-                if response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
-                    continue
-                return response.status_code, _parse_json(response.content)
-        raise ProviderUnavailable(f"flutterwave unavailable: {problem}", status=503)
+        response = await http.send(
+            self.endpoint,
+            method,
+            path,
+            headers=http.bearer(self.credentials.secret_key),
+            body=body,
+            params=params,
+            retries=None if retry else 0,
+            unavailable=_unavailable,
+            deadline=False,
+        )
+        return response.status_code, http.json_object(response.content, exact=True)
 
     @staticmethod
     def _raise_for(status: int, payload: Mapping[str, Any]) -> None:
@@ -221,16 +200,15 @@ class FlutterwaveProvider:
             "tx_ref": request.reference,
             "narration": request.description or "",
         }
-        for attempt in range(1 + self.max_retries):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+        for attempt in range(1 + self.endpoint.max_retries):
+            await self.endpoint.pause(attempt)
             try:
                 status, payload = await self._call(
                     "POST", "/v3/tokenized-charges", body=body, retry=False
                 )
             except ProviderUnavailable:
                 # The charge may have gone through (flutterwave.md §1, §8.9): ask before
-                # any retry, and only re-send when Flutterwave has no record of tx_ref.
+                # any retry, and only re-http.send when Flutterwave has no record of tx_ref.
                 known = await self.verify_transaction(request.reference)
                 if known.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
                     return known
@@ -271,7 +249,7 @@ class FlutterwaveProvider:
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         self._check_signature(body, headers)
-        payload = _parse_json(body)
+        payload = http.json_object(body, exact=True)
         if not payload:
             raise SignatureError("webhook body is not a JSON object")
         if isinstance(payload.get("data"), Mapping) and "event" in payload:
@@ -369,12 +347,3 @@ class FlutterwaveProvider:
             currency=currency,
             message=status or str(payload.get("message") or ""),
         )
-
-
-def _parse_json(content: bytes) -> dict[str, Any]:
-    """Parse a JSON object with exact decimals (``parse_float=Decimal``); {} if not one."""
-    try:
-        parsed = json.loads(content or b"{}", parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}

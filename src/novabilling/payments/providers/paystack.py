@@ -14,16 +14,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from novabilling.kit.money import exponent
+from novabilling.payments.providers import http
 from novabilling.payments.providers.base import (
     ChargeRequest,
     Checkout,
@@ -85,24 +85,16 @@ def from_paystack_amount(amount: int | str, currency: str) -> int:
     return subunits // scale
 
 
+def _unavailable(problem: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"Paystack unavailable ({problem})", code="unavailable")
+
+
 class PaystackProvider:
     name = "paystack"
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-        max_retries: int = 2,
-        backoff: float = 0.2,
-    ) -> None:
+    def __init__(self, credentials: Credentials, **options: Unpack[http.HttpOptions]) -> None:
         self.credentials = credentials
-        self.base_url = (credentials.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.transport = transport
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
+        self.endpoint = http.Endpoint.of(credentials, DEFAULT_BASE_URL, **options)
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -116,37 +108,20 @@ class PaystackProvider:
         retries: int | None = None,
     ) -> httpx.Response:
         """One request with retries on timeouts/5xx; ProviderUnavailable when exhausted."""
-        attempts = 1 + (self.max_retries if retries is None else retries)
-        headers = {"Authorization": f"Bearer {self.credentials.secret_key}"}
-        problem = "no attempt made"
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                async with (
-                    httpx.AsyncClient(
-                        base_url=self.base_url, transport=self.transport, timeout=self.timeout
-                    ) as client,
-                    asyncio.timeout(self.timeout),
-                ):
-                    response = await client.request(
-                        method, path, json=payload, params=params, headers=headers
-                    )
-            except (httpx.TransportError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                continue
-            if response.status_code < 500:
-                return response
-            problem = f"HTTP {response.status_code}"
-        raise ProviderUnavailable(f"Paystack unavailable ({problem})", code="unavailable")
+        return await http.send(
+            self.endpoint,
+            method,
+            path,
+            headers=http.bearer(self.credentials.secret_key),
+            body=payload,
+            params=params,
+            retries=retries,
+            unavailable=_unavailable,
+        )
 
     @staticmethod
     def _body(response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
+        return http.json_object(response.content)
 
     def _raise_for(self, response: httpx.Response) -> None:
         if response.status_code < 400:

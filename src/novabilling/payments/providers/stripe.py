@@ -13,17 +13,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from novabilling.kit.money import exponent
+from novabilling.payments.providers import http
 from novabilling.payments.providers.base import (
     ChargeRequest,
     Checkout,
@@ -110,6 +110,17 @@ def from_stripe_amount(amount: int, currency: str) -> int:
     return int(amount) // 10**shift
 
 
+def _unavailable(problem: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"Stripe unavailable ({problem})", code="unavailable")
+
+
+def _retry_reason(response: httpx.Response) -> str | None:
+    """5xx, 409 (the same key in flight) and 429 (rate limited) are worth another try."""
+    if response.status_code in _RETRY_STATUSES:
+        return f"HTTP {response.status_code}"
+    return http.server_error(response)
+
+
 class StripeProvider:
     name = "stripe"
 
@@ -117,19 +128,12 @@ class StripeProvider:
         self,
         credentials: Credentials,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-        max_retries: int = 2,
-        backoff: float = 0.2,
         now: Callable[[], float] | None = None,
         tolerance: int = 300,
+        **options: Unpack[http.HttpOptions],
     ) -> None:
         self.credentials = credentials
-        self.base_url = (credentials.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.transport = transport
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
+        self.endpoint = http.Endpoint.of(credentials, DEFAULT_BASE_URL, **options)
         self.now = now or time.time
         self.tolerance = tolerance
 
@@ -144,38 +148,23 @@ class StripeProvider:
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.credentials.secret_key}"}
+        headers = http.bearer(self.credentials.secret_key)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        problem = "no attempt made"
-        for attempt in range(1 + self.max_retries):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                async with (
-                    httpx.AsyncClient(
-                        base_url=self.base_url, transport=self.transport, timeout=self.timeout
-                    ) as client,
-                    asyncio.timeout(self.timeout),
-                ):
-                    response = await client.request(
-                        method, path, data=form, params=params, headers=headers
-                    )
-            except (httpx.TransportError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                continue
-            if response.status_code < 500 and response.status_code not in _RETRY_STATUSES:
-                return response
-            problem = f"HTTP {response.status_code}"
-        raise ProviderUnavailable(f"Stripe unavailable ({problem})", code="unavailable")
+        return await http.send(
+            self.endpoint,
+            method,
+            path,
+            headers=headers,
+            form=form,
+            params=params,
+            retry_reason=_retry_reason,
+            unavailable=_unavailable,
+        )
 
     @staticmethod
     def _body(response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
+        return http.json_object(response.content)
 
     def _raise_for(self, response: httpx.Response) -> None:
         if response.status_code < 400:

@@ -4,16 +4,14 @@ expires) and bearer POSTs that refresh the token once when Daraja invalidated it
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from novabilling.kit.clock import utcnow
+from novabilling.payments.providers import http
 from novabilling.payments.providers.base import ProviderError, ProviderUnavailable
 
 SANDBOX_URL = "https://sandbox.safaricom.co.ke"
@@ -25,11 +23,7 @@ _RETRYABLE_CODES = {"500.003.02", "500.003.03", "500.003.1001"}
 
 def parse_json(content: bytes) -> dict[str, Any]:
     """A JSON object body (decimals kept exact); anything else -> ``{}``."""
-    try:
-        parsed = json.loads(content or b"{}", parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+    return http.json_object(content, exact=True)
 
 
 def error_from(status: int, payload: Mapping[str, Any]) -> ProviderError:
@@ -38,31 +32,26 @@ def error_from(status: int, payload: Mapping[str, Any]) -> ProviderError:
     return ProviderError(message, code=str(payload.get("errorCode") or "") or None, status=status)
 
 
+def _unavailable(problem: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"m-pesa unavailable: {problem}", status=503)
+
+
+def _retry_reason(response: httpx.Response) -> str | None:
+    """A 5xx is retried unless its ``errorCode`` is a real answer (``500.001.1001``)."""
+    code = str(parse_json(response.content).get("errorCode") or "")
+    if response.status_code >= 500 and (code in _RETRYABLE_CODES or not code):
+        return f"HTTP {response.status_code} {code}".strip()
+    return None
+
+
 class DarajaClient:
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        consumer_key: str,
-        consumer_secret: str,
-        transport: httpx.AsyncBaseTransport | None,
-        timeout: float,
-        max_retries: int,
-        backoff: float,
-    ) -> None:
-        self.base_url = base_url
+    """One credentials' token cache and POSTs over ``endpoint``."""
+
+    def __init__(self, endpoint: http.Endpoint, *, consumer_key: str, consumer_secret: str) -> None:
+        self.endpoint = endpoint
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
-        self.transport = transport
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
         self._token: tuple[str, float] | None = None  # (token, expires at, unix seconds)
-
-    def _open(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.base_url, transport=self.transport, timeout=self.timeout
-        )
 
     async def token(self, client: httpx.AsyncClient, *, fresh: bool = False) -> str:
         """The cached token, or a new one. Bad credentials raise ``ProviderError``; a 5xx
@@ -88,40 +77,31 @@ class DarajaClient:
 
     async def fresh_token(self) -> str:
         """A newly issued token (the credentials check)."""
-        async with self._open() as client:
+        async with self.endpoint.client() as client:
             return await self.token(client, fresh=True)
+
+    async def _bearer(self, client: httpx.AsyncClient) -> dict[str, str]:
+        return http.bearer(await self.token(client))
 
     async def post(
         self, path: str, body: Mapping[str, Any], *, retry: bool = True
     ) -> tuple[int, dict[str, Any]]:
         """POST with a bearer token; refresh once on 404.001.03; retry 5xx/timeouts
         (except ``500.001.1001``, a real answer). ``retry=False``: one attempt only."""
-        attempts, problem, refreshed = 1 + self.max_retries, "no attempt made", False
-        async with self._open() as client:
-            attempt = 0
-            while attempt < attempts:
-                if attempt:
-                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-                attempt += 1
-                try:
-                    token = await self.token(client)
-                    headers = {"Authorization": f"Bearer {token}"}
-                    response = await client.post(path, json=dict(body), headers=headers)
-                except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                    if not retry:
-                        break
-                    continue
-                payload = parse_json(response.content)
-                code = str(payload.get("errorCode") or "")
-                if code == INVALID_TOKEN and not refreshed:  # token invalidated: refresh once
-                    refreshed, self._token, attempt = True, None, attempt - 1
-                    continue
-                retryable = response.status_code >= 500 and (code in _RETRYABLE_CODES or not code)
-                if retryable:
-                    problem = f"HTTP {response.status_code} {code}".strip()
-                    if retry:
-                        continue
-                    break
-                return response.status_code, payload
-        raise ProviderUnavailable(f"m-pesa unavailable: {problem}", status=503)
+        for refreshed in (False, True):
+            response = await http.send(
+                self.endpoint,
+                "POST",
+                path,
+                auth=self._bearer,
+                body=dict(body),
+                retries=None if retry else 0,
+                retry_reason=_retry_reason,
+                unavailable=_unavailable,
+                deadline=False,
+            )
+            payload = parse_json(response.content)
+            if str(payload.get("errorCode") or "") != INVALID_TOKEN or refreshed:
+                break
+            self._token = None  # Daraja invalidated the token: fetch a new one, once
+        return response.status_code, payload

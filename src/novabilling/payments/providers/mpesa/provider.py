@@ -5,9 +5,11 @@ retrying POSTs) and ``callbacks`` (webhook parsing); see the package doc."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Unpack
 
 import httpx
 
+from novabilling.payments.providers import http
 from novabilling.payments.providers.base import (
     ChargeRequest,
     Checkout,
@@ -42,29 +44,18 @@ from novabilling.payments.providers.mpesa.ledger import Ledger, Push
 class MpesaProvider:
     name = "mpesa"
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-        max_retries: int = 2,
-        backoff: float = 0.2,
-    ) -> None:
+    def __init__(self, credentials: Credentials, **options: Unpack[http.HttpOptions]) -> None:
         extra = credentials.extra
         self.credentials = credentials
         production = extra.get("environment", "sandbox").lower() in ("production", "live")
         consumer_key = extra.get("consumer_key") or extra.get("consumerKey")
         self.shortcode = extra.get("shortcode", "")
         self.passkey = extra.get("passkey", "")
+        base_url = credentials.base_url or (PRODUCTION_URL if production else SANDBOX_URL)
         self.client = DarajaClient(
-            base_url=credentials.base_url or (PRODUCTION_URL if production else SANDBOX_URL),
+            http.Endpoint(base_url, **options),
             consumer_key=consumer_key or credentials.public_key or "",
             consumer_secret=credentials.secret_key,
-            transport=transport,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff=backoff,
         )
         self.ledger = Ledger()
 
