@@ -17,9 +17,14 @@ CustomerPage = Annotated[PageParams, Depends(strict_page(*schemas.LIST_QUERY))]
 
 @router.post("", status_code=201)
 async def create_customer(
-    session: TenantSession, body: schemas.CustomerCreate, runtime: RuntimeDep
+    session: TenantSession,
+    body: schemas.CustomerCreate,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    customer = await service.create_customer(session, body=body, clock=runtime.clock)
+    customer = await service.create_customer(
+        session, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
     return schemas.customer_out(customer)
 
 
@@ -60,9 +65,15 @@ async def get_customer(session: TenantReadSession, customer_id: str) -> dict[str
 
 @router.patch("/{customer_id}")
 async def update_customer(
-    session: TenantSession, customer_id: str, body: schemas.CustomerPatch, runtime: RuntimeDep
+    session: TenantSession,
+    customer_id: str,
+    body: schemas.CustomerPatch,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    customer = await service.update_customer(session, customer_id, body=body, clock=runtime.clock)
+    customer = await service.update_customer(
+        session, customer_id, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
     return schemas.customer_out(customer)
 
 

@@ -34,11 +34,24 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
     return customer
 
 
-async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock: Clock) -> Customer:
+def customer_event(customer: Customer) -> dict[str, Any]:
+    """``data`` of customer.created / customer.updated (webhooks.md)."""
+    return {
+        "customerId": customer.id,
+        "externalId": customer.external_id,
+        "email": customer.email,
+        "name": customer.name,
+    }
+
+
+async def create_customer(
+    session: AsyncSession, *, body: CustomerCreate, tenant_id: str, clock: Clock
+) -> Customer:
     """409 when ``externalId`` is taken: the unique index decides (no look-up first, so
     no race and one round trip less). One Core INSERT on the request's transaction (the
     hottest write of the API: the ORM unit of work cost more than the statement); the
-    returned object is complete but not attached to the session."""
+    returned object is complete but not attached to the session. Outbound
+    ``customer.created`` after the commit."""
     now = clock.now()
     customer = Customer(
         id=new_id(),
@@ -59,14 +72,18 @@ async def create_customer(session: AsyncSession, *, body: CustomerCreate, clock:
         await connection.execute(insert(Customer).values(values))
     except IntegrityError as exc:
         raise Conflict(f"Customer with externalId {body.external_id} already exists") from exc
+    outbound.emit(
+        tenant_id, "customer.created", customer_event(customer), clock=clock, key=customer.id
+    )
     log.info("customer.created", customer_id=customer.id)
     return customer
 
 
 async def update_customer(
-    session: AsyncSession, customer_id: str, *, body: CustomerPatch, clock: Clock
+    session: AsyncSession, customer_id: str, *, body: CustomerPatch, tenant_id: str, clock: Clock
 ) -> Customer:
-    """``externalId`` and ``createdAt`` are ignored (contract)."""
+    """``externalId`` and ``createdAt`` are ignored (contract). Outbound
+    ``customer.updated`` after the commit (one per update: keyed by the new updatedAt)."""
     nulls = body.explicit_nulls()
     if nulls:
         raise Invalid(nulls[0], f"{nulls[0]} should not be null")
@@ -79,6 +96,8 @@ async def update_customer(
         customer.metadata_ = changes["metadata"]
     customer.updated_at = clock.now()
     await session.flush()
+    key = f"{customer.id}:{customer.updated_at.isoformat()}"
+    outbound.emit(tenant_id, "customer.updated", customer_event(customer), clock=clock, key=key)
     log.info("customer.updated", customer_id=customer.id, fields=sorted(changes))
     return customer
 
