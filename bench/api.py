@@ -34,6 +34,7 @@ import asyncpg
 import httpx
 import webhook_intake
 import wrk
+from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("NB_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -120,6 +121,11 @@ async def _drop_prefix(prefix: str) -> None:
         await _admin(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
     for row in await _admin(f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{prefix}%'"):
         await _admin(f'DROP ROLE IF EXISTS "{row["rolname"]}"')
+    redis = Redis.from_url(REDIS)
+    keys = [key async for key in redis.scan_iter(match=f"{prefix.rstrip('_')}:*", count=1000)]
+    for start in range(0, len(keys), 1000):
+        await redis.delete(*keys[start : start + 1000])
+    await redis.aclose()
 
 
 def main() -> None:

@@ -104,12 +104,28 @@ class Backend:
     settings: Settings
 
 
+def _redis_cleanup(pattern: str) -> None:
+    """Drop the keys this run left in Redis (queues, limiter counters, locks)."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        client = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
+    except (RedisError, OSError):
+        pass  # Redis down: nothing of ours can be there to clean
+
+
 @pytest.fixture(scope="session")
 def pg_prefix() -> Iterator[str]:
     prefix = f"nbtest_{RUN_ID}_"
     yield prefix
     if PG_UP:
         asyncio.run(_pg_cleanup(prefix))
+    _redis_cleanup(f"nbtest:{RUN_ID}:*")
 
 
 @pytest.fixture(scope="session")
