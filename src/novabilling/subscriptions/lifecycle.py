@@ -194,9 +194,10 @@ def _unused_credit_of_period(sub: Subscription, at: datetime) -> int:
 
 async def cancel_now(
     session: AsyncSession, sub: Subscription, *, now: datetime, reason: str
-) -> Subscription:
-    """Any live status -> CANCELED at ``now``. The event data carries ``unusedCreditMinor``
-    (IN_ADVANCE: the paid, unused part of the period) for the credit note."""
+) -> SubscriptionEvent:
+    """Any live status -> CANCELED at ``now``; returns the recorded transition. Its data
+    carries ``unusedCreditMinor`` (IN_ADVANCE: the paid, unused part of the period) for the
+    credit note."""
     credit = _unused_credit_of_period(sub, sub.paused_at or now)
     old = _move(sub, Action.CANCEL, now)
     sub.canceled_at = now
@@ -208,23 +209,28 @@ async def cancel_now(
         "currency": sub.currency,
         "period": [to_wire(sub.current_period_start), to_wire(sub.current_period_end)],
     }
-    await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
-    return sub
+    return await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
 
 
-async def schedule_cancel(session: AsyncSession, sub: Subscription, *, now: datetime) -> None:
-    """``cancelAt: period_end``: cancel when the current period ends (status unchanged)."""
+async def schedule_cancel(
+    session: AsyncSession, sub: Subscription, *, now: datetime
+) -> SubscriptionEvent:
+    """``cancelAt: period_end``: cancel when the current period ends (status unchanged);
+    returns the recorded transition."""
     old = _move(sub, Action.SCHEDULE_CANCEL, now)
     sub.cancel_at = sub.current_period_end
     sub.cancel_at_period_end = True
     data = {"cancelAt": to_wire(sub.cancel_at)}
-    await record_event(session, sub, from_status=old, reason="cancel_scheduled", at=now, data=data)
+    return await record_event(
+        session, sub, from_status=old, reason="cancel_scheduled", at=now, data=data
+    )
 
 
-async def pause(session: AsyncSession, sub: Subscription, *, now: datetime) -> None:
+async def pause(session: AsyncSession, sub: Subscription, *, now: datetime) -> SubscriptionEvent:
+    """ACTIVE -> PAUSED; returns the recorded transition."""
     old = _move(sub, Action.PAUSE, now)
     sub.paused_at = now
-    await record_event(session, sub, from_status=old, reason="paused", at=now)
+    return await record_event(session, sub, from_status=old, reason="paused", at=now)
 
 
 async def reanchor(
@@ -265,9 +271,10 @@ def swap_plan(sub: Subscription, target: PlanTarget) -> None:
 
 async def resume(
     session: AsyncSession, sub: Subscription, *, now: datetime, plan_name: str
-) -> list[PendingInvoiceItem]:
+) -> SubscriptionEvent:
     """PAUSED -> ACTIVE; the period restarts at ``now`` (re-anchored), the paused period
-    is settled up to the pause instant by proration lines."""
+    is settled up to the pause instant by proration lines (``prorationMinor`` in the data
+    of the returned transition)."""
     paused_at = sub.paused_at or now
     old = _move(sub, Action.RESUME, now)
     previous = [to_wire(sub.current_period_start), to_wire(sub.current_period_end)]
@@ -282,8 +289,7 @@ async def resume(
         "previousPeriod": previous,
         "prorationMinor": sum(line.amount_minor for line in lines),
     }
-    await record_event(session, sub, from_status=old, reason="resumed", at=now, data=data)
-    return lines
+    return await record_event(session, sub, from_status=old, reason="resumed", at=now, data=data)
 
 
 def _scheduled(sub: Subscription) -> PlanTarget | None:

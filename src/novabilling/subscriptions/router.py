@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from novabilling.kit.pagination import PageParams, envelope, lenient_page
 from novabilling.subscriptions import schemas, service
-from novabilling.tenancy.deps import RuntimeDep, TenantSession
+from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
 
@@ -17,9 +17,14 @@ Page = Annotated[PageParams, Depends(lenient_page)]
 
 @router.post("", status_code=201)
 async def create_subscription(
-    session: TenantSession, body: schemas.SubscriptionCreate, runtime: RuntimeDep
+    session: TenantSession,
+    body: schemas.SubscriptionCreate,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.create_subscription(session, data=body, clock=runtime.clock)
+    view = await service.create_subscription(
+        session, data=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
     return schemas.view_out(view)
 
 
@@ -62,24 +67,36 @@ async def update_subscription(
 
 @router.post("/{subscription_id}/cancel", status_code=201)
 async def cancel_subscription(
-    session: TenantSession, subscription_id: str, body: schemas.CancelIn, runtime: RuntimeDep
+    session: TenantSession,
+    subscription_id: str,
+    body: schemas.CancelIn,
+    principal: DataPrincipal,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.cancel(session, subscription_id, body=body, clock=runtime.clock)
+    view = await service.cancel(
+        session, subscription_id, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
     return schemas.view_out(view)
 
 
 @router.post("/{subscription_id}/pause", status_code=201)
 async def pause_subscription(
-    session: TenantSession, subscription_id: str, runtime: RuntimeDep
+    session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return schemas.view_out(await service.pause(session, subscription_id, clock=runtime.clock))
+    view = await service.pause(
+        session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
+    return schemas.view_out(view)
 
 
 @router.post("/{subscription_id}/resume", status_code=201)
 async def resume_subscription(
-    session: TenantSession, subscription_id: str, runtime: RuntimeDep
+    session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return schemas.view_out(await service.resume(session, subscription_id, clock=runtime.clock))
+    view = await service.resume(
+        session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
+    return schemas.view_out(view)
 
 
 @router.post("/{subscription_id}/change-plan", status_code=201)
@@ -87,7 +104,10 @@ async def change_plan(
     session: TenantSession,
     subscription_id: str,
     body: schemas.ChangePlanIn,
+    principal: DataPrincipal,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.change_plan(session, subscription_id, body=body, clock=runtime.clock)
+    view = await service.change_plan(
+        session, subscription_id, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    )
     return schemas.view_out(view)

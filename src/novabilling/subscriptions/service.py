@@ -27,7 +27,7 @@ from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import paginate
 from novabilling.plans import service as plans_service
 from novabilling.plans.models import Plan
-from novabilling.subscriptions import lifecycle
+from novabilling.subscriptions import lifecycle, outbound_events
 from novabilling.subscriptions.lifecycle import (
     PENDING_PLAN_KEY,
     advance_period,
@@ -166,8 +166,10 @@ def _initial_period(
 
 
 async def create_subscription(
-    session: AsyncSession, *, data: SubscriptionCreate, clock: Clock
+    session: AsyncSession, *, data: SubscriptionCreate, tenant_id: str, clock: Clock
 ) -> SubscriptionView:
+    """Outbound ``subscription.created`` (as every request use case below: its webhook is
+    queued in the request's unit of work, ``outbound_events``)."""
     customer = await session.get(Customer, data.customer_id)
     if customer is None:
         raise NotFound("Customer not found")
@@ -212,7 +214,8 @@ async def create_subscription(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("A subscription with this externalId already exists") from exc
-    await record_event(session, sub, from_status=None, reason="created", at=now)
+    created = await record_event(session, sub, from_status=None, reason="created", at=now)
+    outbound_events.publish(tenant_id, sub, created, clock=clock)
     return SubscriptionView(sub=sub, customer=customer, plan=plan)
 
 
@@ -268,38 +271,54 @@ async def update_metadata(
 
 
 async def cancel(
-    session: AsyncSession, subscription_id: str, *, body: CancelIn, clock: Clock
+    session: AsyncSession, subscription_id: str, *, body: CancelIn, tenant_id: str, clock: Clock
 ) -> SubscriptionView:
+    """``subscription.canceled`` with ``cancelAt`` "immediate" or the period end (the
+    billing engine sends its own one when it cancels at the period end)."""
     sub = await get_for_update(session, subscription_id)
     if body.cancel_at == "now":
-        await cancel_now(session, sub, now=clock.now(), reason="canceled")
+        transition = await cancel_now(session, sub, now=clock.now(), reason="canceled")
     else:
-        await lifecycle.schedule_cancel(session, sub, now=clock.now())
+        transition = await lifecycle.schedule_cancel(session, sub, now=clock.now())
+    outbound_events.publish(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
-async def pause(session: AsyncSession, subscription_id: str, *, clock: Clock) -> SubscriptionView:
+async def pause(
+    session: AsyncSession, subscription_id: str, *, tenant_id: str, clock: Clock
+) -> SubscriptionView:
     sub = await get_for_update(session, subscription_id)
-    await lifecycle.pause(session, sub, now=clock.now())
+    transition = await lifecycle.pause(session, sub, now=clock.now())
+    outbound_events.publish(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
-async def resume(session: AsyncSession, subscription_id: str, *, clock: Clock) -> SubscriptionView:
+async def resume(
+    session: AsyncSession, subscription_id: str, *, tenant_id: str, clock: Clock
+) -> SubscriptionView:
     """PAUSED -> ACTIVE with the period recomputed from the resume instant."""
     sub = await get_for_update(session, subscription_id)
     check(Action.RESUME, sub.status)
     plan = await session.get(Plan, sub.plan_id)
-    await lifecycle.resume(session, sub, now=clock.now(), plan_name=plan.name if plan else "")
+    name = plan.name if plan else ""
+    transition = await lifecycle.resume(session, sub, now=clock.now(), plan_name=name)
+    outbound_events.publish(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
 async def change_plan(
-    session: AsyncSession, subscription_id: str, *, body: ChangePlanIn, clock: Clock
+    session: AsyncSession,
+    subscription_id: str,
+    *,
+    body: ChangePlanIn,
+    tenant_id: str,
+    clock: Clock,
 ) -> SubscriptionView:
     """Upgrade (new price strictly higher in the subscription currency): immediate, period
     restarts now on the new plan, proration lines recorded (``prorate``: credit and charge;
     otherwise only the credit). Downgrade or equal: scheduled for the period end.
-    During a trial an upgrade switches the plan and keeps the trial period."""
+    During a trial an upgrade switches the plan and keeps the trial period. Outbound
+    ``subscription.plan_changed`` / ``subscription.plan_change_scheduled``."""
     sub = await get_for_update(session, subscription_id)
     old = check(Action.CHANGE_PLAN, sub.status).value
     plan, target = await _plan_target(session, body.new_plan_id, sub.currency, field="newPlanId")
@@ -331,7 +350,8 @@ async def change_plan(
         data["effectiveAt"] = (sub.meta or {})[PENDING_PLAN_KEY]["effectiveAt"]
     sub.updated_at = now
     await session.flush()
-    await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
+    transition = await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
+    outbound_events.publish(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
