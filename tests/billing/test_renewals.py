@@ -207,6 +207,14 @@ async def test_dunning_retries_then_cancels(backend: Backend) -> None:
             ).all()
             assert reasons.count("payment_failed") == 3 and reasons[-1] == "dunning_exhausted"
         assert len(queue.named("email.payment_failed")) == 4
+        [canceled] = [
+            job for job in queue.named("webhook.deliver") if job["event"] == "subscription.canceled"
+        ]
+        assert canceled["data"] == {
+            "subscriptionId": sub["id"],
+            "customerId": cust["id"],
+            "cancelAt": "immediate",
+        }
 
 
 async def test_payment_reactivates_past_due(backend: Backend) -> None:

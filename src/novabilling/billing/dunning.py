@@ -77,7 +77,7 @@ async def record_failure(
     tenant_grace_days: int | None = None,
 ) -> Invoice | None:
     """A charge of ``invoice_id`` failed. Returns the invoice (None if gone/settled)."""
-    from novabilling.subscriptions import lifecycle
+    from novabilling.subscriptions import lifecycle, outbound_events
     from novabilling.subscriptions.models import Subscription
 
     invoice = await session.scalar(
@@ -102,7 +102,10 @@ async def record_failure(
             if retry is not None:
                 await lifecycle.mark_past_due(session, sub, now=now, next_retry_at=retry)
             else:
-                await lifecycle.cancel_now(session, sub, now=now, reason="dunning_exhausted")
+                ended = await lifecycle.cancel_now(
+                    session, sub, now=now, reason="dunning_exhausted"
+                )
+                outbound_events.publish(tenant_id, sub, ended, clock=clock)
                 emails.queue(
                     tenant_id,
                     emails.SUBSCRIPTION_CANCELED,

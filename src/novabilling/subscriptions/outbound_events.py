@@ -7,8 +7,9 @@ after the commit, dropped on a rollback). The webhook key is ``"{subscription id
 id}"``: one job per recorded action, so a retried job is sent once while two actions of the
 same kind (pause, resume, pause) are two webhooks.
 
-The billing engine's own events (renewed, trial_ended, the cancellation when a scheduled
-``cancelAt`` is reached) are emitted by ``billing.renewals`` with keys of its own.
+Dunning's cancellation (retries used up) goes through ``publish`` too. The billing
+engine's own events (renewed, trial_ended, the cancellation when a scheduled ``cancelAt``
+is reached) are emitted by ``billing.renewals`` with keys of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EVENTS = {
     "created": "subscription.created",
     "canceled": "subscription.canceled",
     "cancel_scheduled": "subscription.canceled",
+    "dunning_exhausted": "subscription.canceled",  # retries used up (billing.dunning)
     "paused": "subscription.paused",
     "resumed": "subscription.resumed",
     "plan_changed": "subscription.plan_changed",
@@ -43,7 +45,7 @@ def _data(sub: Subscription, transition: SubscriptionEvent) -> dict[str, Any]:
     reason = transition.reason
     if reason == "created":
         data |= {"planId": sub.plan_id, "status": sub.status, "currency": sub.currency}
-    elif reason == "canceled":
+    elif reason in ("canceled", "dunning_exhausted"):
         data["cancelAt"] = "immediate"
     elif reason == "cancel_scheduled":
         data["cancelAt"] = logged["cancelAt"]
