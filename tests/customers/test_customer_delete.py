@@ -22,9 +22,9 @@ from novabilling.runtime import Runtime
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from tests.conftest import TenantCreds, assert_error
 from tests.payments.helpers import use_inprocess_jobs
+from tests.webhooks.helpers import capture_outbound
 
 WEBHOOK_URL = "http://tenant-hooks.test/events"
-_OUTBOUND_TRANSPORT = "webhooks.outbound_transport"  # runtime.extras key of webhooks.outbound
 
 
 class Api:
@@ -152,22 +152,11 @@ async def _rows_of(runtime: Runtime, tenant_id: str, seeded: dict[str, Any]) -> 
     return counts
 
 
-def _hooks(runtime: Runtime) -> list[httpx.Request]:
-    sent: list[httpx.Request] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
-
-    runtime.extras[_OUTBOUND_TRANSPORT] = httpx.MockTransport(receive)
-    return sent
-
-
 async def test_delete_cascades_and_leaves_nothing(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     queue = use_inprocess_jobs(runtime)
-    sent = _hooks(runtime)
+    sent = capture_outbound(runtime)
     r = await client.patch(
         "/api/tenants/me", headers=tenant.token_headers, json={"webhookUrl": WEBHOOK_URL}
     )
@@ -244,7 +233,7 @@ async def test_active_subscription_blocks_and_nothing_is_deleted(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     queue = use_inprocess_jobs(runtime)
-    sent = _hooks(runtime)
+    sent = capture_outbound(runtime)
     api = Api(client, tenant)
     plan = await api.post(
         "/api/plans",

@@ -13,27 +13,16 @@ import httpx
 from novabilling.runtime import Runtime
 from tests.conftest import TenantCreds
 from tests.payments.helpers import use_inprocess_jobs
+from tests.webhooks.helpers import capture_outbound
 
 WEBHOOK_URL = "http://tenant-hooks.test/events"
-_OUTBOUND_TRANSPORT = "webhooks.outbound_transport"  # runtime.extras key of webhooks.outbound
-
-
-def _hooks(runtime: Runtime) -> list[httpx.Request]:
-    sent: list[httpx.Request] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
-
-    runtime.extras[_OUTBOUND_TRANSPORT] = httpx.MockTransport(receive)
-    return sent
 
 
 async def test_create_and_update_send_signed_events(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     queue = use_inprocess_jobs(runtime)
-    sent = _hooks(runtime)
+    sent = capture_outbound(runtime)
     me = await client.patch(
         "/api/tenants/me", headers=tenant.token_headers, json={"webhookUrl": WEBHOOK_URL}
     )
@@ -91,7 +80,7 @@ async def test_no_webhook_url_means_no_delivery(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     queue = use_inprocess_jobs(runtime)
-    sent = _hooks(runtime)
+    sent = capture_outbound(runtime)
     created = await client.post(
         "/api/customers",
         headers=tenant.key_headers,

@@ -26,13 +26,13 @@ from novabilling.kit.timestamps import to_wire
 from novabilling.runtime import Runtime
 from novabilling.subscriptions import outbound_events
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
+from novabilling.webhooks import outbound
 from tests.billing.support import Api, clocked_runtime
 from tests.conftest import Backend, TenantCreds, assert_error
 from tests.payments.helpers import use_inprocess_jobs
 from tests.subscriptions.helpers import make_customer, make_plan, subscribe
 
 WEBHOOK_URL = "http://tenant-hooks.test/nova"
-_OUTBOUND_TRANSPORT = "webhooks.outbound_transport"  # runtime.extras key of webhooks.outbound
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 Event = tuple[str, dict[str, Any]]
@@ -88,7 +88,7 @@ async def hooks(
 ) -> AsyncIterator[Hooks]:
     queue = use_inprocess_jobs(runtime)
     captured = Hooks(queue=queue, secret=await _set_webhook_url(client, tenant))
-    runtime.extras[_OUTBOUND_TRANSPORT] = httpx.MockTransport(captured.receive)
+    outbound.use_transport(runtime, httpx.MockTransport(captured.receive))
     yield captured
     await queue.close()
 

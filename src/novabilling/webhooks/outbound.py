@@ -34,7 +34,13 @@ log = structlog.get_logger(__name__)
 DELIVER = "webhook.deliver"
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0
-_TRANSPORT_KEY = "webhooks.outbound_transport"  # tests: runtime.extras[...] = ASGITransport
+_TRANSPORT_KEY = "webhooks.outbound_transport"  # set by ``use_transport``
+
+
+def use_transport(runtime: Runtime, transport: httpx.AsyncBaseTransport) -> None:
+    """Send this runtime's deliveries through ``transport`` (tests, demos: an ASGI app or
+    a mock instead of the network)."""
+    runtime.extras[_TRANSPORT_KEY] = transport
 
 
 class DeliveryFailed(Exception):
