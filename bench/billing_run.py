@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' seeding helper
 PG = os.environ.get("NB_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("NB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -77,14 +78,14 @@ async def worker_main(concurrency: int) -> None:
 
 
 async def setup(tenants: int, per_tenant: int) -> list[str]:
+    """Register ``tenants`` tenants through the API (each gets its own database), then
+    bulk-insert ``per_tenant`` monthly subscriptions each whose period ended a minute ago
+    (the tests' seeding helper: half IN_ADVANCE, half IN_ARREARS)."""
+    from tests.billing.support import seed_due_subscriptions
+
     from novabilling.app import create_app
-    from novabilling.billing.periods import period_end
     from novabilling.config import Settings
-    from novabilling.customers.models import Customer
-    from novabilling.kit.ids import new_id
-    from novabilling.plans.models import Plan, PlanPrice
     from novabilling.runtime import build_runtime
-    from novabilling.subscriptions.models import Subscription
     from novabilling.tenancy.operations import migrate_central
 
     settings = Settings()
@@ -92,9 +93,7 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
     runtime = build_runtime(settings)
     app = create_app(settings, runtime=runtime)
     ids: list[str] = []
-    now = datetime.now(UTC)
-    end = now - timedelta(minutes=1)
-    start = period_end(end, "MONTHLY", -1)  # on the anchor's monthly schedule
+    due = datetime.now(UTC) - timedelta(minutes=1)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://bench"
     ) as client:
@@ -111,73 +110,7 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
             r.raise_for_status()
             tenant_id = r.json()["tenant"]["id"]
             ids.append(tenant_id)
-            engine = await runtime.engines.engine(tenant_id)
-            async with engine.begin() as conn:
-                plans = []
-                for timing in ("IN_ADVANCE", "IN_ARREARS"):
-                    pid = new_id()
-                    plans.append((pid, timing))
-                    await conn.execute(
-                        insert(Plan).values(
-                            id=pid,
-                            name=f"Plan {timing}",
-                            code=f"p_{timing}",
-                            billing_interval="MONTHLY",
-                            billing_timing=timing,
-                            features=[],
-                            is_active=True,
-                            invoice_grace_period_days=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    await conn.execute(
-                        insert(PlanPrice).values(
-                            id=new_id(),
-                            plan_id=pid,
-                            currency="USD",
-                            amount_minor=2999,
-                            is_active=True,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                customers = [
-                    dict(
-                        id=new_id(),
-                        external_id=f"c{n}",
-                        email=f"c{n}@test.local",
-                        currency="USD",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    for n in range(per_tenant)
-                ]
-                await conn.execute(insert(Customer), customers)
-                subs = []
-                for n, customer in enumerate(customers):
-                    pid, timing = plans[n % 2]
-                    subs.append(
-                        dict(
-                            id=new_id(),
-                            customer_id=customer["id"],
-                            plan_id=pid,
-                            status="ACTIVE",
-                            currency="USD",
-                            amount_minor=2999,
-                            billing_interval="MONTHLY",
-                            billing_timing=timing,
-                            billing_anchor=start,
-                            current_period_start=start,
-                            current_period_end=end,
-                            cancel_at_period_end=False,
-                            # started before this period: no first-period invoice is owed
-                            started_at=start - timedelta(days=31),
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                await conn.execute(insert(Subscription), subs)
+            await seed_due_subscriptions(runtime, tenant_id, per_tenant, period_end=due)
     await runtime.close()
     return ids
 
