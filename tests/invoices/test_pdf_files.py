@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -111,3 +112,19 @@ async def test_no_listing_and_no_path_traversal(
         assert r.status_code == 404, (path, r.status_code)
         assert_error(r, 404)
         assert secret not in r.content
+
+
+def test_concurrent_writers_of_one_pdf_never_fail(tmp_path: Path) -> None:
+    """The API's render and the background render job may store the same invoice's PDF
+    at once in one process: each write has its own temporary file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from novabilling.invoices.documents import _write_atomic
+
+    target = tmp_path / "uploads" / "invoices" / "invoice-x.pdf"
+    bodies = [b"%PDF-" + bytes([65 + i]) * 50_000 for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(20):
+            list(pool.map(lambda body: _write_atomic(target, body), bodies))
+    assert target.read_bytes() in bodies
+    assert [p.name for p in target.parent.iterdir()] == ["invoice-x.pdf"]  # no leftovers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,10 +144,17 @@ def remove_pdfs_after_commit(session: AsyncSession, data_dir: Path, invoice_ids:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename over it: readers see the old or the new file,
+    never half of one. The temporary name is unique per write, so two writers of the same
+    invoice (the API's render and the background job, in one process) cannot take each
+    other's file away."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 async def render_pdf(view: InvoiceView) -> bytes:
