@@ -78,25 +78,21 @@ class InboxWriter:
         self._jobs = jobs
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._pending: list[tuple[InboxRow, asyncio.Future[str | None]]] = []
-        self._flushing = False
+        self._drainer: asyncio.Task[None] | None = None  # referenced: a bare task may be GC'd
 
     async def write(self, row: InboxRow) -> str | None:
         """Store ``row`` (shared flush); its id, or ``None`` for a duplicate."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.create_task(self._drain())
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(0)  # let deliveries that are ready now join this batch
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._flush(batch)
-        finally:
-            self._flushing = False
+        while self._pending:
+            await asyncio.sleep(0)  # let deliveries that are ready now join this batch
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[InboxRow, asyncio.Future[str | None]]]) -> None:
         groups: dict[tuple[str, str], list[tuple[InboxRow, asyncio.Future[str | None]]]] = {}
