@@ -22,9 +22,7 @@ from novabilling.runtime import Runtime
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from tests.conftest import TenantCreds, assert_error
 from tests.payments.helpers import use_inprocess_jobs
-from tests.webhooks.helpers import capture_outbound
-
-WEBHOOK_URL = "http://tenant-hooks.test/events"
+from tests.webhooks.helpers import capture_outbound, point_webhooks_at_test_url
 
 
 class Api:
@@ -157,10 +155,7 @@ async def test_delete_cascades_and_leaves_nothing(
 ) -> None:
     queue = use_inprocess_jobs(runtime)
     sent = capture_outbound(runtime)
-    r = await client.patch(
-        "/api/tenants/me", headers=tenant.token_headers, json={"webhookUrl": WEBHOOK_URL}
-    )
-    assert r.status_code == 200, r.text
+    await point_webhooks_at_test_url(client, tenant)
     api = Api(client, tenant)
     plan = await api.post(
         "/api/plans",

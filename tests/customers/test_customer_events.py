@@ -13,9 +13,7 @@ import httpx
 from novabilling.runtime import Runtime
 from tests.conftest import TenantCreds
 from tests.payments.helpers import use_inprocess_jobs
-from tests.webhooks.helpers import capture_outbound
-
-WEBHOOK_URL = "http://tenant-hooks.test/events"
+from tests.webhooks.helpers import WEBHOOK_URL, capture_outbound, point_webhooks_at_test_url
 
 
 async def test_create_and_update_send_signed_events(
@@ -23,13 +21,7 @@ async def test_create_and_update_send_signed_events(
 ) -> None:
     queue = use_inprocess_jobs(runtime)
     sent = capture_outbound(runtime)
-    me = await client.patch(
-        "/api/tenants/me", headers=tenant.token_headers, json={"webhookUrl": WEBHOOK_URL}
-    )
-    assert me.status_code == 200, me.text
-    secret = (await client.get("/api/tenants/me", headers=tenant.token_headers)).json()[
-        "webhookSecret"
-    ]
+    secret = await point_webhooks_at_test_url(client, tenant)
     created = await client.post(
         "/api/customers",
         headers=tenant.key_headers,

@@ -31,24 +31,11 @@ from tests.billing.support import Api, clocked_runtime
 from tests.conftest import Backend, TenantCreds, assert_error
 from tests.payments.helpers import use_inprocess_jobs
 from tests.subscriptions.helpers import make_customer, make_plan, subscribe
+from tests.webhooks.helpers import WEBHOOK_URL, point_webhooks_at_test_url
 
-WEBHOOK_URL = "http://tenant-hooks.test/nova"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 Event = tuple[str, dict[str, Any]]
-
-
-async def _set_webhook_url(client: httpx.AsyncClient, creds: TenantCreds) -> str:
-    """Point the tenant's webhooks at ``WEBHOOK_URL``; returns its webhookSecret."""
-    r = await client.patch(
-        "/api/tenants/me", headers=creds.token_headers, json={"webhookUrl": WEBHOOK_URL}
-    )
-    assert r.status_code == 200, r.text
-    me = await client.get("/api/tenants/me", headers=creds.token_headers)
-    assert me.status_code == 200 and me.json()["webhookUrl"] == WEBHOOK_URL, me.text
-    secret: str = me.json()["webhookSecret"]
-    assert secret
-    return secret
 
 
 @dataclass
@@ -87,7 +74,7 @@ async def hooks(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> AsyncIterator[Hooks]:
     queue = use_inprocess_jobs(runtime)
-    captured = Hooks(queue=queue, secret=await _set_webhook_url(client, tenant))
+    captured = Hooks(queue=queue, secret=await point_webhooks_at_test_url(client, tenant))
     outbound.use_transport(runtime, httpx.MockTransport(captured.receive))
     yield captured
     await queue.close()
@@ -310,7 +297,7 @@ async def test_scheduled_cancellation_api_and_engine_events_are_distinct(
     (its key differs, so neither swallows the other); a second tick adds nothing."""
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
-        await _set_webhook_url(client, api.creds)
+        await point_webhooks_at_test_url(client, api.creds)
         plan = await api.plan("MONTHLY", "IN_ADVANCE", {"USD": "29.99"})
         customer = await api.customer()
         sub = await api.subscription(customer["id"], plan["id"], "USD")
