@@ -51,11 +51,11 @@ def settings_env(run: str, data_dir: Path) -> dict[str, str]:
 
 
 async def worker_main(concurrency: int) -> None:
+    from novabilling.bootstrap import build_runtime
     from novabilling.config import Settings
     from novabilling.kit.jobs import QUEUE_BILLING
     from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
     from novabilling.kit.logging import configure_logging
-    from novabilling.runtime import build_runtime
     from novabilling.worker import build_handlers
 
     settings = Settings()
@@ -84,8 +84,8 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
     from tests.billing.support import seed_due_subscriptions
 
     from novabilling.app import create_app
+    from novabilling.bootstrap import build_runtime
     from novabilling.config import Settings
-    from novabilling.runtime import build_runtime
     from novabilling.tenancy.operations import migrate_central
 
     settings = Settings()
@@ -163,8 +163,8 @@ async def wait_for(
     tenant_ids: list[str], expected: int, limit_s: float
 ) -> tuple[int, float, dict[str, int]]:
     """Enqueue one tick per tenant, then poll (every 0.1 s) until all invoices exist."""
+    from novabilling.bootstrap import build_runtime
     from novabilling.config import Settings
-    from novabilling.runtime import build_runtime
 
     runtime = build_runtime(Settings())
     done = 0

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from novabilling.app import create_app
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
-from novabilling.kit.clock import SystemClock, set_clock
-from novabilling.runtime import Runtime, build_runtime
+from novabilling.runtime import Runtime
 from novabilling.tenancy.operations import migrate_central
 
 PG_HOST = os.environ.get("NB_TEST_PG_HOST", "127.0.0.1")
@@ -176,7 +176,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture
 async def runtime(backend: Backend) -> AsyncIterator[Runtime]:
-    set_clock(SystemClock())
     rt = build_runtime(backend.settings)
     yield rt
     await rt.close()

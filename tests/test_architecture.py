@@ -20,20 +20,24 @@ PACKAGE = SRC / "novabilling"
 ROOTS = {
     "novabilling.app",
     "novabilling.asgi",
-    "novabilling.cli",
+    "novabilling.bootstrap",
     "novabilling.routes",
-    "novabilling.runtime",
     "novabilling.worker",
-    "novabilling.tenancy.tenant_models",
+    "novabilling.tenant_schema",
 }
+ROOT_PACKAGES = ("novabilling.cli",)
+# below the domains: they never reach into one
 FOUNDATION = (
     "novabilling.kit",
     "novabilling.errors",
     "novabilling.config",
     "novabilling.tenancy",
-    "novabilling.web",
-    "novabilling.auth",
     "novabilling.notifications",
+    "novabilling.runtime",
+    "novabilling.web",
+    "novabilling.webhooks",
+    "novabilling.auth",
+    "novabilling.tenants",
 )
 DOMAINS = (
     "novabilling.customers",
@@ -42,11 +46,6 @@ DOMAINS = (
     "novabilling.invoices",
     "novabilling.payments",
     "novabilling.billing",
-    "novabilling.webhooks",
-    "novabilling.analytics",
-    "novabilling.wallets",
-    "novabilling.events",
-    "novabilling.metrics",
 )
 HTTP = ("fastapi", "starlette")
 
@@ -134,15 +133,14 @@ def violations(modules: dict[str, Module], rules: Iterable[Rule]) -> list[str]:
 
 
 def _is_router(name: str) -> bool:
-    last = name.rsplit(".", 1)[-1]
-    return last == "router" or last.endswith("_router")
+    """HTTP routers live in ``novabilling.api`` (one module per resource)."""
+    return _under(name, ["novabilling.api"]) and name != "novabilling.api"
 
 
 def _is_service_or_model(name: str) -> bool:
-    last = name.rsplit(".", 1)[-1]
-    return last in ("service", "models", "schemas", "usage") or last.endswith(
-        ("_service", "_models")
-    )
+    """Everything below the HTTP layer: domain packages (services, models, schemas,
+    repositories, jobs) know nothing of HTTP."""
+    return _under(name, DOMAINS) or _under(name, ["novabilling.tenancy"])
 
 
 RULES = [
@@ -181,13 +179,13 @@ RULES = [
     ),
     Rule(
         "the foundation never reaches into a domain",
-        lambda n: _under(n, FOUNDATION) and n not in ROOTS,
+        lambda n: _under(n, FOUNDATION),
         lambda i: not _under(i, DOMAINS),
     ),
     Rule(
         "only composition roots import the app",
-        lambda n: n not in ROOTS,
-        lambda i: i not in ("novabilling.app", "novabilling.asgi", "novabilling.cli"),
+        lambda n: n not in ROOTS and not _under(n, ROOT_PACKAGES),
+        lambda i: i not in ROOTS and not _under(i, ROOT_PACKAGES),
     ),
     Rule(
         "routers run no queries (no sqlalchemy)",
@@ -202,6 +200,185 @@ RULES = [
         forbid_external=HTTP,
     ),
 ]
+
+
+# --- the package graph: one way, no cycles ---------------------------------------------------
+#
+# Top-level packages (and top-level modules) in layers, bottom first. A package may import
+# its own layer's *lower* neighbours and anything below; never upwards. ``billing`` is the
+# only orchestrator above the domains; ``api`` (HTTP) sits above it; the composition roots
+# on top wire everything. Function-local and TYPE_CHECKING imports count.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "config"),
+    ("kit",),
+    ("tenancy",),
+    ("notifications",),
+    ("runtime",),
+    ("webhooks",),
+    ("web",),
+    ("auth",),
+    ("tenants",),
+    ("customers",),
+    ("plans",),
+    ("subscriptions",),
+    ("invoices",),
+    ("payments",),
+    ("billing",),
+    ("api",),
+    ("routes", "worker", "bootstrap", "tenant_schema", "app", "cli", "asgi"),
+)
+STANDALONE = ("simulators",)  # fakes of other companies' servers: import only themselves
+_RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def top_level(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "novabilling" else None
+
+
+def package_edges(modules: dict[str, Module]) -> dict[str, set[str]]:
+    """Top-level package -> top-level packages it imports (anywhere in its modules)."""
+    known = set(modules)
+    edges: dict[str, set[str]] = {}
+    for name, module in modules.items():
+        source = top_level(name)
+        if source is None:
+            continue
+        for imported in imports_of(module, known):
+            target = top_level(imported)
+            if target is not None and target != source:
+                edges.setdefault(source, set()).add(target)
+    return edges
+
+
+def layer_violations(edges: dict[str, set[str]]) -> list[str]:
+    found = []
+    for source, targets in sorted(edges.items()):
+        for target in sorted(targets):
+            if source in STANDALONE or target in STANDALONE:
+                if not (source == "cli" and target in STANDALONE):
+                    found.append(f"{source} -> {target}: simulators stand alone")
+                continue
+            if source not in _RANK or target not in _RANK:
+                found.append(f"{source} -> {target}: place the new package in LAYERS")
+                continue
+            if _RANK[target] > _RANK[source] or (
+                _RANK[target] == _RANK[source] and source not in LAYERS[-1]
+            ):
+                found.append(f"{source} -> {target}: wrong way (up or sideways)")
+    return found
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one package (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                group.append(item)
+                if item == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(set(edges) | {t for ts in edges.values() for t in ts}):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def function_local_imports(modules: dict[str, Module]) -> list[str]:
+    """``novabilling`` imports inside function bodies (a lazy import is a dependency the
+    module hides; the package graph is one-way, so none is needed)."""
+    found = []
+    for name, module in modules.items():
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if (
+                    isinstance(inner, ast.ImportFrom)
+                    and (inner.level or (inner.module or "").startswith("novabilling"))
+                    or isinstance(inner, ast.Import)
+                    and any(a.name.startswith("novabilling") for a in inner.names)
+                ):
+                    found.append(f"{name}:{inner.lineno}")
+    return sorted(set(found))
+
+
+def test_package_graph_is_layered(modules: dict[str, Module]) -> None:
+    assert layer_violations(package_edges(modules)) == []
+
+
+def test_no_package_cycles(modules: dict[str, Module]) -> None:
+    assert cycles(package_edges(modules)) == []
+
+
+def test_no_function_local_imports(modules: dict[str, Module]) -> None:
+    assert function_local_imports(modules) == []
+
+
+def test_every_package_has_a_layer(modules: dict[str, Module]) -> None:
+    names = {top_level(n) for n in modules} - {None}
+    assert names - set(_RANK) - set(STANDALONE) == set()
+
+
+@pytest.mark.parametrize(
+    ("rel", "body"),
+    [
+        ("novabilling/customers/bad.py", "from novabilling.invoices import service\n"),
+        ("novabilling/payments/bad.py", "def f():\n    from novabilling.billing import x\n"),
+        (
+            "novabilling/kit/bad.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+            "    from novabilling.runtime import Runtime\n",
+        ),
+        ("novabilling/invoices/bad.py", "from ..payments import models\n"),
+    ],
+)
+def test_graph_checks_catch_a_planted_wrong_way_edge(tmp_path: Path, rel: str, body: str) -> None:
+    files = {
+        "novabilling/__init__.py": "",
+        "novabilling/kit/__init__.py": "",
+        "novabilling/runtime.py": "from novabilling.kit import x\n",
+        "novabilling/customers/__init__.py": "",
+        "novabilling/invoices/__init__.py": "",
+        "novabilling/invoices/service.py": "from novabilling.customers import models\n",
+        "novabilling/payments/__init__.py": "",
+        "novabilling/payments/models.py": "from novabilling.invoices import service\n",
+        "novabilling/billing/__init__.py": "",
+        "novabilling/billing/x.py": "from novabilling.payments import models\n",
+    }
+    clean = package_edges(_fake(tmp_path / "clean", files))
+    assert layer_violations(clean) == [] and cycles(clean) == []
+    files[rel] = body
+    planted = _fake(tmp_path / "planted", files)
+    edges = package_edges(planted)
+    assert layer_violations(edges), f"{rel}: {body!r} was not caught"
+    if "def f" in body:
+        assert function_local_imports(planted)
+
+
+def test_cycle_finder_sees_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +428,8 @@ def test_time_comes_from_the_clock(modules: dict[str, Module]) -> None:
 def test_the_walker_sees_every_module(modules: dict[str, Module]) -> None:
     for name in (
         "novabilling.kit.clock",
-        "novabilling.tenancy.deps",
-        "novabilling.auth.router",
+        "novabilling.web.deps",
+        "novabilling.api.auth",
         "novabilling.payments.providers.base",
     ):
         assert name in modules
@@ -287,7 +464,7 @@ def _fake(tmp_path: Path, files: dict[str, str]) -> dict[str, Module]:
             "from novabilling.invoices.service import x\n",
             "foundation",
         ),
-        ("novabilling/customers/router.py", "from sqlalchemy import select\n", "routers"),
+        ("novabilling/api/customers.py", "from sqlalchemy import select\n", "routers"),
         ("novabilling/customers/service.py", "from fastapi import Request\n", "HTTP"),
         ("novabilling/plans/service.py", "from novabilling.app import create_app\n", "app"),
     ],

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from novabilling.app import create_app
+from novabilling.bootstrap import build_runtime
 from novabilling.cli import app as cli
 from novabilling.config import Settings, get_settings
 from novabilling.kit.db import make_engine
-from novabilling.runtime import build_runtime
 from novabilling.tenancy import migrations, provisioning
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from alembic import context
 
 from novabilling.kit.db import TenantBase
-import novabilling.tenancy.tenant_models  # noqa: F401
+import novabilling.tenant_schema  # noqa: F401
 
 target_metadata = TenantBase.metadata
 

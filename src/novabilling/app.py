@@ -10,14 +10,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novabilling import routes
+from novabilling.api.webhooks import intake_routes
+from novabilling.billing.scheduler import EmbeddedScheduler
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
 from novabilling.kit.logging import configure_logging
-from novabilling.runtime import Runtime, build_runtime
-from novabilling.tenancy.deps import data_principal, rate_limit, session_principal
+from novabilling.runtime import Runtime
 from novabilling.web import docs, errors, health, openapi
+from novabilling.web.deps import data_principal, rate_limit, session_principal
 from novabilling.web.middleware import RequestContextMiddleware
 from novabilling.web.responses import JSONBytes
-from novabilling.webhooks.router import intake_routes
 
 _PUBLIC_PREFIXES = (
     "/api/auth",
@@ -63,8 +65,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.runtime = runtime or build_runtime(settings)
         scheduler = None
         if settings.run_scheduler:
-            from novabilling.billing.scheduler import EmbeddedScheduler
-
             scheduler = EmbeddedScheduler(app.state.runtime)
             scheduler.start()
         try:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from novabilling.auth.router import router as auth_router
-from novabilling.currencies.router import router as currencies_router
-from novabilling.customers.router import router as customers_router
-from novabilling.invoices.files_router import router as invoice_files_router
-from novabilling.invoices.router import router as invoices_router
-from novabilling.payments.providers_router import router as payment_providers_router
-from novabilling.payments.router import router as payments_router
-from novabilling.plans.router import router as plans_router
-from novabilling.subscriptions.router import router as subscriptions_router
-from novabilling.tenants.router import router as tenants_router
-from novabilling.webhooks.router import router as webhooks_router
+from novabilling.api.auth import router as auth_router
+from novabilling.api.currencies import router as currencies_router
+from novabilling.api.customers import router as customers_router
+from novabilling.api.invoice_files import router as invoice_files_router
+from novabilling.api.invoices import router as invoices_router
+from novabilling.api.payment_providers import router as payment_providers_router
+from novabilling.api.payments import router as payments_router
+from novabilling.api.plans import router as plans_router
+from novabilling.api.subscriptions import router as subscriptions_router
+from novabilling.api.tenants import router as tenants_router
+from novabilling.api.webhooks import router as webhooks_router
 
 
 def api_routers() -> list[APIRouter]:

@@ -1,7 +1,9 @@
 """Process-wide services built once from Settings: engines, caches, queue, limiter.
 
-Created in the app lifespan (and by CLI commands / workers); nothing here is global
-state reached from a request except through ``request.app.state.runtime``."""
+Created by the composition roots (``bootstrap.build_runtime``: the app lifespan, CLI
+commands, workers), which also attach the job queue with every handler; nothing here is
+global state reached from a request except through ``request.app.state.runtime``.
+This module knows no domain: domains receive the ``Runtime`` and use its services."""
 
 from __future__ import annotations
 
@@ -12,24 +14,26 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from novabilling.auth import passwords
-from novabilling.auth.principal import PrincipalResolver
-from novabilling.auth.tokens import TokenSigner
 from novabilling.config import Settings
-from novabilling.kit.clock import Clock, get_clock
+from novabilling.kit import passwords
+from novabilling.kit.clock import Clock, SystemClock
 from novabilling.kit.crypto import Encryptor, key_from_setting
 from novabilling.kit.db import make_engine
-from novabilling.kit.jobs import JobQueue
+from novabilling.kit.jobs import JobHandlers, JobQueue
+from novabilling.kit.jobs_bullmq import BullMQQueue
+from novabilling.kit.jobs_inprocess import InProcessQueue
 from novabilling.kit.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
     RedisRateLimiter,
     parse_rate_limit,
 )
-from novabilling.kit.ttlcache import TTLCache
+from novabilling.kit.tokens import TokenSigner
 from novabilling.notifications.mailer import Mailer, default_mailer
 from novabilling.notifications.views import Mailbox
 from novabilling.tenancy.engines import EngineRegistry
+from novabilling.tenancy.principal import PrincipalResolver
+from novabilling.tenancy.profiles import TenantProfiles
 
 
 @dataclass
@@ -47,8 +51,8 @@ class Runtime:
     redis: Redis | None
     mailer: Mailer
     sender: Mailbox
+    tenant_profiles: TenantProfiles
     jobs: JobQueue | None = None
-    tenant_views: TTLCache[str, dict[str, Any]] = field(default_factory=lambda: TTLCache(5.0))
     started_at: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -63,21 +67,20 @@ class Runtime:
             await self.redis.aclose()
 
 
-def _job_queue(runtime: Runtime) -> JobQueue:
-    from novabilling.worker import build_handlers
-
+def attach_jobs(runtime: Runtime, handlers: JobHandlers) -> JobQueue:
+    """Give ``runtime`` its job queue: BullMQ on Redis when configured (workers consume it
+    with the same handlers), else the in-process runner executing ``handlers`` itself."""
     settings = runtime.settings
     if settings.redis_url:
-        from novabilling.kit.jobs_bullmq import BullMQQueue
-
-        return BullMQQueue(settings.redis_url, prefix=settings.redis_prefix)
-    from novabilling.kit.jobs_inprocess import InProcessQueue
-
-    return InProcessQueue(build_handlers(runtime))
+        runtime.jobs = BullMQQueue(settings.redis_url, prefix=settings.redis_prefix)
+    else:
+        runtime.jobs = InProcessQueue(handlers)
+    return runtime.jobs
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    clock = clock or get_clock()
+def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """Every process service but the job queue (``attach_jobs``; ``bootstrap`` does both)."""
+    clock = clock or SystemClock()
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
     central_engine = make_engine(settings.central_url, pool_size=10)
     central = async_sessionmaker(central_engine, expire_on_commit=False)
@@ -124,7 +127,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         redis=redis,
         mailer=default_mailer(smtp_url=settings.smtp_url, data_dir=settings.data_dir),
         sender=Mailbox(settings.mail_from_address, settings.mail_from_name),
+        tenant_profiles=TenantProfiles(central, ttl=settings.principal_cache_seconds),
     )
-    runtime.jobs = _job_queue(runtime)
-    runtime.tenant_views = TTLCache(settings.principal_cache_seconds)
     return runtime

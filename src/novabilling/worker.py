@@ -1,33 +1,39 @@
-"""Job name -> handler: wiring only. Each domain's jobs module holds its handlers, which
-open the tenant session, call services and are safe to run twice (delivery is at least once).
+"""Job name -> handler: wiring only. Each domain registers the handlers of its own jobs;
+they open the tenant session, call services and are safe to run twice (delivery is at
+least once):
 
-- ``billing``: ``novabilling.billing.jobs.billing_handlers`` (``billing.tick``,
-  ``billing.issued``, ``billing.first_invoice``);
-- ``emails``: ``novabilling.billing.emails.handlers`` (incl. ``invoice.render_pdf``);
-- ``payments`` / ``webhooks``: ``novabilling.payments.jobs.payment_handlers`` (charge,
-  reconcile, inbound processing) and ``novabilling.webhooks.outbound.handlers`` (delivery).
+- ``billing.jobs``: the tick, automatic charges, reconciliation, inbound webhooks;
+- ``invoices.jobs`` / ``invoices.emails``: the fan-out of a batch of issued invoices, the
+  invoice e-mails and PDF rendering;
+- ``payments.emails``, ``subscriptions.emails``: the customer e-mails of those domains;
+- ``webhooks.outbound``: delivery of outbound tenant webhooks.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from novabilling.billing import jobs as billing_jobs
+from novabilling.invoices import emails as invoice_emails
+from novabilling.invoices import jobs as invoice_jobs
 from novabilling.kit.jobs import JobHandler
-
-if TYPE_CHECKING:
-    from novabilling.runtime import Runtime
+from novabilling.payments import emails as payment_emails
+from novabilling.runtime import Runtime
+from novabilling.subscriptions import emails as subscription_emails
+from novabilling.webhooks import outbound
 
 
 def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     """Every job handler, bound to ``runtime``. Domains add theirs here."""
-    from novabilling.billing import emails
-    from novabilling.billing.jobs import billing_handlers
-    from novabilling.payments.jobs import payment_handlers
-    from novabilling.webhooks import outbound
-
     handlers: dict[tuple[str, str], JobHandler] = {}
-    handlers.update(billing_handlers(runtime))
-    handlers.update(emails.handlers(runtime))
-    handlers.update(payment_handlers(runtime))
-    handlers.update(outbound.handlers(runtime))
+    for part in (
+        billing_jobs.billing_handlers(runtime),
+        invoice_jobs.handlers(runtime),
+        invoice_emails.handlers(runtime),
+        payment_emails.handlers(runtime),
+        subscription_emails.handlers(runtime),
+        outbound.handlers(runtime),
+    ):
+        overlap = set(part) & set(handlers)
+        if overlap:
+            raise RuntimeError(f"two handlers for {sorted(overlap)}")
+        handlers.update(part)
     return handlers

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from novabilling.kit.clock import SystemClock, TestClock, set_clock
+from novabilling.kit.clock import TestClock
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import Tenant
 from tests.conftest import Backend, TenantCreds, assert_error, register_tenant
@@ -182,12 +182,8 @@ class Clocked:
 @pytest.fixture
 async def clocked(backend: Backend) -> AsyncIterator[Clocked]:
     clock = TestClock(datetime.now(UTC))
-    set_clock(clock)
-    try:
-        async with app_client(backend.settings, clock=clock) as (c, rt):
-            yield Clocked(c, clock, rt)
-    finally:
-        set_clock(SystemClock())
+    async with app_client(backend.settings, clock=clock) as (c, rt):
+        yield Clocked(c, clock, rt)
 
 
 async def test_key_expires_while_cached(clocked: Clocked) -> None:

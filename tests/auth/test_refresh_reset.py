@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from novabilling.kit.clock import SystemClock, TestClock, set_clock
+from novabilling.kit.clock import TestClock
 from novabilling.runtime import Runtime
 from tests.conftest import Backend, TenantCreds, assert_error, register_tenant
 from tests.tenancy import PROBE, app_client, client_app, install_probe
@@ -35,12 +35,8 @@ class Clocked:
 @pytest.fixture
 async def clocked(backend: Backend) -> AsyncIterator[Clocked]:
     clock = TestClock(datetime.now(UTC))
-    set_clock(clock)
-    try:
-        async with app_client(backend.settings, clock=clock) as (c, rt):
-            yield Clocked(c, clock, rt)
-    finally:
-        set_clock(SystemClock())
+    async with app_client(backend.settings, clock=clock) as (c, rt):
+        yield Clocked(c, clock, rt)
 
 
 @pytest.fixture

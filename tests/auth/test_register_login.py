@@ -15,8 +15,9 @@ from sqlalchemy import func, select, update
 
 from novabilling.app import create_app
 from novabilling.auth import service as auth_service
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
-from novabilling.runtime import Runtime, build_runtime
+from novabilling.runtime import Runtime
 from novabilling.tenancy import migrations, provisioning
 from novabilling.tenancy.models import DatabaseConnection, Tenant
 from novabilling.tenancy.operations import migrate_central

@@ -14,10 +14,11 @@ import httpx
 from sqlalchemy import select
 
 from novabilling.app import create_app
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.invoices.models import Invoice
-from novabilling.kit.clock import TestClock, set_clock
-from novabilling.runtime import Runtime, build_runtime
+from novabilling.kit.clock import TestClock
+from novabilling.runtime import Runtime
 from tests.conftest import TenantCreds, register_tenant
 
 
@@ -56,7 +57,6 @@ async def clocked_runtime(
     settings: Settings, start: datetime
 ) -> AsyncIterator[tuple[Runtime, TestClock, httpx.AsyncClient, RecordingQueue]]:
     clock = TestClock(start)
-    set_clock(clock)
     runtime = build_runtime(settings, clock=clock)
     real = runtime.jobs
     queue = RecordingQueue()
@@ -143,9 +143,9 @@ async def seed_due_subscriptions(
 
     from sqlalchemy import insert
 
-    from novabilling.billing.periods import period_end as boundary
     from novabilling.customers.models import Customer
     from novabilling.kit.ids import new_id
+    from novabilling.kit.periods import period_end as boundary
     from novabilling.plans.models import Plan, PlanPrice
     from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 

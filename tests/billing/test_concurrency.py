@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import func, select
 
 from novabilling.billing.tick import run_tenant_tick
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.invoices.models import Invoice
 from novabilling.kit.jobs import QUEUE_BILLING
 from novabilling.kit.jobs_bullmq import BullMQQueue
-from novabilling.runtime import Runtime, build_runtime
+from novabilling.runtime import Runtime
 from tests.billing.support import RecordingQueue, seed_due_subscriptions
 from tests.conftest import register_tenant
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from novabilling.billing.periods import (
+from novabilling.kit.periods import (
     Interval,
     index_at,
     next_period,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from novabilling.billing.proration import (
+from novabilling.kit.proration import (
     Proration,
     change_plan,
     remaining_charge,

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from novabilling.billing import dunning, renewals
 from novabilling.billing.tick import run_tenant_tick
-from novabilling.invoices.documents import load_tenant
 from novabilling.invoices.models import Invoice, InvoiceLine
+from novabilling.kit.jobs import job_buffer
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from tests.billing.support import Api, clocked_runtime, invoices_of
 from tests.conftest import Backend
@@ -241,18 +241,21 @@ async def test_payment_reactivates_past_due(backend: Backend) -> None:
 
 
 async def test_racing_renewal_conflict_rolls_back(backend: Backend) -> None:
-    async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, _):
+    async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
         plan = await api.plan("MONTHLY", "IN_ARREARS", {"USD": 20})
         sub = await api.subscription((await api.customer())["id"], plan["id"], "USD")
         tid = api.creds.id
         clock.set(datetime(2026, 3, 1, tzinfo=UTC))
         maker = await runtime.engines.sessionmaker(tid)
-        ctx = renewals.TickContext(tenant=await load_tenant(runtime.central, tid), now=clock.now())
-        async with maker() as session:  # another worker's invoice for the same period
+        ctx = renewals.TickContext(
+            tenant=await runtime.tenant_profiles.get(tid), now=clock.now(), clock=clock
+        )
+        # another worker's invoice for the same period
+        async with job_buffer(queue) as buffer, maker() as session:
             s = await session.get(Subscription, sub["id"])
             assert s is not None
-            await renewals.create_period_invoice(
+            await renewals.issue_period_invoice(
                 session,
                 ctx,
                 s,
@@ -261,6 +264,7 @@ async def test_racing_renewal_conflict_rolls_back(backend: Backend) -> None:
                 plan=None,
             )
             await session.commit()
+            await buffer.flush()
         assert await renewals.process(maker, ctx, sub["id"]) is renewals.Outcome.CONFLICT
         async with maker() as session:
             s = await session.get(Subscription, sub["id"])

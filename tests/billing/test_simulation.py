@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from novabilling.billing.tick import run_tenant_tick
+from novabilling.invoices.lifecycle import ISSUED_JOB
 from tests.billing.support import Api, clocked_runtime, invoices_of
 from tests.conftest import Backend
 
@@ -159,5 +160,5 @@ async def test_thirteen_months_of_billing(backend: Backend) -> None:
         assert {i.currency for i in invoices} == {"USD", "UGX", "KES"}
         assert all(i.status == "PENDING" for i in invoices)
         issued = [j["invoice_id"] for j in queue.named("email.invoice_issued")]
-        issued += [i for job in queue.named("billing.issued") for i, _ in job["invoices"]]
+        issued += [i for job in queue.named(ISSUED_JOB) for i, _ in job["invoices"]]
         assert sorted(issued) == sorted(i.id for i in invoices)  # each exactly once

@@ -16,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
-from novabilling.billing import renewals
+from novabilling.billing import tick
+from novabilling.billing.jobs import RECONCILE_JOB
 from novabilling.billing.tick import STALLED_AFTER, run_tenant_tick
+from novabilling.invoices.lifecycle import CHARGE_JOB
 from novabilling.invoices.models import Invoice
 from novabilling.kit.clock import TestClock
 from novabilling.kit.jobs import QUEUE_PAYMENTS, job_buffer
 from novabilling.kit.jobs_inprocess import InProcessQueue
-from novabilling.payments import charge, jobs, service
+from novabilling.payments import charge, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import Payment
 from novabilling.runtime import Runtime
@@ -75,8 +77,9 @@ async def world(
     backend: Backend, token: str = paystack_sim.AUTH_SUCCESS, *, auto: bool = True
 ) -> AsyncIterator[World]:
     """A tenant with Paystack (simulated), a NGN subscription whose customer has a saved
-    authorization (``payment_method_id`` set when ``auto``) and its first invoice issued by
-    a tick whose jobs were only recorded - never run: the charge job is lost."""
+    authorization (``payment_method_id`` set when ``auto``) and its first invoice, issued
+    when the subscription was created - before the method was saved, so no charge was
+    ever queued for it: the same state as a charge job that was lost."""
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, recorded):
         api = await Api.new_tenant(client)
         sim = paystack(runtime)
@@ -107,8 +110,7 @@ async def world(
         await run_tenant_tick(runtime, tid)
         [invoice] = await invoices_of(runtime, tid)
         assert invoice.status == "PENDING" and invoice.total_minor == 500000
-        lost = [j for j in recorded.named("payments.charge") if j["invoice_id"] == invoice.id]
-        assert len(lost) == (1 if auto else 0)
+        assert recorded.named("payments.charge") == []  # not stalled for 15 minutes yet
         yield World(runtime, clock, client, recorded, sim, tid, invoice.id)
 
 
@@ -131,7 +133,7 @@ async def test_lost_charge_job_is_queued_again_once_and_pays(backend: Backend) -
             await w.tick(queue)
         await queue.enqueue(
             QUEUE_PAYMENTS,
-            jobs.CHARGE,
+            CHARGE_JOB,
             {"tenant_id": w.tenant_id, "invoice_id": w.invoice_id, "attempt": 0},
         )
         await queue.join()
@@ -183,30 +185,32 @@ async def test_lost_provider_answer_is_reconciled_not_charged_again(backend: Bac
 
 
 async def test_crash_after_the_provider_charged_never_charges_twice(backend: Backend) -> None:
-    """The worker dies between the provider's answer and our commit: nothing of that run
-    is saved. The charge queued again reuses the derived reference, Paystack refuses a
-    second charge (duplicate reference), and reconcile settles the first one."""
+    """The worker dies between the provider's answer and recording it: the attempt was
+    committed as PROCESSING before the call, so nothing is charged again - the charge job
+    queued again sees the attempt in flight, and reconcile settles it by its reference."""
     async with world(backend) as w:
         queue = use_inprocess_jobs(w.runtime)
         maker = await w.runtime.engines.sessionmaker(w.tenant_id)
-        async with job_buffer(queue) as buffer, maker() as session:
-            await charge.charge_invoice(
-                session,
-                runtime=w.runtime,
+        async with job_buffer(queue) as buffer:
+            started = await charge.begin_charge(
+                maker,
                 tenant_id=w.tenant_id,
                 invoice_id=w.invoice_id,
                 factory=provider_factory(w.runtime),
+                encryptor=w.runtime.encryptor,
+                clock=w.clock,
                 attempt=0,
             )
-            await session.rollback()  # the crash: no commit
+            assert started is not None
+            await charge.send_charge(started)  # the money moves; then the crash
             buffer.discard()
-        assert w.charged() == 1 and await w.payments() == []
+        assert w.charged() == 1
+        [payment] = await w.payments()
+        assert payment.status == "PROCESSING" and payment.next_check_at is not None
         w.clock.advance(STALLED_AFTER + timedelta(minutes=1))
         await w.tick(queue)
-        [payment] = await w.payments()
-        assert payment.status == "PROCESSING"  # "duplicate reference": verify later
         assert w.charged() == 1 and len(w.sim.transactions) == 1
-        w.clock.advance(timedelta(minutes=2))
+        w.clock.set(max(w.clock.now(), payment.next_check_at) + timedelta(minutes=1))
         await w.tick(queue)
         [payment] = await w.payments()
         assert payment.status == "SUCCEEDED" and (await w.invoice()).status == "PAID"
@@ -226,7 +230,7 @@ async def test_stale_charge_job_does_not_bypass_dunning(backend: Backend) -> Non
         tried = sum(w.sim.attempts.values())
         await queue.enqueue(
             QUEUE_PAYMENTS,
-            jobs.CHARGE,
+            CHARGE_JOB,
             {"tenant_id": w.tenant_id, "invoice_id": w.invoice_id, "attempt": 0},
         )
         await queue.join()
@@ -240,6 +244,6 @@ async def test_stale_charge_job_does_not_bypass_dunning(backend: Backend) -> Non
         await queue.close()
 
 
-def test_job_names_are_the_payments_domain_ones() -> None:
-    assert renewals.CHARGE_JOB == jobs.CHARGE
-    assert renewals.RECONCILE_JOB == jobs.RECONCILE
+def test_the_tick_queues_the_jobs_billing_handles() -> None:
+    assert tick.RECONCILE_JOB == RECONCILE_JOB == "payments.reconcile"
+    assert CHARGE_JOB == "payments.charge"

@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, or_, select, update
 
-import novabilling.tenancy.tenant_models  # noqa: F401  (every tenant table in the metadata)
+import novabilling.tenant_schema  # noqa: F401
+from novabilling.billing import accounts
 from novabilling.invoices.documents import pdf_path
 from novabilling.kit.db import TenantBase
+from novabilling.kit.jobs import job_buffer
 from novabilling.payments.models import Payment, PaymentMethod, Refund
 from novabilling.runtime import Runtime
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
@@ -101,13 +103,23 @@ async def _seed(runtime: Runtime, tenant_id: str, api: Api, plan_id: str) -> dic
         )
         payment = await session.scalar(select(Payment).where(Payment.invoice_id == paid["id"]))
         assert payment is not None, "mark-paid records a payment"
-        session.add(Refund(payment_id=payment.id, amount_minor=100, currency="USD"))
+        session.add(
+            Refund(
+                payment_id=payment.id,
+                amount_minor=100,
+                currency="USD",
+                created_at=now,
+                updated_at=now,
+            )
+        )
         session.add(
             PaymentMethod(
                 customer_id=cid,
                 provider="paystack",
                 token_encrypted="sealed",
                 token_hash=secrets.token_hex(32),
+                created_at=now,
+                updated_at=now,
             )
         )
         await session.commit()
@@ -270,9 +282,6 @@ async def test_rolled_back_delete_keeps_everything_and_the_pdfs(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     """The stored PDFs go only when the deletion commits."""
-    from novabilling.customers import service
-    from novabilling.kit.jobs import job_buffer
-
     queue = use_inprocess_jobs(runtime)
     api = Api(client, tenant)
     customer = await api.customer()
@@ -283,7 +292,7 @@ async def test_rolled_back_delete_keeps_everything_and_the_pdfs(
     maker = await runtime.engines.sessionmaker(tenant.id)
     for commit in (False, True):
         async with job_buffer(queue) as buffer, maker() as session:
-            await service.delete_customer(
+            await accounts.delete_customer(
                 session,
                 customer["id"],
                 tenant_id=tenant.id,

@@ -6,12 +6,14 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from novabilling.config import Settings
 from novabilling.kit.jobs import (
     QUEUE_BILLING,
     QUEUE_EMAILS,
@@ -19,7 +21,6 @@ from novabilling.kit.jobs import (
     JobHandler,
     NoJobBufferError,
     PermanentJobError,
-    create_queue,
     current_job_buffer,
     enqueue_after_commit,
     enqueue_many,
@@ -27,6 +28,7 @@ from novabilling.kit.jobs import (
 )
 from novabilling.kit.jobs_bullmq import BullMQQueue, install_signal_handlers, run_worker
 from novabilling.kit.jobs_inprocess import InProcessQueue
+from novabilling.runtime import attach_jobs, make_runtime
 
 REDIS_URL = os.environ.get("NB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -309,9 +311,15 @@ async def test_flush_to_dead_redis_is_fast_and_silent() -> None:
     assert time.monotonic() - started < 6
 
 
-def test_create_queue_picks_backend() -> None:
-    assert isinstance(create_queue(None, {}), InProcessQueue)
-    assert isinstance(create_queue("redis://127.0.0.1:6379/0", {}), BullMQQueue)
+async def test_attach_jobs_picks_the_backend_from_the_settings(tmp_path: Path) -> None:
+    embedded = make_runtime(Settings(env="test", data_dir=tmp_path / "a"))
+    assert isinstance(attach_jobs(embedded, {}), InProcessQueue)
+    await embedded.close()
+    with_redis = make_runtime(
+        Settings(env="test", data_dir=tmp_path / "b", redis_url="redis://127.0.0.1:6379/0")
+    )
+    assert isinstance(attach_jobs(with_redis, {}), BullMQQueue)
+    await with_redis.close()
 
 
 # ------------------------------------------------------------------ BullMQ on real Redis

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -70,7 +71,7 @@ def sample_subscription() -> SubscriptionView:
         status="TRIALING",
         currency="KES",
         amount_minor=150_000,
-        billing_interval="month",
+        billing_interval="monthly",
         trial_ends_at=datetime(2026, 3, 10, tzinfo=UTC),
         canceled_at=datetime(2026, 3, 5, tzinfo=UTC),
         ends_at=datetime(2026, 3, 31, tzinfo=UTC),
@@ -101,7 +102,9 @@ def all_kinds() -> dict[str, EmailMessage]:
             sender=SENDER,
             recipient=to,
         ),
-        "trial_ending": messages.trial_ending(sub, days_left=3, sender=SENDER, recipient=to),
+        "trial_ending": messages.trial_ending(
+            sub, now=datetime(2026, 3, 7, 9, tzinfo=UTC), sender=SENDER, recipient=to
+        ),
         "subscription_canceled": messages.subscription_canceled(sub, sender=SENDER, recipient=to),
         "password_reset": messages.password_reset(
             account_name="Ada",
@@ -213,10 +216,33 @@ def test_payment_failed_without_retry_says_no_more_attempts() -> None:
     ("days", "subject_end"), [(0, "ends today"), (1, "ends tomorrow"), (7, "ends in 7 days")]
 )
 def test_trial_ending_wording(days: int, subject_end: str) -> None:
-    message = messages.trial_ending(
-        sample_subscription(), days_left=days, sender=SENDER, recipient="z@example.com"
-    )
+    sub = sample_subscription()
+    assert sub.trial_ends_at is not None
+    now = sub.trial_ends_at - timedelta(days=days)
+    message = messages.trial_ending(sub, now=now, sender=SENDER, recipient="z@example.com")
     assert message["Subject"].endswith(subject_end)
+
+
+def test_trial_reminder_counts_calendar_days_and_says_per_month() -> None:
+    """Seen: "ends tomorrow (4 Dec)" two days before, and "billed NGN 15,000.00 per
+    monthly". Two calendar days ahead is "in 2 days", whatever the hour."""
+    sub = replace(
+        sample_subscription(),
+        currency="NGN",
+        amount_minor=1_500_000,
+        trial_ends_at=datetime(2026, 12, 4, 10, 0, tzinfo=UTC),
+    )
+    message = messages.trial_ending(
+        sub, now=datetime(2026, 12, 2, 12, 0, tzinfo=UTC), sender=SENDER, recipient="z@x.test"
+    )
+    text, html = bodies(message)
+    assert message["Subject"].endswith("ends in 2 days")
+    assert "ends in 2 days (4 Dec 2026)" in text
+    assert "NGN 15,000.00 per month." in text and "per monthly" not in text + html
+    evening = messages.trial_ending(
+        sub, now=datetime(2026, 12, 3, 23, 0, tzinfo=UTC), sender=SENDER, recipient="z@x.test"
+    )
+    assert evening["Subject"].endswith("ends tomorrow")
 
 
 def test_password_reset_link_carries_the_token_encoded() -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
+from novabilling.invoices.lifecycle import CHARGE_JOB as CHARGE
 from novabilling.kit.jobs import QUEUE_PAYMENTS
 from novabilling.payments import service
-from novabilling.payments.jobs import CHARGE
 from novabilling.payments.models import Payment
 from novabilling.runtime import Runtime
 from novabilling.simulators import paystack as paystack_sim

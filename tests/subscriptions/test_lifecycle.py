@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing.periods import period_end
-from novabilling.billing.proration import unused_credit
 from novabilling.errors import BusinessRule
+from novabilling.invoices.models import Invoice
 from novabilling.kit.clock import TestClock
+from novabilling.kit.periods import period_end
+from novabilling.kit.proration import unused_credit
 from novabilling.runtime import Runtime
 from novabilling.subscriptions import service
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
@@ -114,32 +115,69 @@ async def test_trial_end_starts_first_paid_period(
     )
 
 
-async def test_pause_resume_reanchors_and_settles_in_advance(
+async def _invoices(db: AsyncSession, sub_id: str) -> list[tuple[datetime | None, int]]:
+    db.expire_all()
+    rows = await db.execute(
+        select(Invoice.period_start, Invoice.total_minor)
+        .where(Invoice.subscription_id == sub_id)
+        .order_by(Invoice.period_start)
+    )
+    return [(start, total) for start, total in rows.tuples().all()]
+
+
+async def test_pause_resume_keeps_period_dates_and_bills_once_in_advance(
     client: httpx.AsyncClient, tenant: TenantCreds, clock: TestClock, db: AsyncSession
 ) -> None:
-    clock.set(datetime(2026, 3, 1, tzinfo=UTC))
+    """Regression: pause then resume moved currentPeriodStart and recorded proration lines
+    (a credit for time never paid when the period was not invoiced). The contract keeps
+    the period dates; a period that ended while paused is skipped, and the period the
+    subscription resumes in is billed once, at its full price, with nothing credited."""
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    clock.set(march)
     customer = await make_customer(client, tenant)
     plan = await make_plan(client, tenant, usd="30", timing="IN_ADVANCE")
     sub = await subscribe(client, tenant, customer, plan)
+    assert await _invoices(db, sub["id"]) == [(march, 3000)]  # issued with the subscription
     clock.set(datetime(2026, 3, 11, tzinfo=UTC))  # 10 of 31 days used
     paused = await _post(client, tenant, f"{sub['id']}/pause")
     assert paused["status"] == "PAUSED"
     assert paused["currentPeriodEnd"] == "2026-04-01T00:00:00.000Z"  # untouched by pause
+    clock.set(datetime(2026, 3, 20, tzinfo=UTC))
+    resumed = await _post(client, tenant, f"{sub['id']}/resume")  # within the period
+    assert (resumed["currentPeriodStart"], resumed["currentPeriodEnd"]) == (
+        "2026-03-01T00:00:00.000Z",
+        "2026-04-01T00:00:00.000Z",
+    )
+    await _post(client, tenant, f"{sub['id']}/pause")
     clock.set(datetime(2026, 4, 20, 12, tzinfo=UTC))
     # A paused subscription is not renewed even though its period ended.
     assert await service.due_for_renewal(db, now=clock.now(), limit=5) == []
     resumed = await _post(client, tenant, f"{sub['id']}/resume")
     assert resumed["status"] == "ACTIVE"
-    assert resumed["currentPeriodStart"] == "2026-04-20T12:00:00.000Z"
-    assert resumed["currentPeriodEnd"] == "2026-05-20T12:00:00.000Z"
-    lines = sorted(await service.pending_items(db, sub["id"]), key=lambda x: x.kind, reverse=True)
-    credit = 3000 * 21 // 31  # unused 21 of 31 days, rounded down
-    assert [(x.kind, x.amount_minor) for x in lines] == [
-        ("proration_credit", -credit),
-        ("proration_charge", 3000),
-    ]
-    assert sum(x.amount_minor for x in lines) == 3000 - credit
-    assert all(x.currency == "USD" and x.invoice_id is None for x in lines)
+    assert resumed["currentPeriodStart"] == "2026-04-01T00:00:00.000Z"  # on its schedule
+    assert resumed["currentPeriodEnd"] == "2026-05-01T00:00:00.000Z"
+    assert await service.pending_items(db, sub["id"]) == []  # no proration, no credit
+    april = datetime(2026, 4, 1, tzinfo=UTC)
+    assert await _invoices(db, sub["id"]) == [(march, 3000), (april, 3000)]
+
+
+async def test_resume_after_a_paused_period_bills_the_period_in_use_in_arrears(
+    client: httpx.AsyncClient, tenant: TenantCreds, clock: TestClock, db: AsyncSession
+) -> None:
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    clock.set(march)
+    customer = await make_customer(client, tenant)
+    plan = await make_plan(client, tenant, usd="30", timing="IN_ARREARS")
+    sub = await subscribe(client, tenant, customer, plan)
+    assert await _invoices(db, sub["id"]) == []  # in arrears: billed at the period end
+    clock.set(datetime(2026, 3, 11, tzinfo=UTC))
+    await _post(client, tenant, f"{sub['id']}/pause")
+    clock.set(datetime(2026, 5, 2, tzinfo=UTC))
+    resumed = await _post(client, tenant, f"{sub['id']}/resume")
+    assert resumed["currentPeriodStart"] == "2026-05-01T00:00:00.000Z"
+    # March was in use when it was paused: billed once; April (all paused) never
+    assert await _invoices(db, sub["id"]) == [(march, 3000)]
+    assert await service.pending_items(db, sub["id"]) == []
 
 
 async def test_upgrade_in_advance_prorates_exactly(

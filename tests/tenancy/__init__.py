@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 
 from novabilling.app import create_app
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.kit.clock import Clock
-from novabilling.runtime import Runtime, build_runtime
-from novabilling.tenancy.deps import DataPrincipal, TenantSession, rate_limit
+from novabilling.runtime import Runtime
+from novabilling.web.deps import DataPrincipal, TenantSession, rate_limit
 
 PROBE = "/api/_probe"
 

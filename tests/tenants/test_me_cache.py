@@ -1,4 +1,4 @@
-"""The cached tenant view (``runtime.tenant_views``) never outlives a PATCH: it is dropped
+"""The cached tenant profile (``runtime.tenant_profiles``) never outlives a PATCH: it is dropped
 after the commit, and a GET that read the row before the commit cannot re-cache it."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def test_get_after_patch_returns_the_new_values(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     await _me(client, tenant)
-    assert runtime.tenant_views.get(tenant.id) is not None  # warm cache
+    assert runtime.tenant_profiles.peek(tenant.id) is not None  # warm cache
     patch = {
         "name": "Renamed Ltd",
         "webhookUrl": "https://hooks.example.com/nb",
@@ -39,8 +39,9 @@ async def test_get_after_patch_returns_the_new_values(
     assert body["name"] == "Renamed Ltd"
     assert body["webhookUrl"] == "https://hooks.example.com/nb"
     assert body["settings"] == {"ownerName": "Ada Obi", "netPaymentTerms": 14}
-    cached = runtime.tenant_views.get(tenant.id)
-    assert cached is not None and cached["name"] == "Renamed Ltd"
+    assert (await _me(client, tenant))["name"] == "Renamed Ltd"
+    cached = runtime.tenant_profiles.peek(tenant.id)
+    assert cached is not None and cached.name == "Renamed Ltd"
 
 
 async def test_failed_patch_keeps_the_cached_view(
@@ -65,7 +66,8 @@ async def test_view_read_before_the_commit_is_not_cached(
 ) -> None:
     """A GET reads the old row, the PATCH commits and answers, then the GET stores what it
     read: the cache must refuse it, so the next GET shows the PATCH."""
-    real = runtime.central
+    profiles = runtime.tenant_profiles
+    real = profiles.central
     read_done, release = asyncio.Event(), asyncio.Event()
     calls = 0
 
@@ -80,7 +82,7 @@ async def test_view_read_before_the_commit_is_not_cached(
             read_done.set()
             await release.wait()
 
-    monkeypatch.setattr(runtime, "central", gated)
+    monkeypatch.setattr(profiles, "central", gated)
     racing = asyncio.create_task(service.tenant_view(runtime, tenant.id))
     await asyncio.wait_for(read_done.wait(), 10)
     r = await client.patch(
@@ -90,7 +92,7 @@ async def test_view_read_before_the_commit_is_not_cached(
     release.set()
     stale = await racing
     assert stale["name"] == "Acme Ltd"  # what that GET read, before the commit
-    monkeypatch.setattr(runtime, "central", real)
+    monkeypatch.setattr(profiles, "central", real)
     assert (await _me(client, tenant))["name"] == "After Patch"
 
 

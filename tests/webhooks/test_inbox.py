@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from novabilling.billing import collection as payment_jobs
 from novabilling.billing import scheduler
+from novabilling.billing.jobs import billing_handlers
 from novabilling.kit.clock import TestClock
 from novabilling.kit.jobs import QUEUE_WEBHOOKS
-from novabilling.payments import jobs as payment_jobs
-from novabilling.runtime import Runtime
-from novabilling.tenancy.models import WebhookInbox
-from novabilling.webhooks.inbox import (
+from novabilling.payments.inbox import (
     PROCESS,
     PROCESS_BATCH,
     STALE_AFTER,
@@ -26,6 +25,8 @@ from novabilling.webhooks.inbox import (
     InboxWriter,
     sweep_unqueued,
 )
+from novabilling.runtime import Runtime
+from novabilling.tenancy.models import WebhookInbox
 from tests.billing.support import RecordingQueue
 from tests.conftest import TenantCreds
 
@@ -192,7 +193,7 @@ async def test_batch_job_processes_every_row_then_reports_the_first_error(
 
 
 async def test_batch_job_is_registered_for_the_worker(runtime: Runtime) -> None:
-    handlers = payment_jobs.payment_handlers(runtime)
+    handlers = billing_handlers(runtime)
     assert (QUEUE_WEBHOOKS, PROCESS_BATCH) in handlers
     assert (QUEUE_WEBHOOKS, PROCESS) in handlers
 

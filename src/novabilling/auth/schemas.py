@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import StringConstraints
@@ -10,6 +11,7 @@ from novabilling.kit.crypto import Encryptor
 from novabilling.kit.timestamps import to_wire
 from novabilling.kit.wire import Email, WireModel
 from novabilling.tenancy.models import Tenant
+from novabilling.tenancy.profiles import TenantProfile
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
@@ -42,17 +44,19 @@ class ResetPasswordIn(WireModel):
 SMTP_PASSWORD_MASK = "********"
 
 
-def masked_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+def masked_settings(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Tenant settings with the SMTP password masked (the key is kept)."""
-    if not settings or not isinstance(settings.get("smtp"), dict):
-        return settings
+    if settings is None:
+        return None
+    if not isinstance(settings.get("smtp"), dict):
+        return dict(settings)
     smtp = dict(settings["smtp"])
     if smtp.get("password"):
         smtp["password"] = SMTP_PASSWORD_MASK
     return {**settings, "smtp": smtp}
 
 
-def tenant_out(tenant: Tenant, encryptor: Encryptor) -> dict[str, Any]:
+def tenant_out(tenant: Tenant | TenantProfile, encryptor: Encryptor) -> dict[str, Any]:
     """The full Tenant object (register, login, GET /api/tenants/me)."""
     return {
         "id": tenant.id,

@@ -12,16 +12,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.auth import passwords
-from novabilling.auth.principal import API_KEY_PREFIX
 from novabilling.auth.schemas import tenant_out
-from novabilling.auth.tokens import TokenError
 from novabilling.errors import BusinessRule, Conflict, Unauthorized
+from novabilling.kit import passwords
 from novabilling.kit.crypto import random_hex, sha256_hex
 from novabilling.kit.ids import new_id
+from novabilling.kit.tokens import TokenError
 from novabilling.runtime import Runtime
 from novabilling.tenancy import provisioning
 from novabilling.tenancy.models import DatabaseConnection, PasswordReset, RefreshToken, Tenant
+from novabilling.tenancy.principal import API_KEY_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,7 @@ async def _issue_tokens(
             tenant_id=tenant.id,
             family_id=family,
             expires_at=now + runtime.signer.refresh_ttl,
+            created_at=now,
         )
     )
     return TokenPair(
@@ -127,6 +128,7 @@ async def register(
                     dialect=db.dialect,
                     database_name=db.database_name,
                     url_encrypted=runtime.encryptor.encrypt(db.url, aad=aad),
+                    created_at=now,
                 )
             )
             await session.flush()
@@ -163,7 +165,7 @@ async def login(runtime: Runtime, *, email: str, password: str) -> dict[str, Any
         tenant.last_login_at = runtime.clock.now()
         tokens = await _issue_tokens(runtime, session, tenant)
         await session.commit()
-    runtime.tenant_views.drop(tenant.id)
+    runtime.tenant_profiles.drop(tenant.id)
     log.info("auth.login", tenant_id=tenant.id)
     return {
         "tenant": body,
@@ -220,6 +222,7 @@ async def forgot_password(runtime: Runtime, *, email: str) -> str | None:
                 tenant_id=tenant.id,
                 token_hash=sha256_hex(token),
                 expires_at=runtime.clock.now() + RESET_TTL,
+                created_at=runtime.clock.now(),
             )
         )
         await session.commit()

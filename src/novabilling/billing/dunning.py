@@ -1,19 +1,13 @@
-"""Dunning: what happens after automatic collection of an invoice fails or succeeds.
+"""Dunning: what happens after automatic collection of an invoice fails.
 
 Schedule: retries at +1, +3 and +5 days after the invoice was issued, kept only while
 inside the grace window (the plan's ``invoiceGracePeriodDays`` when set, else the tenant
 setting ``dunningGraceDays``, else 7 days). A failure with no retry left cancels the
-subscription. Every transition goes through ``subscriptions.lifecycle`` and is recorded
-in ``subscription_events``.
-
-Hooks for the payments domain (call inside its own transaction; they flush, never commit):
-
-- ``record_failure(session, tenant_id=, invoice_id=, reason=, clock=)`` after a charge
-  FAILED: invoice -> FAILED with ``next_retry_at``; subscription -> PAST_DUE (or CANCELED
-  when no retry is left); the payment-failed email is queued.
-- ``settle_paid(session, tenant_id=, invoice=, clock=, provider=, record_payment=False)``
-  after a charge SUCCEEDED: invoice -> PAID, subscription PAST_DUE -> ACTIVE, receipt
-  queued. ``record_payment=True`` (mark-paid) also inserts the SUCCEEDED manual Payment.
+subscription. The payments layer reports a failed charge (``payments.service.Recorded``);
+the billing engine calls ``record_failure`` in the same transaction: the invoice goes
+FAILED through ``invoices.lifecycle.fail``, the subscription PAST_DUE (or CANCELED) through
+``subscriptions.lifecycle``, and the customer is told. A paid invoice is settled by the
+invoice lifecycle itself (it also reactivates a PAST_DUE subscription).
 
 The tick (``billing/tick.py``) finds FAILED invoices whose ``next_retry_at`` has passed and
 queues ``payments.charge`` again (``attempt`` = retries so far), leasing the invoice for an
@@ -28,10 +22,14 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import emails
-from novabilling.invoices.models import CANCELED, FAILED, PAID, Invoice
+from novabilling.invoices import lifecycle as invoice_lifecycle
+from novabilling.invoices.models import CANCELED, DRAFT, PAID, Invoice
 from novabilling.kit.clock import Clock
 from novabilling.kit.timestamps import to_wire
+from novabilling.notifications import jobs as emails
+from novabilling.plans.models import Plan
+from novabilling.subscriptions import lifecycle, outbound_events
+from novabilling.subscriptions.models import Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -54,9 +52,6 @@ def next_retry(
 
 async def _grace_days(session: AsyncSession, invoice: Invoice, tenant_grace: int | None) -> int:
     if invoice.subscription_id is not None:
-        from novabilling.plans.models import Plan
-        from novabilling.subscriptions.models import Subscription
-
         days = await session.scalar(
             select(Plan.invoice_grace_period_days)
             .join(Subscription, Subscription.plan_id == Plan.id)
@@ -77,42 +72,21 @@ async def record_failure(
     tenant_grace_days: int | None = None,
 ) -> Invoice | None:
     """A charge of ``invoice_id`` failed. Returns the invoice (None if gone/settled)."""
-    from novabilling.subscriptions import lifecycle, outbound_events
-    from novabilling.subscriptions.models import Subscription
-
     invoice = await session.scalar(
         select(Invoice).where(Invoice.id == invoice_id).with_for_update()
     )
-    if invoice is None or invoice.status in (PAID, CANCELED):
+    if invoice is None or invoice.status in (PAID, CANCELED, DRAFT):
         return None
     now = clock.now()
-    invoice.collection_attempts += 1
     grace = await _grace_days(session, invoice, tenant_grace_days)
     retry = next_retry(
-        invoice.finalized_at or invoice.created_at, invoice.collection_attempts, grace, now
+        invoice.finalized_at or invoice.created_at, invoice.collection_attempts + 1, grace, now
     )
-    invoice.status = FAILED
-    invoice.next_retry_at = retry
-    invoice.updated_at = now
+    await invoice_lifecycle.fail(session, invoice, clock=clock, retry_at=retry)
     if invoice.subscription_id is not None:
-        sub = await session.scalar(
-            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+        await _subscription_after_failure(
+            session, tenant_id, invoice.subscription_id, retry=retry, clock=clock
         )
-        if sub is not None and sub.status != "CANCELED":
-            if retry is not None:
-                await lifecycle.mark_past_due(session, sub, now=now, next_retry_at=retry)
-            else:
-                ended = await lifecycle.cancel_now(
-                    session, sub, now=now, reason="dunning_exhausted"
-                )
-                outbound_events.publish(tenant_id, sub, ended, clock=clock)
-                emails.queue(
-                    tenant_id,
-                    emails.SUBSCRIPTION_CANCELED,
-                    {"subscription_id": sub.id},
-                    key=sub.id,
-                )
-    await session.flush()
     emails.queue(
         tenant_id,
         emails.PAYMENT_FAILED,
@@ -132,53 +106,25 @@ async def record_failure(
     return invoice
 
 
-async def settle_paid(
+async def _subscription_after_failure(
     session: AsyncSession,
-    *,
     tenant_id: str,
-    invoice: Invoice,
+    subscription_id: str,
+    *,
+    retry: datetime | None,
     clock: Clock,
-    provider: str = "manual",
-    reference: str | None = None,
-    record_payment: bool = False,
-) -> Invoice:
-    """Mark ``invoice`` PAID now; reactivate its PAST_DUE subscription; queue the receipt."""
-    now = clock.now()
-    invoice.status = PAID
-    invoice.paid_at = now
-    invoice.next_retry_at = None
-    invoice.updated_at = now
-    if record_payment:
-        from novabilling.payments.models import KIND_MANUAL, SUCCEEDED, Payment
-
-        session.add(
-            Payment(
-                invoice_id=invoice.id,
-                customer_id=invoice.customer_id,
-                provider=provider,
-                kind=KIND_MANUAL,
-                amount_minor=invoice.total_minor,
-                currency=invoice.currency,
-                status=SUCCEEDED,
-                paid_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    if invoice.subscription_id is not None:
-        from novabilling.subscriptions import lifecycle
-        from novabilling.subscriptions.models import Subscription
-
-        sub = await session.scalar(
-            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
-        )
-        if sub is not None and sub.status == "PAST_DUE":
-            await lifecycle.reactivate(session, sub, now=now)
-    await session.flush()
-    emails.queue(
-        tenant_id,
-        emails.PAYMENT_RECEIVED,
-        {"invoice_id": invoice.id, "method": provider, "reference": reference},
-        key=invoice.id,
+) -> None:
+    """PAST_DUE until the next retry; CANCELED when no retry is left."""
+    sub = await session.scalar(
+        select(Subscription).where(Subscription.id == subscription_id).with_for_update()
     )
-    return invoice
+    if sub is None or sub.status == "CANCELED":
+        return
+    now = clock.now()
+    if retry is not None:
+        if sub.status != "PAUSED":
+            await lifecycle.mark_past_due(session, sub, now=now, next_retry_at=retry)
+        return
+    ended = await lifecycle.cancel_now(session, sub, now=now, reason="dunning_exhausted")
+    outbound_events.publish(tenant_id, sub, ended, clock=clock)
+    emails.queue(tenant_id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id}, key=sub.id)

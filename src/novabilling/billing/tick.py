@@ -14,7 +14,9 @@ Due work, all read from DB state at ``now``:
    still PROCESSING whose provider check is due -> ``payments.reconcile`` for them. Job
    ids carry the hour, so each is queued at most once an hour; the charge path is
    idempotent (in-flight and stale-attempt checks, derived provider reference);
-6. trials ending within 3 days -> one reminder email (marked by a subscription event).
+6. trials ending within 3 days -> one reminder email (marked by a subscription event);
+7. outbox rows whose unit of work never pushed them (the process died after its commit)
+   -> relayed to the queue (``kit.outbox.relay_stale``).
 
 Running it twice at the same instant does nothing the second time.
 """
@@ -24,30 +26,30 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import batch, dunning, emails, renewals
+from novabilling.billing import batch, dunning, renewals
 from novabilling.billing.renewals import Outcome, TickContext
-from novabilling.invoices.documents import load_tenant
+from novabilling.invoices import lifecycle as invoice_lifecycle
+from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
-from novabilling.kit.jobs import QUEUE_BILLING, JobQueue, enqueue_after_commit, job_buffer
+from novabilling.kit.jobs import QUEUE_PAYMENTS, JobQueue, enqueue_after_commit, job_buffer
+from novabilling.kit.outbox import relay_stale
+from novabilling.notifications import jobs as emails
 from novabilling.payments.models import FAILED as PAYMENT_FAILED
 from novabilling.payments.models import KIND_CHARGE, PROCESSING, Payment, PaymentProviderConfig
+from novabilling.runtime import Runtime
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
-
-if TYPE_CHECKING:
-    from novabilling.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 BATCH = 1000
 CHUNK = 250
-ISSUED_JOB = "billing.issued"
+RECONCILE_JOB = "payments.reconcile"  # {tenant_id, payment_id}: billing.collection
 TRIAL_REMINDER = timedelta(days=3)
 # A charge job runs seconds after the invoice is issued; this long without any attempt
 # means it was lost.
@@ -66,6 +68,7 @@ class TickResult:
     recharged: int = 0  # lost charge jobs queued again
     reconciles: int = 0  # unanswered charges handed to payments.reconcile
     reminders: int = 0
+    relayed: int = 0  # outbox rows pushed late (their unit of work died after commit)
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
@@ -112,13 +115,11 @@ async def _renew_all(
         for offset in range(0, len(ids), CHUNK):
             chunk = ids[offset : offset + CHUNK]
             async with job_buffer(queue) as buffer:
-                issued, rest = await batch.renew_batch(maker, ctx, chunk)
-                if issued:
-                    queue_issued(ctx, issued)
+                renewed, rest = await batch.renew_batch(maker, ctx, chunk)
                 await buffer.flush()
-            for _ in issued:
+            for _ in range(renewed):
                 result.add(Outcome.INVOICED)
-            progress = progress or bool(issued)
+            progress = progress or bool(renewed)
             for sub_id in (i for i in chunk if i in rest):
                 async with job_buffer(queue) as buffer:
                     outcome = await renewals.process(maker, ctx, sub_id)
@@ -128,21 +129,6 @@ async def _renew_all(
                     progress = True
         if not ids or not progress:
             return
-
-
-def queue_issued(ctx: TickContext, issued: list[batch.Issued]) -> None:
-    """One ``billing.issued`` job per batch; its handler fans out to the invoice emails,
-    charges and webhooks (keeps the renewal loop off the queue's per-job cost)."""
-    open_ones = [[i.invoice_id, i.charge] for i in issued if i.status == "PENDING"]
-    if not open_ones:
-        return
-    enqueue_after_commit(
-        QUEUE_BILLING,
-        ISSUED_JOB,
-        {"tenant_id": ctx.tenant.id, "invoices": open_ones},
-        job_id=f"{ctx.tenant.id}:issued:{open_ones[0][0]}",
-        attempts=5,
-    )
 
 
 async def _first_invoices(
@@ -161,7 +147,7 @@ async def _first_invoices(
     )
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer:
-            if await renewals.first_invoice(maker, ctx, sub_id):
+            if await renewals.invoice_first_period(maker, ctx, sub_id):
                 result.first_invoices += 1
             await buffer.flush()
 
@@ -169,25 +155,15 @@ async def _first_invoices(
 async def _finalize_drafts(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
+    """Subscription invoices whose grace period ended: the same finalize as the API's."""
     stmt = select(Invoice.id).where(Invoice.status == DRAFT, Invoice.grace_ends_at <= ctx.now)
     for invoice_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer, maker() as session:
-            invoice = await session.scalar(
-                select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+            finalized = await invoice_service.finalize_if_draft(
+                session, tenant=ctx.tenant, invoice_id=invoice_id, clock=ctx.clock
             )
-            if invoice is None or invoice.status != DRAFT:
+            if not finalized:
                 continue
-            invoice.status = PENDING
-            invoice.finalized_at = ctx.now
-            invoice.grace_ends_at = None
-            invoice.updated_at = ctx.now
-            sub = (
-                await session.get(Subscription, invoice.subscription_id)
-                if invoice.subscription_id
-                else None
-            )
-            if sub is not None:
-                renewals.after_issue(ctx, sub, invoice)
             await session.commit()
             await buffer.flush()
             result.finalized += 1
@@ -207,7 +183,9 @@ async def _retries(
             if invoice.next_retry_at > ctx.now:
                 continue
             invoice.next_retry_at = ctx.now + dunning.LEASE
-            renewals.queue_charge(ctx.tenant.id, invoice.id, attempt=invoice.collection_attempts)
+            invoice_lifecycle.queue_charge(
+                ctx.tenant.id, invoice.id, attempt=invoice.collection_attempts
+            )
             await session.commit()
             await buffer.flush()
             result.retries += 1
@@ -245,16 +223,29 @@ async def _stalled_collections(
         .limit(BATCH)
     )
     async with maker() as session:
-        charges = (await session.execute(uncharged)).tuples().all() if ctx.can_charge else []
+        can_charge = await _can_charge(session)
+        charges = (await session.execute(uncharged)).tuples().all() if can_charge else []
         checks = (await session.execute(unanswered)).tuples().all()
     async with job_buffer(queue) as buffer:
         for invoice_id, attempt in charges:
-            renewals.queue_charge(ctx.tenant.id, invoice_id, attempt=attempt, again=again)
+            invoice_lifecycle.queue_charge(ctx.tenant.id, invoice_id, attempt=attempt, again=again)
         for payment_id, check in checks:
-            renewals.queue_reconcile(ctx.tenant.id, payment_id, check=check, again=again)
+            queue_reconcile(ctx.tenant.id, payment_id, check=check, again=again)
         await buffer.flush()
     result.recharged += len(charges)
     result.reconciles += len(checks)
+
+
+def queue_reconcile(tenant_id: str, payment_id: str, *, check: int, again: str) -> None:
+    """``payments.reconcile`` {tenant_id, payment_id}: ask the provider what happened to a
+    payment still PROCESSING (one job id per check number and ``again`` stamp)."""
+    enqueue_after_commit(
+        QUEUE_PAYMENTS,
+        RECONCILE_JOB,
+        {"tenant_id": tenant_id, "payment_id": payment_id},
+        job_id=f"{tenant_id}:reconcile:{payment_id}:{check}:{again}",
+        attempts=3,
+    )
 
 
 async def _trial_reminders(
@@ -300,11 +291,9 @@ async def run_tenant_tick(
     lock = _tenant_locks.setdefault(tenant_id, asyncio.Lock())
     async with lock:
         at = now or runtime.clock.now()
-        tenant = await load_tenant(runtime.central, tenant_id)
+        tenant = await runtime.tenant_profiles.get(tenant_id)
         maker = await runtime.engines.sessionmaker(tenant_id)
-        async with maker() as session:
-            can_charge = await _can_charge(session)
-        ctx = TickContext(tenant=tenant, now=at, can_charge=can_charge)
+        ctx = TickContext(tenant=tenant, now=at, clock=runtime.clock)
         result = TickResult(tenant_id=tenant_id)
         await _first_invoices(maker, ctx, queue, result)
         await _renew_all(maker, ctx, queue, result)
@@ -312,6 +301,7 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
+        result.relayed = await relay_stale(maker, queue)
     log.info(
         "billing.tick",
         tenant_id=tenant_id,
@@ -323,5 +313,6 @@ async def run_tenant_tick(
         recharged=result.recharged,
         reconciles=result.reconciles,
         reminders=result.reminders,
+        relayed=result.relayed,
     )
     return result

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.clock import utcnow
 from novabilling.kit.db import JSONType, TenantBase, id_column
 
 
@@ -28,5 +27,5 @@ class Customer(TenantBase):
     net_payment_terms: Mapped[int | None] = mapped_column(Integer, default=None)
     # ``metadata`` is reserved on declarative classes; the column keeps the wire name.
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()

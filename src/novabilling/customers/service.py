@@ -1,21 +1,21 @@
-"""Customers (contract customers.md). One tenant per database, so no tenant filters."""
+"""Customers (contract customers.md): create, update, read one, and the list's filters
+and order. One tenant per database, so no tenant filters. Views that embed what is billed
+to a customer (subscriptions, invoices, payments) and deletion, which cascades to them,
+are ``billing.accounts``'s (the domains above customers)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, insert, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.customers import relations
 from novabilling.customers.models import Customer
 from novabilling.customers.schemas import SORTABLE, CustomerCreate, CustomerPatch
-from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
+from novabilling.errors import Conflict, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.webhooks import outbound
@@ -102,37 +102,11 @@ async def update_customer(
     return customer
 
 
-async def delete_customer(
-    session: AsyncSession,
-    customer_id: str,
-    *,
-    tenant_id: str,
-    clock: Clock,
-    data_dir: Path | None = None,
-) -> None:
-    """Delete the customer and everything that belongs to it (``relations``) in the
-    request's transaction; 400 while it has an ACTIVE subscription. Outbound
-    ``customer.deleted`` after the commit (webhooks.md)."""
-    customer = await get_customer(session, customer_id)
-    blocker = await relations.delete_blocker(session, customer.id)
-    if blocker is not None:
-        raise BusinessRule(blocker)
-    # Locked last (after its invoices and subscriptions, like the billing engine): from
-    # here no new invoice or subscription can reference the row until the commit.
-    await session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
-    await relations.delete_for_customer(session, customer.id, data_dir=data_dir)
-    data = {"customerId": customer.id, "externalId": customer.external_id, "email": customer.email}
-    await session.delete(customer)
-    await session.flush()
-    outbound.emit(tenant_id, "customer.deleted", data, clock=clock, key=customer_id)
-    log.info("customer.deleted", customer_id=customer_id)
-
-
 def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
+def filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
     stmt = select(Customer)
     if search:
         pattern = f"%{_escape_like(search.lower())}%"
@@ -149,7 +123,7 @@ def _filtered(search: str | None, country: str | None, currency: str | None) -> 
     return stmt
 
 
-def _order(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
+def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
     key = sort_by if sort_by is not None else "createdAt"
     if key not in SORTABLE:
         raise Invalid("sortBy", f"sortBy must be one of: {', '.join(SORTABLE)}")
@@ -160,34 +134,3 @@ def _order(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[An
     if direction == "asc":
         return [column.asc(), Customer.id.asc()]
     return [column.desc(), Customer.id.desc()]
-
-
-async def list_customers(
-    session: AsyncSession,
-    *,
-    page: int,
-    limit: int,
-    search: str | None = None,
-    country: str | None = None,
-    currency: str | None = None,
-    sort_by: str | None = None,
-    sort_order: str | None = None,
-) -> tuple[list[tuple[Customer, int, Decimal]], int]:
-    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total.
-    Three statements: the count, the page with each customer's ACTIVE subscriptions
-    (correlated), the PAID totals of the page's customers."""
-    order = _order(sort_by, sort_order)
-    filtered = _filtered(search, country, currency)
-    total = await session.scalar(
-        filtered.with_only_columns(func.count(), maintain_column_froms=True)
-    )
-    page_stmt = (
-        filtered.add_columns(relations.active_subscriptions_of(Customer.id))
-        .order_by(*order)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
-    rows = (await session.execute(page_stmt)).tuples().all()
-    spent = await relations.total_spent(session, [customer.id for customer, _ in rows])
-    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n in rows]
-    return out, int(total or 0)

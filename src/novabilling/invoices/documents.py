@@ -1,5 +1,5 @@
-"""What invoices look like outside the API: the tenant profile they are issued by, the
-``InvoiceView`` that PDFs and emails are drawn from, and the stored PDF file.
+"""What invoices look like outside the API: the ``InvoiceView`` that PDFs and e-mails are
+drawn from, and the stored PDF file.
 
 PDFs are stored under ``<NB_DATA_DIR>/uploads/invoices/invoice-{id}.pdf`` and exposed as
 ``pdfUrl = /uploads/invoices/invoice-{id}.pdf`` (contract invoices.md).
@@ -10,74 +10,27 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from novabilling.customers.models import Customer
 from novabilling.errors import NotFound
 from novabilling.invoices.models import Invoice, InvoiceLine
 from novabilling.invoices.pdf import render_invoice_pdf
+from novabilling.kit.spans import day_range
 from novabilling.notifications.views import InvoiceLineView, InvoiceView, TenantView
-from novabilling.tenancy.models import Tenant
+from novabilling.tenancy.profiles import TenantProfile
 
 PDF_URL = "/uploads/invoices/invoice-{id}.pdf"
-_TTL_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class TenantProfile:
-    """The tenant an invoice is issued by (central DB), read-only."""
-
-    id: str
-    name: str
-    email: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    webhook_url: str | None = None
-
-    @property
-    def view(self) -> TenantView:
-        return TenantView.from_settings(self.name, self.settings)
-
-    def setting_int(self, key: str) -> int | None:
-        value = self.settings.get(key)
-        if isinstance(value, bool) or value is None:
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
-
-
-_cache: dict[str, tuple[float, TenantProfile]] = {}
-
-
-async def load_tenant(
-    central: async_sessionmaker[AsyncSession], tenant_id: str, *, fresh: bool = False
-) -> TenantProfile:
-    """The tenant's name and settings, cached for a few seconds per process."""
-    hit = _cache.get(tenant_id)
-    if hit is not None and not fresh and hit[0] > time.monotonic():
-        return hit[1]
-    async with central() as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id))
-    if tenant is None:
-        raise NotFound("Tenant not found")
-    profile = TenantProfile(
-        id=tenant.id,
-        name=tenant.name,
-        email=tenant.email,
-        settings=dict(tenant.settings or {}),
-        webhook_url=tenant.webhook_url,
-    )
-    _cache[tenant_id] = (time.monotonic() + _TTL_SECONDS, profile)
-    return profile
+def tenant_view(tenant: TenantProfile) -> TenantView:
+    """The business an invoice or e-mail comes from."""
+    return TenantView.from_settings(tenant.name, tenant.settings)
 
 
 async def invoice_view(
@@ -95,7 +48,7 @@ async def invoice_view(
     ).all()
     paid = invoice.total_minor if invoice.status == "PAID" else 0
     view = InvoiceView(
-        tenant=tenant.view,
+        tenant=tenant_view(tenant),
         customer_name=customer.name or customer.email,
         customer_email=customer.email,
         number=invoice.invoice_number,
@@ -105,7 +58,7 @@ async def invoice_view(
         due_on=invoice.due_date.date(),
         lines=tuple(
             InvoiceLineView(
-                description=line.description,
+                description=_described(line),
                 quantity=line.quantity,
                 unit_amount_minor=line.unit_amount_minor,
                 amount_minor=line.amount_minor,
@@ -119,6 +72,13 @@ async def invoice_view(
         amount_due_minor=invoice.total_minor - paid,
     )
     return view, customer
+
+
+def _described(line: InvoiceLine) -> str:
+    """A plan line names its period on the documents people read."""
+    if line.type == "plan" and line.period_start and line.period_end:
+        return f"{line.description}, {day_range(line.period_start, line.period_end)}"
+    return line.description
 
 
 def pdf_path(data_dir: Path, invoice_id: str) -> Path:
@@ -157,9 +117,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-async def render_pdf(view: InvoiceView) -> bytes:
+async def render_pdf(view: InvoiceView, *, created_at: datetime) -> bytes:
     """Render off the event loop (fpdf2 is CPU work)."""
-    return await asyncio.to_thread(render_invoice_pdf, view)
+    return await asyncio.to_thread(render_invoice_pdf, view, created_at=created_at)
 
 
 async def render_and_store(
@@ -167,24 +127,9 @@ async def render_and_store(
 ) -> bytes:
     """Render the PDF, store it, set ``pdf_url`` (the caller's transaction commits it)."""
     view, _ = await invoice_view(session, invoice, tenant)
-    data = await render_pdf(view)
+    data = await render_pdf(view, created_at=invoice.created_at)
     await asyncio.to_thread(_write_atomic, pdf_path(data_dir, invoice.id), data)
     url = PDF_URL.format(id=invoice.id)
     if invoice.pdf_url != url:
         invoice.pdf_url = url
-    return data
-
-
-def invoice_event(invoice: Invoice, *, with_amount: bool = True) -> dict[str, Any]:
-    """``data`` of the outbound ``invoice.*`` webhooks (contract webhooks.md)."""
-    from novabilling.kit.money import to_number
-
-    data: dict[str, Any] = {
-        "invoiceId": invoice.id,
-        "invoiceNumber": invoice.invoice_number,
-        "customerId": invoice.customer_id,
-    }
-    if with_amount:
-        data["amount"] = to_number(invoice.total_minor, invoice.currency)
-        data["currency"] = invoice.currency
     return data

@@ -17,10 +17,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.clock import utcnow
 from novabilling.kit.db import JSONType, TenantBase, id_column
 
 DRAFT = "DRAFT"
@@ -64,8 +71,8 @@ class Invoice(TenantBase):
     # Subscription invoices with a grace period stay DRAFT until then (finalized by the tick).
     grace_ends_at: Mapped[datetime | None] = mapped_column(default=None)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class InvoiceLine(TenantBase):
@@ -93,3 +100,32 @@ class InvoiceCounter(TenantBase):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+CREDIT_NOTE_REASONS = ("DUPLICATE", "PRODUCT_UNSATISFACTORY", "ORDER_CHANGE", "OTHER")
+CREDIT_NOTE_STATUSES = ("DRAFT", "FINALIZED", "VOIDED")
+
+
+class CreditNote(TenantBase):
+    """An amount credited against one invoice (contract credit-notes.md)."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        Index("ix_credit_notes_created_at_id", "created_at", "id"),
+        CheckConstraint("amount_minor >= 0", name="amount_minor_non_negative"),
+    )
+
+    id: Mapped[str] = id_column()
+    invoice_id: Mapped[str] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -45,24 +45,26 @@ async def _ensure_row(session: AsyncSession) -> None:
     await session.execute(stmt)
 
 
-async def next_sequence(session: AsyncSession) -> int:
-    """Bump the tenant counter and return the new value (row locked until commit)."""
+async def next_number(session: AsyncSession) -> str:
+    """The next number of the sequence (row locked until commit)."""
+    return format_number(await reserve(session, 1))
+
+
+async def reserve(session: AsyncSession, count: int) -> int:
+    """Bump the tenant counter by ``count`` (row locked until commit); returns the first
+    of the ``count`` consecutive sequence values now taken."""
     stmt = (
         update(InvoiceCounter)
         .where(InvoiceCounter.name == COUNTER)
-        .values(value=InvoiceCounter.value + 1)
+        .values(value=InvoiceCounter.value + count)
         .returning(InvoiceCounter.value)
         .execution_options(synchronize_session=False)
     )
     value = (await session.execute(stmt)).scalar_one_or_none()
-    if value is None:  # the migration seeds the row; recreate it if someone removed it
+    if value is None:
         await _ensure_row(session)
         value = (await session.execute(stmt)).scalar_one()
-    return int(value)
-
-
-async def next_number(session: AsyncSession) -> str:
-    return format_number(await next_sequence(session))
+    return int(value) - count + 1
 
 
 async def note_supplied(session: AsyncSession, number: str) -> None:

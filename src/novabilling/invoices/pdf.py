@@ -14,7 +14,7 @@ from datetime import datetime
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.kit.money import format_display
 from novabilling.notifications.views import InvoiceView, format_day
 
@@ -83,7 +83,7 @@ class _InvoicePdf(FPDF):
 def render_invoice_pdf(view: InvoiceView, *, created_at: datetime | None = None) -> bytes:
     """The invoice as PDF bytes. ``created_at`` (default: now) is the only varying input."""
     pdf = _InvoicePdf(view)
-    pdf.set_creation_date(created_at or utcnow())
+    pdf.set_creation_date(created_at or SystemClock().now())
     pdf.set_title(pdf_safe(f"Invoice {view.number}"))
     pdf.set_author(pdf_safe(view.tenant.name))
     pdf.set_creator("NovaBilling")

@@ -1,58 +1,38 @@
-"""Invoice use cases (contract invoices.md). Services flush, never commit; time comes from
-the clock; side effects (emails, PDFs) are jobs queued after commit."""
+"""Invoice use cases (contract invoices.md): manual invoices, lists, finalize, void, PDFs,
+e-mails, and the reads other domains make. Every draft comes from ``invoices.builder``;
+every status change goes through ``invoices.lifecycle``. Services flush, never commit.
+Marking paid and checkout are payments' use cases (``payments.service.mark_paid``,
+``payments.charge.checkout``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import emails
 from novabilling.customers.models import Customer
-from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
-from novabilling.invoices import numbering, schemas
-from novabilling.invoices.documents import TenantProfile, invoice_event, remove_pdfs_after_commit
-from novabilling.invoices.models import (
-    CANCELED,
-    DRAFT,
-    FAILED,
-    PAID,
-    PENDING,
-    STATUSES,
-    Invoice,
-    InvoiceLine,
-)
+from novabilling.errors import BusinessRule, Invalid, NotFound
+from novabilling.invoices import builder, lifecycle, schemas
+from novabilling.invoices.documents import remove_pdfs_after_commit, render_and_store
+from novabilling.invoices.models import DRAFT, PAID, STATUSES, Invoice, InvoiceLine
 from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import PageParams, paginate
 from novabilling.kit.timestamps import parse_instant
-from novabilling.webhooks import outbound
+from novabilling.notifications import jobs as emails
+from novabilling.plans.models import Plan
+from novabilling.subscriptions.models import Subscription
+from novabilling.tenancy.profiles import TenantProfile
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_NET_TERMS_DAYS = 30
 _DELETE_CHUNK = 500  # ids per IN (...) list when deleting a customer's invoices
-
-
-@dataclass(frozen=True)
-class LineIn:
-    description: str
-    quantity: int
-    unit_amount_minor: int
-    type: str = "manual"
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-
-    @property
-    def amount_minor(self) -> int:
-        return self.quantity * self.unit_amount_minor
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
@@ -76,23 +56,6 @@ async def with_customer(session: AsyncSession, invoice: Invoice) -> tuple[Invoic
     return invoice, await get_customer(session, invoice.customer_id)
 
 
-async def _claim(
-    session: AsyncSession, invoice: Invoice, allowed: tuple[str, ...], **values: Any
-) -> bool:
-    """Compare-and-set the status in the database (SQLite has no ``FOR UPDATE``: two
-    requests may both have read the old status; only one UPDATE matches)."""
-    result = await session.execute(
-        update(Invoice)
-        .where(Invoice.id == invoice.id, Invoice.status.in_(allowed))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        return False
-    await session.refresh(invoice)
-    return True
-
-
 def _status(value: str | None, *, field: str = "status") -> str | None:
     if value is None:
         return None
@@ -101,44 +64,24 @@ def _status(value: str | None, *, field: str = "status") -> str | None:
     return value
 
 
-def add_lines(session: AsyncSession, invoice: Invoice, lines: list[LineIn]) -> None:
-    for position, line in enumerate(lines):
-        session.add(
-            InvoiceLine(
-                invoice_id=invoice.id,
-                position=position,
-                type=line.type,
-                description=line.description,
-                quantity=line.quantity,
-                unit_amount_minor=line.unit_amount_minor,
-                amount_minor=line.amount_minor,
-                period_start=line.period_start,
-                period_end=line.period_end,
-            )
-        )
-
-
-async def _subscription_exists(session: AsyncSession, subscription_id: str) -> bool:
-    from novabilling.subscriptions.models import Subscription
-
-    found = await session.scalar(select(Subscription.id).where(Subscription.id == subscription_id))
-    return found is not None
-
-
 async def create_invoice(
-    session: AsyncSession, *, tenant_id: str, body: schemas.InvoiceCreate, clock: Clock
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    body: schemas.InvoiceCreate,
+    clock: Clock,
 ) -> tuple[Invoice, Customer]:
     """POST /api/invoices: a manual invoice (DRAFT unless ``status`` says otherwise)."""
     customer = await get_customer(session, body.customer_id)
     status = _status(body.status) or DRAFT
     currency = money.normalize_code(body.currency or customer.currency)
     money.exponent(currency)
-    if body.subscription_id is not None and not await _subscription_exists(
-        session, body.subscription_id
+    if body.subscription_id is not None and not await session.scalar(
+        select(Subscription.id).where(Subscription.id == body.subscription_id)
     ):
         raise NotFound("Subscription not found")
-    lines = [
-        LineIn(
+    items = tuple(
+        builder.ManualItem(
             description=item.description,
             quantity=item.quantity,
             unit_amount_minor=money.to_minor(
@@ -146,49 +89,28 @@ async def create_invoice(
             ),
         )
         for i, item in enumerate(body.items)
-    ]
-    total = sum(line.amount_minor for line in lines)
-    if total >= money.MAX_MINOR:
+    )
+    if sum(item.quantity * item.unit_amount_minor for item in items) >= money.MAX_MINOR:
         raise Invalid("items", "items total is too large")
     now = clock.now()
-    if body.invoice_number is not None:
-        number = body.invoice_number
-        taken = await session.scalar(select(Invoice.id).where(Invoice.invoice_number == number))
-        if taken is not None:
-            raise Conflict(f"Invoice number {number} already exists")
-        await numbering.note_supplied(session, number)
-    else:
-        number = await numbering.next_number(session)
-    invoice = Invoice(
-        customer_id=customer.id,
-        subscription_id=body.subscription_id,
-        invoice_number=number,
-        status=status,
-        currency=currency,
-        subtotal_minor=total,
-        tax_minor=0,
-        total_minor=total,
-        due_date=body.due_date,
-        paid_at=body.paid_at or (now if status == PAID else None),
-        finalized_at=now if status != DRAFT else None,
-        metadata_={
-            "items": [
-                schemas.item_out(ln.description, ln.quantity, ln.unit_amount_minor, currency)
-                for ln in lines
-            ]
-        },
-        created_at=body.created_at or now,
-        updated_at=now,
+    draft = builder.build(
+        builder.Inputs(
+            customer_id=customer.id,
+            currency=currency,
+            now=now,
+            terms=builder.Terms(net_days=DEFAULT_NET_TERMS_DAYS),
+            subscription_id=body.subscription_id,
+            items=items,
+            invoice_number=body.invoice_number,
+            status=status,
+            due_date=body.due_date,
+            paid_at=body.paid_at,
+            created_at=body.created_at,
+        )
     )
-    session.add(invoice)
-    try:
-        await session.flush()
-        add_lines(session, invoice, lines)
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"Invoice number {number} already exists") from exc
-    emails.queue_render_pdf(tenant_id, invoice.id)
-    log.info("invoice.created", invoice_id=invoice.id, number=number, total_minor=total)
+    issued = await lifecycle.issue(session, [draft], tenant_id=tenant_id, clock=clock)
+    invoice = await get_invoice(session, issued[0].id)
+    log.info("invoice.created", invoice_id=invoice.id, number=invoice.invoice_number)
     return invoice, customer
 
 
@@ -231,58 +153,47 @@ async def list_invoices(
     return [(row[0], row[1]) for row in rows], total
 
 
-def net_terms_days(customer: Customer, plan_terms: int | None, tenant: TenantProfile) -> int:
+def net_terms_days(
+    customer_terms: int | None, plan_terms: int | None, tenant: TenantProfile
+) -> int:
     """customer -> plan -> tenant ``settings.netPaymentTerms`` -> 30 days."""
-    for value in (customer.net_payment_terms, plan_terms, tenant.setting_int("netPaymentTerms")):
+    for value in (customer_terms, plan_terms, tenant.setting_int("netPaymentTerms")):
         if value is not None and value >= 0:
             return value
     return DEFAULT_NET_TERMS_DAYS
 
 
-async def _plan_terms(session: AsyncSession, invoice: Invoice) -> int | None:
-    if invoice.subscription_id is None:
-        return None
-    from novabilling.plans.models import Plan
-    from novabilling.subscriptions.models import Subscription
-
-    return await session.scalar(
-        select(Plan.net_payment_terms)
-        .join(Subscription, Subscription.plan_id == Plan.id)
-        .where(Subscription.id == invoice.subscription_id)
-    )
+def grace_days(plan: Plan | None, tenant: TenantProfile) -> int:
+    """plan ``invoiceGracePeriodDays`` -> tenant setting -> 0 (contract: a plan's 0 is
+    "not set", so the tenant setting applies)."""
+    if plan is not None and plan.invoice_grace_period_days:
+        return plan.invoice_grace_period_days
+    return max(0, tenant.setting_int("invoiceGracePeriodDays") or 0)
 
 
 async def finalize(
     session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, clock: Clock
 ) -> tuple[Invoice, Customer]:
-    """DRAFT -> PENDING. Subscription invoices fall due after the net payment terms; a
-    manual invoice keeps the due date it was created with."""
+    """DRAFT -> PENDING (``POST /api/invoices/{id}/finalize`` and the end of a grace
+    period): e-mail, ``invoice.finalized``, and the automatic charge when the
+    subscription has a saved payment method. The due date stays the one set when the
+    invoice was issued (contract invoice-composition.md step 8)."""
     invoice = await get_invoice(session, invoice_id, lock=True)
-    if invoice.status != DRAFT:
-        raise BusinessRule(f"Only DRAFT invoices can be finalized (status is {invoice.status})")
-    customer = await get_customer(session, invoice.customer_id)
-    now = clock.now()
-    due = invoice.due_date
-    if invoice.period_start is not None:
-        terms = net_terms_days(customer, await _plan_terms(session, invoice), tenant)
-        due = now + timedelta(days=terms)
-    if not await _claim(
-        session,
-        invoice,
-        (DRAFT,),
-        status=PENDING,
-        finalized_at=now,
-        updated_at=now,
-        due_date=due,
-        grace_ends_at=None,
-    ):
-        raise BusinessRule("Only DRAFT invoices can be finalized (status changed meanwhile)")
-    emails.queue_invoice_email(tenant.id, invoice.id)
-    outbound.emit(
-        tenant.id, "invoice.finalized", invoice_event(invoice), clock=clock, key=invoice.id
+    await lifecycle.finalize(session, invoice, tenant_id=tenant.id, clock=clock)
+    return await with_customer(session, invoice)
+
+
+async def finalize_if_draft(
+    session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, clock: Clock
+) -> bool:
+    """``finalize`` for the billing tick: False when the invoice left DRAFT meanwhile."""
+    invoice = await session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id).with_for_update()
     )
-    log.info("invoice.finalized", invoice_id=invoice.id, number=invoice.invoice_number)
-    return invoice, customer
+    if invoice is None or invoice.status != DRAFT:
+        return False
+    await finalize(session, tenant=tenant, invoice_id=invoice_id, clock=clock)
+    return True
 
 
 async def void(
@@ -290,68 +201,7 @@ async def void(
 ) -> tuple[Invoice, Customer]:
     """Anything but PAID -> CANCELED (again on CANCELED); stops dunning."""
     invoice = await get_invoice(session, invoice_id, lock=True)
-    if invoice.status == PAID:
-        raise BusinessRule("Cannot void a paid invoice; refund it instead")
-    now = clock.now()
-    first = invoice.status != CANCELED
-    if not await _claim(
-        session,
-        invoice,
-        tuple(s for s in STATUSES if s != PAID),
-        status=CANCELED,
-        voided_at=invoice.voided_at or now,
-        next_retry_at=None,
-        updated_at=now,
-    ):
-        raise BusinessRule("Cannot void a paid invoice; refund it instead")
-    if first:
-        emails.queue(tenant_id, emails.INVOICE_VOIDED, {"invoice_id": invoice.id}, key=invoice.id)
-        outbound.emit(
-            tenant_id,
-            "invoice.voided",
-            invoice_event(invoice, with_amount=False),
-            clock=clock,
-            key=invoice.id,
-        )
-    log.info("invoice.voided", invoice_id=invoice.id)
-    return await with_customer(session, invoice)
-
-
-async def mark_paid(
-    session: AsyncSession,
-    *,
-    tenant_id: str,
-    invoice_id: str,
-    payment_method: str,
-    clock: Clock,
-) -> tuple[Invoice, Customer]:
-    """Record a manual payment; PAID/CANCELED invoices are refused (400)."""
-    invoice = await get_invoice(session, invoice_id, lock=True)
-    if invoice.status == PAID:
-        raise BusinessRule("Invoice is already paid")
-    if invoice.status == CANCELED:
-        raise BusinessRule("Cannot mark a canceled invoice as paid")
-    from novabilling.billing import dunning
-
-    if not await _claim(
-        session,
-        invoice,
-        (DRAFT, PENDING, FAILED),
-        status=PAID,
-        paid_at=clock.now(),
-        updated_at=clock.now(),
-    ):
-        raise BusinessRule("Invoice is already paid")
-    await dunning.settle_paid(
-        session,
-        tenant_id=tenant_id,
-        invoice=invoice,
-        clock=clock,
-        provider=payment_method,
-        record_payment=True,
-    )
-    outbound.emit(tenant_id, "invoice.paid", invoice_event(invoice), clock=clock, key=invoice.id)
-    log.info("invoice.marked_paid", invoice_id=invoice.id, method=payment_method)
+    await lifecycle.void(session, invoice, tenant_id=tenant_id, clock=clock)
     return await with_customer(session, invoice)
 
 
@@ -367,70 +217,10 @@ async def send_email(
     return recipient
 
 
-@dataclass(frozen=True)
-class InvoiceDetail:
-    invoice: Invoice
-    customer: Customer
-    subscription: dict[str, Any] | None
-    payments: list[dict[str, Any]]
-
-
-async def invoice_detail(session: AsyncSession, *, invoice_id: str) -> InvoiceDetail:
-    """Invoice + customer + subscription (object or null) + payments (oldest first)."""
-    from novabilling.payments.models import Payment
-    from novabilling.payments.schemas import payment_out
-    from novabilling.subscriptions.models import Subscription
-    from novabilling.subscriptions.schemas import subscription_out
-
-    invoice, customer = await with_customer(session, await get_invoice(session, invoice_id))
-    subscription = None
-    if invoice.subscription_id is not None:
-        sub = await session.get(Subscription, invoice.subscription_id)
-        subscription = subscription_out(sub) if sub is not None else None
-    payments = (
-        await session.scalars(
-            select(Payment)
-            .where(Payment.invoice_id == invoice.id)
-            .order_by(Payment.created_at, Payment.id)
-        )
-    ).all()
-    return InvoiceDetail(
-        invoice=invoice,
-        customer=customer,
-        subscription=subscription,
-        payments=[payment_out(p, embed=False) for p in payments],
-    )
-
-
-async def checkout(
-    session: AsyncSession,
-    *,
-    runtime: Any,
-    tenant_id: str,
-    invoice_id: str,
-    callback_url: str | None,
-) -> dict[str, Any]:
-    """Hosted checkout through the tenant's provider (payments domain does the work)."""
-    from novabilling.payments import charge
-    from novabilling.payments.credentials import provider_factory
-    from novabilling.payments.schemas import checkout_out
-
-    payment, expires_at = await charge.checkout(
-        session,
-        tenant_id=tenant_id,
-        invoice_id=invoice_id,
-        callback_url=callback_url,
-        factory=provider_factory(runtime),
-    )
-    return checkout_out(payment, expires_at)
-
-
 async def pdf(
-    session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, data_dir: Any
+    session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, data_dir: Path
 ) -> bytes:
     """Render on demand, store, set ``pdfUrl``."""
-    from novabilling.invoices.documents import render_and_store
-
     invoice = await get_invoice(session, invoice_id)
     data = await render_and_store(session, invoice, tenant, data_dir)
     await session.flush()
@@ -450,7 +240,7 @@ async def recent_for_subscription(
     return [schemas.invoice_out(invoice) for invoice in rows.all()]
 
 
-# --- called by the customers domain (customers/relations.py) -----------------------------
+# --- reads of the domains above (billing.accounts, billing.views) ------------------------
 
 
 async def list_for_customer(

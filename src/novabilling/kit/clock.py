@@ -1,4 +1,10 @@
-"""The one source of time. ``datetime.now()`` is called nowhere else (STYLE §3.12)."""
+"""The one source of time. ``datetime.now()`` is called nowhere else (STYLE §3.12).
+
+A process has one clock, ``runtime.clock`` (``SystemClock`` unless told otherwise);
+services take it as an argument. ``FixedClock`` is time frozen at an instant (``billing
+run --at``); tests move a ``TestClock`` by hand. There is no process-global clock and no
+``now()`` default on any column.
+"""
 
 from __future__ import annotations
 
@@ -15,41 +21,30 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class TestClock:
-    """A clock tests move by hand. Always tz-aware UTC."""
+def _utc(instant: datetime) -> datetime:
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)
 
-    __test__ = False  # not a pytest class
 
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
-        self._now = start.astimezone(UTC)
+class FixedClock:
+    """Time frozen at one instant (always tz-aware UTC)."""
+
+    def __init__(self, instant: datetime) -> None:
+        self._now = _utc(instant)
 
     def now(self) -> datetime:
         return self._now
 
+
+class TestClock(FixedClock):
+    """A clock tests move by hand."""
+
+    __test__ = False  # not a pytest class
+
     def set(self, instant: datetime) -> None:
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=UTC)
-        self._now = instant.astimezone(UTC)
+        self._now = _utc(instant)
 
     def advance(self, delta: timedelta) -> datetime:
         self._now = self._now + delta
         return self._now
-
-
-_clock: Clock = SystemClock()
-
-
-def get_clock() -> Clock:
-    return _clock
-
-
-def set_clock(clock: Clock) -> None:
-    """Install a process-wide clock (tests, ``billing run --at``)."""
-    global _clock
-    _clock = clock
-
-
-def utcnow() -> datetime:
-    return _clock.now()

@@ -2,7 +2,7 @@
 
 - ``novabilling.kit.jobs_inprocess.InProcessQueue``: embedded mode, asyncio tasks, no Redis.
 - ``novabilling.kit.jobs_bullmq.BullMQQueue`` (producer) and ``run_worker`` (consumer).
-- ``create_queue(redis_url, handlers)`` picks one.
+- ``novabilling.runtime.attach_jobs`` picks one from the settings.
 
 Delivery is at-least-once (STYLE convention 6): handlers get ids, reload, and must be safe to
 run twice. The database is the truth (DESIGN rule 2): a lost job delays work, the scheduler
@@ -32,7 +32,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
@@ -67,6 +67,7 @@ class Job:
 
 
 JobHandler = Callable[[Job], Awaitable[None]]
+Forget = Callable[[list[str]], Awaitable[None]]  # deletes outbox rows by id
 # (queue, job name) -> handler. A plain dict is fine: {("billing", "billing.tick"): tick}.
 JobHandlers = Mapping[tuple[str, str], JobHandler]
 
@@ -167,15 +168,31 @@ class PendingJob:
     job_id: str | None = None
     delay_seconds: float = 0
     attempts: int = DEFAULT_ATTEMPTS
+    outbox_id: str | None = None  # its row in the tenant outbox, once staged (kit.outbox)
+
+    def staged(self, outbox_id: str, job_id: str) -> PendingJob:
+        return replace(self, outbox_id=outbox_id, job_id=job_id)
 
 
 @dataclass
 class JobBuffer:
-    """Jobs collected during one unit of work, pushed after its commit."""
+    """Jobs collected during one unit of work, pushed after its commit. Jobs that a tenant
+    session's commit wrote to its outbox (``kit.outbox``) have their rows deleted once
+    pushed."""
 
     queue: JobQueue
     flush_timeout_seconds: float = 5.0
     pending: list[PendingJob] = field(default_factory=list)
+    # outbox row id -> how to delete it once pushed (its tenant database's deleter)
+    forget: dict[str, Forget] = field(default_factory=dict)
+
+    def replace(self, old: list[PendingJob], new: list[PendingJob], *, forget: Forget) -> None:
+        """``old`` jobs were staged in an outbox as ``new`` (same order)."""
+        staged = {id(o): n for o, n in zip(old, new, strict=True)}
+        self.pending = [staged.get(id(job), job) for job in self.pending]
+        for job in new:
+            if job.outbox_id is not None:
+                self.forget[job.outbox_id] = forget
 
     def add(self, job: PendingJob) -> None:
         if job.job_id is not None and any(
@@ -187,14 +204,29 @@ class JobBuffer:
     def discard(self) -> None:
         """Drop everything (the transaction rolled back)."""
         self.pending.clear()
+        self.forget.clear()
+
+    def drop_staged(self, outbox_ids: set[str]) -> None:
+        """Jobs staged in a transaction that then rolled back: they never happened."""
+        self.pending = [job for job in self.pending if job.outbox_id not in outbox_ids]
+        for outbox_id in outbox_ids:
+            self.forget.pop(outbox_id, None)
+
+    async def flush_committed(self) -> None:
+        """Push only the jobs whose outbox rows were committed; drop the rest (for a unit
+        of work made of several transactions, some of which may have failed)."""
+        self.pending = [job for job in self.pending if job.outbox_id is not None]
+        await self.flush()
 
     async def flush(self) -> None:
         """Push every buffered job; call after the commit. Never raises: a job that cannot
         be pushed is logged and dropped (the DB is the truth; the scheduler finds the work
         again). The whole flush is bounded by ``flush_timeout_seconds``."""
         jobs, self.pending = self.pending, []
+        forget, self.forget = self.forget, {}
         if not jobs:
             return
+        pushed: list[PendingJob] = []
         failed: list[str] = []
         errors: list[str] = []
         remaining = list(jobs)
@@ -214,7 +246,10 @@ class JobBuffer:
                     except Exception as exc:  # noqa: BLE001 - must not fail the request
                         failed.append(job.name)
                         errors.append(repr(exc))
+                    else:
+                        pushed.append(job)
                     remaining.pop(0)
+                await _forget_relayed(pushed, forget)
         except TimeoutError:
             failed.extend(job.name for job in remaining)
             errors.append("flush timed out")
@@ -225,6 +260,21 @@ class JobBuffer:
                 errors=errors[:3],
                 hint="the scheduler will find the work again from DB state",
             )
+
+
+async def _forget_relayed(pushed: list[PendingJob], forget: dict[str, Forget]) -> None:
+    """Delete the outbox rows of pushed jobs, one statement per tenant database. A row
+    left behind (database gone meanwhile) is relayed again later: a dedup no-op."""
+    groups: dict[int, tuple[Forget, list[str]]] = {}
+    for job in pushed:
+        if job.outbox_id is not None and job.outbox_id in forget:
+            deleter = forget[job.outbox_id]
+            groups.setdefault(id(deleter), (deleter, []))[1].append(job.outbox_id)
+    for deleter, ids in groups.values():
+        try:
+            await deleter(ids)
+        except Exception as exc:  # noqa: BLE001 - the rows are relayed again, deduplicated
+            log.warning("outbox.forget_failed", rows=len(ids), error=repr(exc))
 
 
 _current_buffer: ContextVar[JobBuffer | None] = ContextVar("nb_job_buffer", default=None)
@@ -287,15 +337,3 @@ async def job_buffer(
             _current_buffer.reset(token)
         except ValueError:  # exited in another context (e.g. framework teardown)
             _current_buffer.set(previous)
-
-
-def create_queue(redis_url: str | None, handlers: JobHandlers) -> JobQueue:
-    """BullMQ producer when a Redis URL is given (workers run ``run_worker``), otherwise the
-    in-process runner executing ``handlers`` itself."""
-    if redis_url:
-        from novabilling.kit.jobs_bullmq import BullMQQueue
-
-        return BullMQQueue(redis_url)
-    from novabilling.kit.jobs_inprocess import InProcessQueue
-
-    return InProcessQueue(handlers)

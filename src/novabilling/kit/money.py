@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
 from pydantic import BeforeValidator
@@ -209,6 +209,12 @@ def format_display(minor: int, currency: str) -> str:
     grouped = f"{int(whole):,}"
     number = f"{grouped}.{fraction}" if decimals else grouped
     return f"{currency.upper()} {sign}{number}"
+
+
+def round_half_up(value: Decimal) -> int:
+    """``value`` (in minor units) rounded to a whole minor unit, halves away from zero
+    (2.5 -> 3, -2.5 -> -3): the one rounding rule of invoice lines."""
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def allocate(total_minor: int, weights: list[int]) -> list[int]:

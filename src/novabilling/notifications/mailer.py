@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from novabilling.errors import BusinessRule
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.notifications.views import Mailbox
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -196,7 +196,8 @@ class FileMailer:
 
     async def send(self, message: EmailMessage) -> None:
         data = message.as_bytes()
-        name = f"{utcnow():%Y%m%dT%H%M%S.%fZ}-{next(self._sequence):06d}-{secrets.token_hex(4)}.eml"
+        stamp = f"{SystemClock().now():%Y%m%dT%H%M%S.%fZ}"
+        name = f"{stamp}-{next(self._sequence):06d}-{secrets.token_hex(4)}.eml"
         try:
             await asyncio.to_thread(self._write, name, data)
         except OSError as exc:

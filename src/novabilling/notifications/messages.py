@@ -8,7 +8,7 @@ Templates live in ``templates/<name>.txt`` and ``templates/<name>.html`` (Jinja2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.kit.money import format_display
 from novabilling.notifications.views import (
     InvoiceView,
@@ -81,7 +81,7 @@ def compose(
     message["Subject"] = subject
     message["From"] = sender_address
     message["To"] = _address(recipient)
-    message["Date"] = format_datetime(utcnow())
+    message["Date"] = format_datetime(SystemClock().now())
     message["Message-ID"] = make_msgid(domain=sender_address.domain or None)
     message.set_content(_TEXT.get_template(f"{template}.txt").render(context))
     message.add_alternative(_HTML.get_template(f"{template}.html").render(context), subtype="html")
@@ -148,10 +148,32 @@ def payment_failed(
     )
 
 
+_NOUNS = {
+    "hourly": "hour",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "quarterly": "quarter",
+    "yearly": "year",
+}
+
+
+def interval_noun(interval: str) -> str:
+    """``monthly`` -> ``month`` (for "per month")."""
+    return _NOUNS.get(interval.lower(), interval.lower())
+
+
+def days_until(moment: datetime, now: datetime) -> int:
+    """Calendar days (UTC) from ``now`` to ``moment``: 0 today, 1 tomorrow."""
+    return (moment.astimezone(UTC).date() - now.astimezone(UTC).date()).days
+
+
 def trial_ending(
-    subscription: SubscriptionView, *, days_left: int, sender: Mailbox, recipient: Mailbox | str
+    subscription: SubscriptionView, *, now: datetime, sender: Mailbox, recipient: Mailbox | str
 ) -> EmailMessage:
-    when = "today" if days_left <= 0 else "tomorrow" if days_left == 1 else f"in {days_left} days"
+    ends = subscription.trial_ends_at or now
+    days_left = max(0, days_until(ends, now))
+    when = "today" if days_left == 0 else "tomorrow" if days_left == 1 else f"in {days_left} days"
     return compose(
         "trial_ending",
         subject=f"Your {subscription.plan_name} trial with {subscription.tenant.name} ends {when}",
@@ -162,7 +184,63 @@ def trial_ending(
             "tenant": subscription.tenant,
             "days_left": days_left,
             "when": when,
+            "per": interval_noun(subscription.billing_interval),
         },
+    )
+
+
+def _subscription_message(
+    template: str,
+    subject: str,
+    subscription: SubscriptionView,
+    sender: Mailbox,
+    recipient: Mailbox | str,
+) -> EmailMessage:
+    return compose(
+        template,
+        subject=subject,
+        sender=sender,
+        recipient=recipient,
+        context={
+            "subscription": subscription,
+            "tenant": subscription.tenant,
+            "per": interval_noun(subscription.billing_interval),
+        },
+    )
+
+
+def subscription_created(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = f"Your {subscription.plan_name} subscription with {subscription.tenant.name}"
+    return _subscription_message("subscription_created", subject, subscription, sender, recipient)
+
+
+def subscription_paused(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = (
+        f"Your {subscription.plan_name} subscription with {subscription.tenant.name} is paused"
+    )
+    return _subscription_message("subscription_paused", subject, subscription, sender, recipient)
+
+
+def subscription_resumed(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = (
+        f"Your {subscription.plan_name} subscription with {subscription.tenant.name} "
+        "is active again"
+    )
+    return _subscription_message("subscription_resumed", subject, subscription, sender, recipient)
+
+
+def subscription_plan_changed(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = f"Your plan with {subscription.tenant.name} has changed"
+    return _subscription_message(
+        "subscription_plan_changed", subject, subscription, sender, recipient
     )
 
 

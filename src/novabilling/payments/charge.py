@@ -1,30 +1,39 @@
 """Collecting an invoice through the tenant's provider: hosted checkout (``POST
-/api/invoices/{id}/checkout``), automatic charge of a saved authorization (``payments.charge``
-job), and ``confirm`` - asking the provider what happened to one of our payments.
+/api/invoices/{id}/checkout``), automatic charge of a saved authorization (the
+``payments.charge`` job, run by the billing engine), and ``confirm`` - asking the provider
+what happened to one of our payments.
 
-Provider choice: active configurations that support the invoice currency, lowest
-``priority`` first (so "the default provider for a currency" is the preferred one that
-handles it). Every provider call uses our payment reference (idempotency key / tx_ref):
-a retried job never charges twice.
+No provider call is made while a transaction or row lock is held. Each collection runs in
+three steps: (1) in one short transaction, lock the invoice, check it still needs money,
+record the attempt as a PROCESSING payment (with its first reconcile check scheduled) and
+commit; (2) call the provider; (3) in a new transaction, record the answer. A crash
+between (1) and (3) leaves a PROCESSING payment that the reconcile job resolves by asking
+the provider with the same reference.
+
+Provider choice: an explicitly named active provider, else the active configurations that
+support the invoice currency, lowest ``priority`` first. Every provider call uses our
+payment reference (idempotency key / tx_ref): a retried job never charges twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.customers.models import Customer
 from novabilling.errors import BusinessRule
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
+from novabilling.kit.clock import Clock
+from novabilling.kit.crypto import Encryptor
 from novabilling.kit.ids import derived_id, new_id
 from novabilling.payments import service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
+from novabilling.payments.inbound import payment_reference
 from novabilling.payments.models import (
     FAILED,
     KIND_CHARGE,
@@ -43,14 +52,16 @@ from novabilling.payments.providers.base import (
     ProviderUnavailable,
     Transaction,
 )
-from novabilling.webhooks.inbound import payment_reference
-
-if TYPE_CHECKING:
-    from novabilling.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 CHECKOUT_TTL = timedelta(minutes=30)
+SUPERSEDED = "Superseded by a newer checkout"
+Maker = async_sessionmaker[AsyncSession]
+
+
+class ProviderRefused(BusinessRule):
+    """The provider said no (400 with its message); the payment row stays FAILED."""
 
 
 def phone_of(customer: Customer | None) -> str | None:
@@ -72,15 +83,25 @@ def supports(name: str, currency: str) -> bool:
 
 
 async def choose_provider(
-    session: AsyncSession, *, tenant_id: str, currency: str, factory: ProviderFactory
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    currency: str,
+    factory: ProviderFactory,
+    name: str | None = None,
 ) -> ProviderHandle:
+    """``name`` when given (active, else 400), else the preferred active provider that
+    supports ``currency``."""
+    stmt = select(PaymentProviderConfig).where(PaymentProviderConfig.is_active.is_(True))
+    if name is not None:
+        stmt = stmt.where(PaymentProviderConfig.provider_name == name.lower())
     rows = await session.scalars(
-        select(PaymentProviderConfig)
-        .where(PaymentProviderConfig.is_active.is_(True))
-        .order_by(PaymentProviderConfig.priority, PaymentProviderConfig.created_at)
+        stmt.order_by(PaymentProviderConfig.priority, PaymentProviderConfig.created_at)
     )
     configured = list(rows)
     if not configured:
+        if name is not None:
+            raise BusinessRule(f"Payment provider {name} is not configured or not active")
         raise BusinessRule("No active payment provider configured")
     for row in configured:
         if supports(row.provider_name, currency):
@@ -93,15 +114,16 @@ async def choose_provider(
 def charge_payment_id(invoice_id: str, number: int) -> str:
     """Id (and so provider reference) of the invoice's ``number``-th automatic charge
     (0-based). Derived, not random: a charge job redone after dying between the provider
-    call and our commit (nothing of the first run saved) sends the same reference again,
-    and the provider answers with the first charge instead of charging twice."""
+    call and our commit sends the same reference again, and the provider answers with the
+    first charge instead of charging twice."""
     return derived_id(f"{invoice_id}:charge:{number}")
 
 
 def _new_payment(
-    invoice: Invoice, handle: ProviderHandle, kind: str, now: Any, *, payment_id: str | None = None
+    invoice: Invoice, handle: ProviderHandle, kind: str, now: datetime, payment_id: str
 ) -> Payment:
     payment = Payment(
+        id=payment_id,
         invoice_id=invoice.id,
         customer_id=invoice.customer_id,
         provider=handle.name,
@@ -109,79 +131,148 @@ def _new_payment(
         amount_minor=invoice.total_minor,
         currency=invoice.currency.upper(),
         status=PROCESSING,
+        refunded_minor=0,
+        check_attempts=0,
         created_at=now,
         updated_at=now,
     )
-    payment.id = payment_id or new_id()
     payment.reference = payment_reference(payment.id, handle.tenant_id)
+    service.schedule_check(payment, now)  # a crash before the answer: reconcile finds it
     return payment
 
 
-async def checkout(
-    session: AsyncSession,
-    *,
-    tenant_id: str,
-    invoice_id: str,
-    callback_url: str | None,
-    factory: ProviderFactory,
-) -> tuple[Payment, Any]:
-    """A hosted payment page for the invoice's full amount; reuses an open one."""
-    clock = factory.runtime.clock
+async def _locked_open_invoice(session: AsyncSession, invoice_id: str) -> Invoice:
     invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
     if invoice.status == PAID:
         raise BusinessRule("Invoice is already paid")
     if invoice.status == CANCELED:
         raise BusinessRule("Cannot checkout a canceled invoice")
-    handle = await choose_provider(
-        session, tenant_id=tenant_id, currency=invoice.currency, factory=factory
-    )
-    now = clock.now()
-    reusable = await session.scalar(
-        select(Payment).where(
-            Payment.invoice_id == invoice.id,
-            Payment.provider == handle.name,
-            Payment.kind == KIND_CHECKOUT,
-            Payment.status == PROCESSING,
-            Payment.amount_minor == invoice.total_minor,
-            Payment.expires_at > now,
-            Payment.checkout_url.is_not(None),
+    return invoice
+
+
+# --- hosted checkout ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CheckoutPlan:
+    payment_id: str
+    handle: ProviderHandle
+    request: CheckoutRequest
+
+
+async def _plan_checkout(
+    maker: Maker,
+    *,
+    tenant_id: str,
+    invoice_id: str,
+    callback_url: str | None,
+    provider: str | None,
+    factory: ProviderFactory,
+    clock: Clock,
+) -> Payment | _CheckoutPlan:
+    """Step 1: an open page to reuse, or a new PROCESSING payment (committed). A new
+    checkout supersedes the invoice's other open ones (one payable page at a time)."""
+    async with maker() as session:
+        invoice = await _locked_open_invoice(session, invoice_id)
+        handle = await choose_provider(
+            session, tenant_id=tenant_id, currency=invoice.currency, factory=factory, name=provider
         )
-    )
-    if reusable is not None:
-        return reusable, reusable.expires_at
-    customer = await session.get(Customer, invoice.customer_id)
-    payment = _new_payment(invoice, handle, KIND_CHECKOUT, now)
-    session.add(payment)
-    await session.flush()
-    request = CheckoutRequest(
-        reference=payment.reference or payment.id,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        email=customer.email if customer else "",
+        now = clock.now()
+        open_ones = list(
+            await session.scalars(
+                select(Payment).where(
+                    Payment.invoice_id == invoice.id,
+                    Payment.kind == KIND_CHECKOUT,
+                    Payment.status == PROCESSING,
+                )
+            )
+        )
+        for payment in open_ones:
+            if (
+                payment.provider == handle.name
+                and payment.amount_minor == invoice.total_minor
+                and payment.expires_at is not None
+                and payment.expires_at > now
+                and payment.checkout_url is not None
+                and (callback_url is None or callback_url == payment.callback_url)
+            ):
+                return payment  # closing the session releases the lock, keeps the values
+        if open_ones:
+            await session.execute(
+                update(Payment)
+                .where(Payment.id.in_([p.id for p in open_ones]))
+                .values(
+                    status=FAILED, failure_reason=SUPERSEDED, next_check_at=None, updated_at=now
+                )
+                .execution_options(synchronize_session=False)
+            )
+            log.info("payment.checkout_superseded", invoice_id=invoice.id, count=len(open_ones))
+        customer = await session.get(Customer, invoice.customer_id)
+        payment = _new_payment(invoice, handle, KIND_CHECKOUT, now, new_id())
+        payment.callback_url = callback_url
+        session.add(payment)
+        request = CheckoutRequest(
+            reference=payment.reference or payment.id,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            email=customer.email if customer else "",
+            callback_url=callback_url,
+            phone=phone_of(customer),
+            description=f"Invoice {invoice.invoice_number}",
+            metadata={"invoiceId": invoice.id, "paymentId": payment.id},
+        )
+        await session.commit()
+    return _CheckoutPlan(payment.id, handle, request)
+
+
+async def checkout(
+    maker: Maker,
+    *,
+    tenant_id: str,
+    invoice_id: str,
+    callback_url: str | None,
+    factory: ProviderFactory,
+    clock: Clock,
+    provider: str | None = None,
+) -> Payment:
+    """A hosted payment page for the invoice's full amount; reuses the open one."""
+    plan = await _plan_checkout(
+        maker,
+        tenant_id=tenant_id,
+        invoice_id=invoice_id,
         callback_url=callback_url,
-        phone=phone_of(customer),
-        description=f"Invoice {invoice.invoice_number}",
-        metadata={"invoiceId": invoice.id, "paymentId": payment.id},
+        provider=provider,
+        factory=factory,
+        clock=clock,
     )
+    if isinstance(plan, Payment):
+        return plan
+    error: ProviderError | None = None
     try:
-        result = await handle.adapter.create_checkout(request)
+        result = await plan.handle.adapter.create_checkout(plan.request)  # step 2
     except ProviderError as exc:
-        payment.status = FAILED
-        payment.failure_reason = exc.message
-        await session.flush()
-        log.warning("payment.checkout_failed", payment_id=payment.id, error=exc.message)
-        raise ProviderRefused(exc.message) from exc
-    payment.checkout_url = result.url
-    payment.provider_transaction_id = result.provider_reference
-    payment.expires_at = now + CHECKOUT_TTL
-    service.schedule_check(payment, now)
-    await session.flush()
-    log.info("payment.checkout_created", payment_id=payment.id, provider=handle.name)
-    return payment, payment.expires_at
+        error = exc
+    async with maker() as session:  # step 3
+        payment = await service.get_payment(session, payment_id=plan.payment_id, lock=True)
+        now = clock.now()
+        if error is not None:
+            payment.status = FAILED
+            payment.failure_reason = error.message
+            payment.next_check_at = None
+        else:
+            payment.checkout_url = result.url
+            payment.provider_transaction_id = result.provider_reference
+            payment.expires_at = now + CHECKOUT_TTL
+        payment.updated_at = now
+        await session.commit()
+    if error is not None:
+        log.warning("payment.checkout_failed", payment_id=payment.id, error=error.message)
+        raise ProviderRefused(error.message) from error
+    log.info("payment.checkout_created", payment_id=payment.id, provider=plan.handle.name)
+    return payment
 
 
-class ProviderRefused(BusinessRule):
-    """The provider said no (400 with its message); the payment row stays FAILED."""
+# --- confirmation -------------------------------------------------------------------------
 
 
 async def confirm(handle: ProviderHandle, payment: Payment) -> Transaction:
@@ -200,105 +291,131 @@ async def confirm(handle: ProviderHandle, payment: Payment) -> Transaction:
     return await handle.adapter.verify_transaction(key)
 
 
-async def charge_invoice(
+async def record(
     session: AsyncSession,
     *,
-    runtime: Runtime,
+    tenant_id: str,
+    payment_id: str,
+    txn: Transaction,
+    encryptor: Encryptor,
+    clock: Clock,
+) -> service.Recorded | None:
+    """Step 3 of a collection: the provider's answer applied to our payment (locked)."""
+    payment = await service.get_payment(session, payment_id=payment_id, lock=True)
+    if (
+        txn.provider_reference
+        and payment.provider == "mpesa"
+        and not payment.provider_transaction_id
+    ):
+        payment.provider_transaction_id = txn.provider_reference
+    return await service.record_outcome(
+        session, tenant_id=tenant_id, payment=payment, txn=txn, encryptor=encryptor, clock=clock
+    )
+
+
+# --- automatic charge ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargeAttempt:
+    """A PROCESSING charge recorded (and committed) and what to send to the provider;
+    ``request`` None when there is nothing to charge with (no saved method)."""
+
+    payment_id: str
+    handle: ProviderHandle
+    request: ChargeRequest | None
+
+
+async def begin_charge(
+    maker: Maker,
+    *,
     tenant_id: str,
     invoice_id: str,
     factory: ProviderFactory,
+    encryptor: Encryptor,
+    clock: Clock,
     attempt: int | None = None,
-) -> Payment | None:
-    """``payments.charge``: charge the customer's saved authorization for the invoice.
+) -> ChargeAttempt | None:
+    """Step 1 of ``payments.charge``: None when there is nothing to do - the invoice is
+    paid, voided or zero, a charge is in flight, or (``attempt`` = the invoice's
+    ``collection_attempts`` when queued) dunning moved on since the job was queued."""
+    async with maker() as session:
+        invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
+        if invoice.status in (PAID, CANCELED) or invoice.total_minor <= 0:
+            return None
+        if attempt is not None and attempt != invoice.collection_attempts:
+            log.info("payment.charge_stale", invoice_id=invoice.id, attempt=attempt)
+            return None
+        in_flight = await session.scalar(
+            select(Payment.id).where(
+                Payment.invoice_id == invoice.id,
+                Payment.kind == KIND_CHARGE,
+                Payment.status == PROCESSING,
+            )
+        )
+        if in_flight is not None:
+            return None
+        try:
+            handle = await choose_provider(
+                session, tenant_id=tenant_id, currency=invoice.currency, factory=factory
+            )
+        except BusinessRule as exc:
+            log.warning("payment.charge_no_provider", invoice_id=invoice.id, reason=str(exc))
+            return None
+        customer = await session.get(Customer, invoice.customer_id)
+        method = await session.scalar(
+            select(PaymentMethod)
+            .where(
+                PaymentMethod.customer_id == invoice.customer_id,
+                PaymentMethod.provider == handle.name,
+            )
+            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at.desc())
+        )
+        charges = await session.scalar(
+            select(func.count())
+            .select_from(Payment)
+            .where(Payment.invoice_id == invoice.id, Payment.kind == KIND_CHARGE)
+        )
+        payment_id = charge_payment_id(invoice.id, int(charges or 0))
+        payment = _new_payment(invoice, handle, KIND_CHARGE, clock.now(), payment_id)
+        session.add(payment)
+        token = (
+            encryptor.decrypt(method.token_encrypted, aad=tenant_id.encode()) if method else None
+        )
+        request = None
+        if token is not None or handle.name == "mpesa":
+            request = ChargeRequest(
+                reference=payment.reference or payment.id,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                email=(method.email if method and method.email else None)
+                or (customer.email if customer else ""),
+                authorization=token,
+                phone=phone_of(customer),
+                description=f"Invoice {invoice.invoice_number}"[
+                    : 13 if handle.name == "mpesa" else 200
+                ],
+            )
+        await session.commit()
+    return ChargeAttempt(payment_id, handle, request)
 
-    Safe to run twice (or to be queued twice by the billing tick): an invoice that is paid,
-    has a charge in flight, or - with ``attempt`` (the job's ``collection_attempts`` when
-    queued) - has failed since the job was queued is skipped; the charge reference is
-    derived from (invoice, charge number), so a run redone after a crash reuses it."""
-    invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
-    if invoice.status in (PAID, CANCELED) or invoice.total_minor <= 0:
-        return None
-    if attempt is not None and attempt != invoice.collection_attempts:
-        log.info("payment.charge_stale", invoice_id=invoice.id, attempt=attempt)
-        return None  # dunning moved on since this job was queued: its retry is due later
-    in_flight = await session.scalar(
-        select(Payment).where(
-            Payment.invoice_id == invoice.id,
-            Payment.kind == KIND_CHARGE,
-            Payment.status == PROCESSING,
-        )
-    )
-    if in_flight is not None:
-        return in_flight
-    handle = await choose_provider(
-        session, tenant_id=tenant_id, currency=invoice.currency, factory=factory
-    )
-    customer = await session.get(Customer, invoice.customer_id)
-    method = await session.scalar(
-        select(PaymentMethod)
-        .where(
-            PaymentMethod.customer_id == invoice.customer_id, PaymentMethod.provider == handle.name
-        )
-        .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at.desc())
-    )
-    now = runtime.clock.now()
-    charges = await session.scalar(
-        select(func.count())
-        .select_from(Payment)
-        .where(Payment.invoice_id == invoice.id, Payment.kind == KIND_CHARGE)
-    )
-    payment_id = charge_payment_id(invoice.id, int(charges or 0))
-    payment = _new_payment(invoice, handle, KIND_CHARGE, now, payment_id=payment_id)
-    session.add(payment)
-    await session.flush()
-    token = (
-        runtime.encryptor.decrypt(method.token_encrypted, aad=tenant_id.encode())
-        if method is not None
-        else None
-    )
-    if token is None and handle.name != "mpesa":
-        txn = Transaction(
-            reference=payment.id,
+
+async def send_charge(attempt: ChargeAttempt) -> Transaction:
+    """Step 2: the provider call (no transaction open). Unreachable is UNKNOWN, not FAILED:
+    the reconcile job asks again."""
+    if attempt.request is None:
+        return Transaction(
+            reference=attempt.payment_id,
             outcome=Outcome.FAILED,
             message="No saved payment method for this customer",
         )
-    else:
-        txn = await _charge(handle, payment, invoice, customer, token, method)
-    await service.record_outcome(
-        session,
-        tenant_id=tenant_id,
-        payment=payment,
-        txn=txn,
-        encryptor=runtime.encryptor,
-        clock=runtime.clock,
-    )
-    return payment
-
-
-async def _charge(
-    handle: ProviderHandle,
-    payment: Payment,
-    invoice: Invoice,
-    customer: Customer | None,
-    token: str | None,
-    method: PaymentMethod | None,
-) -> Transaction:
-    request = ChargeRequest(
-        reference=payment.reference or payment.id,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        email=(method.email if method and method.email else None)
-        or (customer.email if customer else ""),
-        authorization=token,
-        phone=phone_of(customer),
-        description=f"Invoice {invoice.invoice_number}"[: 13 if handle.name == "mpesa" else 200],
-    )
     try:
-        txn = await handle.adapter.charge(request)
+        return await attempt.handle.adapter.charge(attempt.request)
     except ProviderUnavailable as exc:
-        return Transaction(reference=payment.id, outcome=Outcome.UNKNOWN, message=exc.message)
+        return Transaction(
+            reference=attempt.payment_id, outcome=Outcome.UNKNOWN, message=exc.message
+        )
     except ProviderError as exc:
-        return Transaction(reference=payment.id, outcome=Outcome.FAILED, message=exc.message)
-    if handle.name == "mpesa" and txn.provider_reference:
-        payment.provider_transaction_id = txn.provider_reference
-    return txn
+        return Transaction(
+            reference=attempt.payment_id, outcome=Outcome.FAILED, message=exc.message
+        )

@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.clock import utcnow
 from novabilling.kit.db import JSONType, TenantBase, id_column
 
 PENDING = "PENDING"
@@ -50,8 +49,8 @@ class PaymentProviderConfig(TenantBase):
     credentials_encrypted: Mapped[str] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     priority: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class Payment(TenantBase):
@@ -76,14 +75,15 @@ class Payment(TenantBase):
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     checkout_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    callback_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     # Reconcile: when to ask the provider again about a PROCESSING attempt.
     next_check_at: Mapped[datetime | None] = mapped_column(default=None)
     check_attempts: Mapped[int] = mapped_column(Integer, default=0)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class Refund(TenantBase):
@@ -99,8 +99,8 @@ class Refund(TenantBase):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     provider_refund_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     message: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class PaymentMethod(TenantBase):
@@ -117,5 +117,5 @@ class PaymentMethod(TenantBase):
     last4: Mapped[str | None] = mapped_column(String(4), default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()

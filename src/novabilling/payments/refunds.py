@@ -10,14 +10,16 @@ the contract's: status ``REFUNDED`` after the first refund, ``metadata`` gains
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.errors import BusinessRule, Invalid
 from novabilling.kit import money
+from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.kit.timestamps import to_wire
 from novabilling.payments import service
@@ -41,59 +43,85 @@ _STATUS = {Outcome.SUCCEEDED: SUCCEEDED, Outcome.FAILED: FAILED}
 
 
 async def refund_payment(
-    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
     *,
     tenant_id: str,
     payment_id: str,
     amount: Decimal | None,
     reason: str | None,
     factory: ProviderFactory,
-) -> Payment:
+) -> str:
+    """Refund ``amount`` (default: all that is left) of a payment; returns its id.
+
+    No provider call under a lock: (1) lock the payment, check, reserve the amount and
+    record the refund, commit; (2) ask the provider; (3) record its answer - a refusal
+    gives the reserved amount back and answers 400 with the provider's message."""
     clock = factory.runtime.clock
-    payment = await service.get_payment(session, payment_id=payment_id, lock=True)
-    left = payment.amount_minor - payment.refunded_minor
-    refundable = payment.status == SUCCEEDED or (payment.status == REFUNDED and left > 0)
-    if not refundable:
-        raise BusinessRule("Only succeeded payments can be refunded")
-    amount_minor = (
-        left
-        if amount is None
-        else money.to_minor(amount, payment.currency, field="amount", allow_zero=False)
-    )
-    if amount_minor > left:
-        raise Invalid("amount", "amount must not exceed the amount paid (less earlier refunds)")
-    now = clock.now()
-    refund = Refund(
-        id=new_id(),
-        payment_id=payment.id,
-        amount_minor=amount_minor,
-        currency=payment.currency,
-        status=SUCCEEDED,
-        reason=reason,
-        created_at=now,
-        updated_at=now,
-    )
-    handle = None
-    if payment.kind != KIND_MANUAL:
-        handle = await factory.get(tenant_id, payment.provider)
-    if handle is not None:
-        try:
-            answer = await handle.adapter.refund(
-                RefundRequest(
-                    reference=refund.id,
-                    transaction_reference=payment.reference or payment.id,
-                    provider_transaction_id=_refund_key(payment),
-                    amount_minor=amount_minor,
-                    currency=payment.currency,
-                    reason=reason,
-                )
-            )
-        except ProviderError as exc:
-            raise BusinessRule(f"Refund refused by {payment.provider}: {exc.message}") from exc
+    async with maker() as session:
+        payment = await service.get_payment(session, payment_id=payment_id, lock=True)
+        left = payment.amount_minor - payment.refunded_minor
+        refundable = payment.status == SUCCEEDED or (payment.status == REFUNDED and left > 0)
+        if not refundable:
+            raise BusinessRule("Only succeeded payments can be refunded")
+        amount_minor = (
+            left
+            if amount is None
+            else money.to_minor(amount, payment.currency, field="amount", allow_zero=False)
+        )
+        if amount_minor > left:
+            raise Invalid("amount", "amount must not exceed the amount paid (less earlier refunds)")
+        handle = None
+        if payment.kind != KIND_MANUAL:
+            handle = await factory.get(tenant_id, payment.provider)
+        before = _Reserved(payment.status, dict(payment.metadata_ or {}))
+        refund = _reserve(payment, amount_minor, reason, clock, provider=handle is not None)
+        session.add(refund)
+        request = RefundRequest(
+            reference=refund.id,
+            transaction_reference=payment.reference or payment.id,
+            provider_transaction_id=_refund_key(payment),
+            amount_minor=amount_minor,
+            currency=payment.currency,
+            reason=reason,
+        )
+        if handle is None:
+            _announce(tenant_id, payment, refund, clock)
+        await session.commit()
+    if handle is None:
+        return payment_id
+    try:
+        answer = await handle.adapter.refund(request)
+    except ProviderError as exc:
+        await _release(maker, refund.id, before, message=exc.message)
+        raise BusinessRule(f"Refund refused by {payment.provider}: {exc.message}") from exc
+    async with maker() as session:
+        stored = await session.get(Refund, refund.id, with_for_update=True)
+        payment = await service.get_payment(session, payment_id=payment_id)
+        if stored is None:  # its payment was deleted meanwhile (customer deletion)
+            return payment_id
+        refund = stored
         refund.status = _STATUS.get(answer.outcome, PENDING)
         refund.provider_refund_id = answer.provider_refund_id
         refund.message = answer.message
-    session.add(refund)
+        refund.updated_at = clock.now()
+        _announce(tenant_id, payment, refund, clock)
+        await session.commit()
+    log.info("payment.refunded", payment_id=payment_id, refund_id=refund.id, status=refund.status)
+    return payment_id
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    """What a payment looked like before a refund reserved part of it."""
+
+    status: str
+    metadata: dict[str, object]
+
+
+def _reserve(
+    payment: Payment, amount_minor: int, reason: str | None, clock: Clock, *, provider: bool
+) -> Refund:
+    now = clock.now()
     payment.refunded_minor += amount_minor
     payment.status = REFUNDED
     payment.metadata_ = {
@@ -103,21 +131,49 @@ async def refund_payment(
         "refundedAt": to_wire(now),
     }
     payment.updated_at = now
-    await session.flush()
+    return Refund(
+        id=new_id(),
+        payment_id=payment.id,
+        amount_minor=amount_minor,
+        currency=payment.currency,
+        status=PENDING if provider else SUCCEEDED,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _release(
+    maker: async_sessionmaker[AsyncSession], refund_id: str, before: _Reserved, *, message: str
+) -> None:
+    """The provider refused: the refund FAILED, the payment as it was."""
+    async with maker() as session:
+        refund = await session.get(Refund, refund_id, with_for_update=True)
+        if refund is None:
+            return
+        payment = await service.get_payment(session, payment_id=refund.payment_id, lock=True)
+        refund.status = FAILED
+        refund.message = message
+        payment.refunded_minor = max(0, payment.refunded_minor - refund.amount_minor)
+        payment.status = before.status
+        payment.metadata_ = before.metadata or None
+        await session.commit()
+
+
+def _announce(tenant_id: str, payment: Payment, refund: Refund, clock: Clock) -> None:
+    """Outbound ``payment.refunded``."""
     outbound.emit(
         tenant_id,
         "payment.refunded",
         {
             "paymentId": payment.id,
             "invoiceId": payment.invoice_id,
-            "refundAmount": money.to_number(amount_minor, payment.currency),
+            "refundAmount": money.to_number(refund.amount_minor, payment.currency),
             "currency": payment.currency,
         },
         clock=clock,
         key=refund.id,
     )
-    log.info("payment.refunded", payment_id=payment.id, refund_id=refund.id, status=refund.status)
-    return payment
 
 
 def _refund_key(payment: Payment) -> str | None:
@@ -171,30 +227,46 @@ async def apply_update(
 
 
 async def poll_pending(
-    session: AsyncSession, *, tenant_id: str, factory: ProviderFactory, limit: int = 50
+    maker: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: str,
+    factory: ProviderFactory,
+    limit: int = 50,
 ) -> int:
-    """Ask the provider about PENDING refunds (reconcile); returns how many settled."""
-    rows = list(await session.scalars(select(Refund).where(Refund.status == PENDING).limit(limit)))
+    """Ask the provider about PENDING refunds (reconcile); returns how many settled. Each
+    answer is recorded in its own short transaction (no provider call inside one)."""
+    async with maker() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(Refund.id, Refund.provider_refund_id, Payment.provider)
+                    .join(Payment, Payment.id == Refund.payment_id)
+                    .where(Refund.status == PENDING, Refund.provider_refund_id.is_not(None))
+                    .limit(limit)
+                )
+            )
+            .tuples()
+            .all()
+        )
     settled = 0
-    for refund in rows:
-        payment = await session.get(Payment, refund.payment_id)
-        handle = await factory.get(tenant_id, payment.provider) if payment else None
-        if handle is None or not refund.provider_refund_id:
+    for refund_id, provider_refund_id, provider in rows:
+        handle = await factory.get(tenant_id, provider)
+        if handle is None:
             continue
         probe = ProviderRefund(
-            reference=refund.id,
-            outcome=Outcome.PENDING,
-            provider_refund_id=refund.provider_refund_id,
+            reference=refund_id, outcome=Outcome.PENDING, provider_refund_id=provider_refund_id
         )
         try:
             answer = await handle.adapter.refund_status(probe)
         except ProviderError:
             continue
-        updated = await apply_update(
-            session,
-            provider_refund_id=refund.provider_refund_id,
-            our_reference=refund.id,
-            outcome=answer.outcome,
-        )
+        async with maker() as session:
+            updated = await apply_update(
+                session,
+                provider_refund_id=provider_refund_id,
+                our_reference=refund_id,
+                outcome=answer.outcome,
+            )
+            await session.commit()
         settled += int(updated is not None and updated.status != PENDING)
     return settled

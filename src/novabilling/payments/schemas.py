@@ -4,7 +4,6 @@ payments.md). Money leaves as canonical decimal strings via ``kit.money.to_wire`
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
@@ -93,10 +92,10 @@ def payment_out(
     return body
 
 
-def checkout_out(payment: Payment, expires_at: datetime) -> dict[str, Any]:
+def checkout_out(payment: Payment) -> dict[str, Any]:
     return {
         "checkoutUrl": payment.checkout_url,
         "paymentId": payment.id,
         "provider": payment.provider,
-        "expiresAt": to_wire(expires_at),
+        "expiresAt": to_wire(payment.expires_at) if payment.expires_at else None,
     }

@@ -1,30 +1,43 @@
-"""Payments: list/get, manual recording, and ``record_outcome`` - the one place a provider's
-answer (webhook confirmed by verify, charge result, reconcile poll) changes our state.
+"""Payments: list/get, manual recording (``POST /api/payments``, mark-paid), and
+``record_outcome`` - the one place a provider's answer (webhook confirmed by verify,
+charge result, reconcile poll) changes our state.
 
-``record_outcome`` is idempotent (a SUCCEEDED/REFUNDED payment is final) and marks the
-invoice PAID only when the confirmed amount and currency match the payment and the invoice
-(STYLE §3.10: no phantom payments).
+``record_outcome`` is idempotent (a SUCCEEDED/REFUNDED payment is final), settles the
+invoice through ``invoices.lifecycle.settle`` only when the confirmed amount and currency
+match the payment and the invoice (STYLE §3.10: no phantom payments), and returns what
+changed as a ``Recorded``: the caller (the billing engine) decides dunning from a failed
+automatic charge - payments never reach up into billing.
+
+A payment that succeeds on an invoice already PAID (two checkouts, a late webhook) is an
+overpayment: recorded SUCCEEDED with ``metadata.overpaid: true``, outbound
+``payment.overpaid``, and refunded automatically (``REFUND_OVERPAYMENT_JOB``) when the
+provider offers refunds; otherwise ``metadata.needsAttention: true`` flags it for the
+tenant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.customers.models import Customer
-from novabilling.errors import Invalid, NotFound
+from novabilling.errors import BusinessRule, Invalid, NotFound
+from novabilling.invoices import lifecycle as invoice_lifecycle
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
 from novabilling.invoices.schemas import invoice_out
 from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor, sha256_hex
+from novabilling.kit.jobs import QUEUE_PAYMENTS, enqueue_after_commit
 from novabilling.kit.pagination import paginate
+from novabilling.notifications import jobs as emails
 from novabilling.payments import schemas
 from novabilling.payments.models import (
     FAILED,
@@ -43,6 +56,24 @@ from novabilling.webhooks import outbound
 log = structlog.get_logger(__name__)
 
 RECONCILE_DELAYS = (60, 300, 900, 3600, 6 * 3600, 24 * 3600)  # seconds, then give up
+UNCONFIRMED = "unconfirmed"  # failure reason once the provider never gave an answer
+REFUND_OVERPAYMENT_JOB = "payments.refund_overpayment"  # {tenant_id, payment_id}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one provider answer changed: the payment's new status (SUCCEEDED, FAILED) for
+    the invoice it pays. ``charge_failed`` is the billing engine's cue for dunning."""
+
+    payment_id: str
+    invoice_id: str
+    kind: str
+    status: str
+    reason: str | None = None
+
+    @property
+    def charge_failed(self) -> bool:
+        return self.kind == KIND_CHARGE and self.status == FAILED
 
 
 # -- reads --------------------------------------------------------------------------------
@@ -108,8 +139,48 @@ async def list_payments(
     return await paginate(session, stmt, page, limit)
 
 
+async def list_for_invoice(session: AsyncSession, invoice_id: str) -> list[dict[str, Any]]:
+    """The invoice's payments, oldest first, as Payment objects without embeds."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(Payment.invoice_id == invoice_id)
+        .order_by(Payment.created_at, Payment.id)
+    )
+    return [schemas.payment_out(p, embed=False) for p in rows.all()]
+
+
+async def find_for_event(
+    session: AsyncSession, *, payment_id: str | None, provider_reference: str | None
+) -> Payment | None:
+    """The payment an inbound event is about: our id from the echoed reference, else the
+    provider's transaction id."""
+    if payment_id:
+        found = await session.get(Payment, payment_id)
+        if found is not None:
+            return found
+    if provider_reference:
+        return await session.scalar(
+            select(Payment).where(Payment.provider_transaction_id == provider_reference)
+        )
+    return None
+
+
+async def flag_for_attention(
+    maker: async_sessionmaker[AsyncSession], *, payment_id: str, reason: str
+) -> None:
+    """Mark a payment the tenant must look at (``metadata.needsAttention``)."""
+    async with maker() as session:
+        payment = await get_payment(session, payment_id=payment_id, lock=True)
+        payment.metadata_ = {
+            **(payment.metadata_ or {}),
+            "needsAttention": True,
+            "attentionReason": reason[:500],
+        }
+        await session.commit()
+
+
 async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
-    """The customer's payments (``customers.relations``), newest invoice first."""
+    """The customer's payments (``billing.accounts``), newest invoice first."""
     rows = await session.execute(
         select(Payment)
         .join(Invoice, Invoice.id == Payment.invoice_id)
@@ -168,9 +239,15 @@ async def create_manual(
     )
     session.add(payment)
     await session.flush()
-    if body.status == SUCCEEDED and invoice.status not in (PAID,):
-        await _settle_invoice(
-            session, tenant_id=tenant_id, invoice=invoice, payment=payment, clock=clock
+    if body.status == SUCCEEDED and invoice.status not in (PAID, CANCELED):
+        await invoice_lifecycle.settle(
+            session,
+            invoice,
+            tenant_id=tenant_id,
+            clock=clock,
+            method=payment.provider,
+            reference=payment.provider_transaction_id,
+            paid_at=created_at,
         )
     outbound.emit(
         tenant_id,
@@ -193,34 +270,35 @@ async def create_manual(
 # -- provider outcomes --------------------------------------------------------------------
 
 
-async def _settle_invoice(
-    session: AsyncSession, *, tenant_id: str, invoice: Invoice, payment: Payment, clock: Clock
-) -> None:
-    """Invoice PAID, PAST_DUE subscription reactivated, receipt queued (the billing
-    engineer's ``billing.dunning.settle_paid``), then outbound ``invoice.paid``."""
-    from novabilling.billing import dunning
-
-    await dunning.settle_paid(
-        session,
-        tenant_id=tenant_id,
-        invoice=invoice,
-        clock=clock,
-        provider=payment.provider,
-        reference=payment.provider_transaction_id,
+async def mark_paid(
+    session: AsyncSession, *, tenant_id: str, invoice_id: str, method: str, clock: Clock
+) -> Invoice:
+    """``POST /api/invoices/{id}/mark-paid``: a SUCCEEDED manual payment for the invoice
+    amount and the invoice settled (PAID and CANCELED invoices are refused)."""
+    invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
+    if invoice.status == PAID:
+        raise BusinessRule("Invoice is already paid")
+    if invoice.status == CANCELED:
+        raise BusinessRule("Cannot mark a canceled invoice as paid")
+    now = clock.now()
+    session.add(
+        Payment(
+            invoice_id=invoice.id,
+            customer_id=invoice.customer_id,
+            provider=method,
+            kind=KIND_MANUAL,
+            amount_minor=invoice.total_minor,
+            currency=invoice.currency,
+            status=SUCCEEDED,
+            paid_at=now,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    outbound.emit(
-        tenant_id,
-        "invoice.paid",
-        {
-            "invoiceId": invoice.id,
-            "invoiceNumber": invoice.invoice_number,
-            "customerId": invoice.customer_id,
-            "amount": money.to_number(invoice.total_minor, invoice.currency),
-            "currency": invoice.currency,
-        },
-        clock=clock,
-        key=invoice.id,
+    await invoice_lifecycle.settle(
+        session, invoice, tenant_id=tenant_id, clock=clock, method=method
     )
+    return invoice
 
 
 def _event_data(payment: Payment, **extra: Any) -> dict[str, Any]:
@@ -256,43 +334,51 @@ async def record_outcome(
     txn: Transaction,
     encryptor: Encryptor,
     clock: Clock,
-) -> None:
-    """Apply one confirmed provider answer to ``payment`` (idempotent)."""
-    if payment.status in (SUCCEEDED, REFUNDED, FAILED) and txn.outcome is not Outcome.SUCCEEDED:
-        return
+) -> Recorded | None:
+    """Apply one confirmed provider answer to ``payment`` (idempotent): what changed, or
+    None when nothing did (a pending answer, a final payment, a repeat)."""
     if payment.status in (SUCCEEDED, REFUNDED):
-        return
+        return None
+    if payment.status == FAILED and txn.outcome is not Outcome.SUCCEEDED:
+        return None
     now = clock.now()
     if txn.provider_reference and (
         txn.outcome is Outcome.SUCCEEDED or not payment.provider_transaction_id
     ):
         # The provider's own transaction id (replaces a checkout session / access code).
         payment.provider_transaction_id = txn.provider_reference
+    recorded: Recorded | None = None
     if txn.outcome is Outcome.SUCCEEDED:
-        await _succeeded(
+        recorded = await _succeeded(
             session, tenant_id=tenant_id, payment=payment, txn=txn, encryptor=encryptor, clock=clock
         )
     elif txn.outcome is Outcome.FAILED:
-        await _failed(
+        recorded = await fail_payment(
             session,
             tenant_id=tenant_id,
             payment=payment,
             reason=txn.message or "Payment failed",
             clock=clock,
         )
-    else:
-        schedule_check(payment, now)
+    elif not schedule_check(payment, now):
+        recorded = await fail_payment(
+            session, tenant_id=tenant_id, payment=payment, reason=UNCONFIRMED, clock=clock
+        )
+        log.warning("payment.unconfirmed", payment_id=payment.id, checks=payment.check_attempts)
     payment.updated_at = now
     await session.flush()
+    return recorded
 
 
-def schedule_check(payment: Payment, now: datetime) -> None:
-    """Unknown is not failed: ask the provider again later (reconcile job / tick)."""
+def schedule_check(payment: Payment, now: datetime) -> bool:
+    """Unknown is not failed: ask the provider again later (reconcile job / tick). False
+    when every check is used up (the caller gives the payment its terminal outcome)."""
     if payment.check_attempts >= len(RECONCILE_DELAYS):
         payment.next_check_at = None
-        return
+        return False
     payment.next_check_at = now + timedelta(seconds=RECONCILE_DELAYS[payment.check_attempts])
     payment.check_attempts += 1
+    return True
 
 
 async def _succeeded(
@@ -303,24 +389,29 @@ async def _succeeded(
     txn: Transaction,
     encryptor: Encryptor,
     clock: Clock,
-) -> None:
+) -> Recorded | None:
     invoice = await invoice_service.get_invoice(session, payment.invoice_id, lock=True)
     problem = _matches(payment, invoice, txn)
     if problem is not None:
         log.error("payment.amount_mismatch", payment_id=payment.id, problem=problem)
         payment.failure_reason = f"Not applied: {problem}"
         payment.next_check_at = None
-        return
+        return None
     now = clock.now()
-    payment.status = SUCCEEDED
-    payment.failure_reason = None
-    payment.paid_at = now
-    payment.next_check_at = None
-    if invoice.status == CANCELED:
-        log.warning("payment.canceled_invoice_paid", payment_id=payment.id, invoice_id=invoice.id)
-    elif invoice.status != PAID:
-        await _settle_invoice(
-            session, tenant_id=tenant_id, invoice=invoice, payment=payment, clock=clock
+    if not await _claim(
+        session, payment, SUCCEEDED, failure_reason=None, paid_at=now, next_check_at=None
+    ):
+        return None  # another worker recorded this answer first
+    if invoice.status in (PAID, CANCELED):
+        _overpaid(tenant_id, payment, invoice, clock=clock)
+    else:
+        await invoice_lifecycle.settle(
+            session,
+            invoice,
+            tenant_id=tenant_id,
+            clock=clock,
+            method=payment.provider,
+            reference=payment.provider_transaction_id,
         )
     if txn.authorization and payment.customer_id:
         await save_method(
@@ -335,33 +426,76 @@ async def _succeeded(
         )
     outbound.emit(tenant_id, "payment.succeeded", _event_data(payment), clock=clock, key=payment.id)
     log.info("payment.succeeded", payment_id=payment.id, invoice_id=invoice.id)
+    return Recorded(payment.id, invoice.id, payment.kind, SUCCEEDED)
 
 
-async def _failed(
-    session: AsyncSession, *, tenant_id: str, payment: Payment, reason: str, clock: Clock
-) -> None:
-    payment.status = FAILED
-    payment.failure_reason = reason
-    payment.next_check_at = None
-    invoice = await invoice_service.get_invoice(session, payment.invoice_id, lock=True)
-    data = _event_data(payment, error=reason)
-    if payment.kind == KIND_CHARGE and invoice.status not in (PAID, CANCELED):
-        from novabilling.billing import dunning
-
-        await dunning.record_failure(
-            session, tenant_id=tenant_id, invoice_id=invoice.id, reason=reason, clock=clock
+def _overpaid(tenant_id: str, payment: Payment, invoice: Invoice, *, clock: Clock) -> None:
+    """Money arrived for an invoice that no longer wants it (already PAID, or voided):
+    record it, tell the tenant, give it back where the provider can."""
+    refundable = payment.kind != KIND_MANUAL
+    payment.metadata_ = {
+        **(payment.metadata_ or {}),
+        "overpaid": True,
+        "invoiceStatus": invoice.status,
+        "needsAttention": not refundable,
+    }
+    outbound.emit(
+        tenant_id,
+        "payment.overpaid",
+        _event_data(payment, invoiceStatus=invoice.status, autoRefund=refundable),
+        clock=clock,
+        key=payment.id,
+    )
+    if refundable:
+        enqueue_after_commit(
+            QUEUE_PAYMENTS,
+            REFUND_OVERPAYMENT_JOB,
+            {"tenant_id": tenant_id, "payment_id": payment.id},
+            job_id=f"{tenant_id}:overpaid:{payment.id}",
+            attempts=5,
         )
-    else:
-        from novabilling.billing import emails
+    log.warning(
+        "payment.overpaid", payment_id=payment.id, invoice_id=invoice.id, status=invoice.status
+    )
 
+
+async def _claim(session: AsyncSession, payment: Payment, status: str, **values: Any) -> bool:
+    """Compare-and-set the payment's status from the one this worker read: of two workers
+    recording answers for the same payment (two webhooks, a webhook and a reconcile), one
+    wins - also on SQLite, which has no row locks."""
+    sources = (PROCESSING, FAILED) if status == SUCCEEDED else (PROCESSING,)
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status.in_(sources))
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        await session.refresh(payment)
+        return False
+    await session.refresh(payment)
+    return True
+
+
+async def fail_payment(
+    session: AsyncSession, *, tenant_id: str, payment: Payment, reason: str, clock: Clock
+) -> Recorded | None:
+    """The payment FAILED. A failed checkout tells the customer here; a failed automatic
+    charge is reported to the caller, whose dunning tells them with the retry date."""
+    if not await _claim(session, payment, FAILED, failure_reason=reason, next_check_at=None):
+        return None  # another worker recorded an answer first
+    if payment.kind != KIND_CHARGE:
         emails.queue(
             tenant_id,
             emails.PAYMENT_FAILED,
-            {"invoice_id": invoice.id, "reason": reason},
+            {"invoice_id": payment.invoice_id, "reason": reason},
             key=payment.id,
         )
-    outbound.emit(tenant_id, "payment.failed", data, clock=clock, key=payment.id)
+    outbound.emit(
+        tenant_id, "payment.failed", _event_data(payment, error=reason), clock=clock, key=payment.id
+    )
     log.info("payment.failed", payment_id=payment.id, reason=reason)
+    return Recorded(payment.id, payment.invoice_id, payment.kind, FAILED, reason)
 
 
 async def save_method(
@@ -395,7 +529,7 @@ async def save_method(
         token_hash=digest,
         brand=str(auth.get("brand") or "")[:50] or None,
         last4=str(auth.get("last4") or "")[:4] or None,
-        email=(raw.get("customer") or {}).get("email") if isinstance(raw, dict) else None,
+        email=_payer_email(raw),
         is_default=not has_default,
         created_at=now,
         updated_at=now,
@@ -406,5 +540,14 @@ async def save_method(
     return method
 
 
-def open_processing(payment: Payment) -> bool:
-    return payment.status == PROCESSING
+def _payer_email(raw: Any) -> str | None:
+    """The payer's e-mail from a provider's transaction, where it has one: Paystack and
+    Flutterwave embed a customer object; a Stripe PaymentIntent names its customer by id
+    (a string) and keeps the address in ``receipt_email``."""
+    if not isinstance(raw, dict):
+        return None
+    customer = raw.get("customer")
+    if isinstance(customer, dict) and isinstance(customer.get("email"), str):
+        return str(customer["email"])[:320]
+    receipt = raw.get("receipt_email")
+    return str(receipt)[:320] if isinstance(receipt, str) else None

@@ -12,7 +12,6 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.clock import utcnow
 from novabilling.kit.db import JSONType, TenantBase, id_column
 
 BILLING_INTERVALS = ("HOURLY", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY")
@@ -35,8 +34,8 @@ class Plan(TenantBase):
     net_payment_terms: Mapped[int | None] = mapped_column(Integer, default=None)
     invoice_grace_period_days: Mapped[int] = mapped_column(Integer, default=0)
     progressive_billing_threshold_e4: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class PlanPrice(TenantBase):
@@ -50,5 +49,5 @@ class PlanPrice(TenantBase):
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()

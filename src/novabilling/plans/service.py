@@ -1,7 +1,7 @@
 """Plans and plan prices (contract plans.md).
 
-Called by other domains: ``get_plan``, ``prices_of``, ``price_for``, ``plan_out`` (wire
-dict for embedding, re-exported from ``schemas``) and ``subscriptions_using_plan``.
+Called by other domains: ``get_plan``, ``prices_of``, ``price_for`` and ``plan_out`` (wire
+dict for embedding, re-exported from ``schemas``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,6 @@ from novabilling.kit.money import MAX_MINOR, normalize_code, parse_amount, to_mi
 from novabilling.kit.pagination import newest_first
 from novabilling.plans.models import Plan, PlanPrice
 from novabilling.plans.schemas import E4, PlanCreate, PlanPatch, plan_out
-from novabilling.subscriptions.models import Subscription
 
 __all__ = [
     "add_price",
@@ -31,7 +30,6 @@ __all__ = [
     "plan_out",
     "price_for",
     "prices_of",
-    "subscriptions_using_plan",
     "update_plan",
     "update_price",
 ]
@@ -91,14 +89,6 @@ async def price_for(session: AsyncSession, plan_id: str, currency: str) -> PlanP
             PlanPrice.plan_id == plan_id, PlanPrice.currency == currency.upper()
         )
     )
-
-
-async def subscriptions_using_plan(session: AsyncSession, plan_id: str) -> int:
-    """Subscriptions (any status) referencing the plan."""
-    count = await session.scalar(
-        select(func.count()).select_from(Subscription).where(Subscription.plan_id == plan_id)
-    )
-    return int(count or 0)
 
 
 async def list_plans(
@@ -188,15 +178,17 @@ async def update_plan(
 
 
 async def delete_plan(session: AsyncSession, plan_id: str) -> None:
-    """Deletes the plan and its prices; 400 while any subscription references it."""
+    """Deletes the plan and its prices; 400 while any subscription references it (the
+    subscriptions' foreign key decides, so a subscription created meanwhile counts)."""
     plan = await get_plan(session, plan_id)
-    if await subscriptions_using_plan(session, plan.id):
-        raise BusinessRule(
-            "Cannot delete a plan used by subscriptions; deactivate it with isActive: false"
-        )
     await session.execute(delete(PlanPrice).where(PlanPrice.plan_id == plan.id))
     await session.delete(plan)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise BusinessRule(
+            "Cannot delete a plan used by subscriptions; deactivate it with isActive: false"
+        ) from exc
     log.info("plan.deleted", plan_id=plan_id)
 
 

@@ -2,21 +2,23 @@
 is recorded in ``subscription_events``. Used by the request use cases (``service``) and by
 the billing engine (renewals, trials, dunning). Functions flush, never commit.
 
-Money on a re-anchor (upgrade, resume) becomes ``pending_invoice_items`` for the next
-invoice (``prorations.proration_lines``).
+Money on a re-anchor (an upgrade) becomes ``pending_invoice_items`` for the next invoice
+(``prorations.proration_lines``). Pause and resume keep the period dates (contract): a
+period that ended while paused is skipped on resume, never billed twice, never credited.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing.periods import next_period, period_bounds
-from novabilling.billing.proration import unused_credit
 from novabilling.errors import BusinessRule
+from novabilling.kit.periods import index_at, next_period, period_bounds
+from novabilling.kit.proration import unused_credit
 from novabilling.kit.timestamps import to_wire
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from novabilling.subscriptions.prorations import IN_ADVANCE, PlanTarget, proration_lines
@@ -25,6 +27,8 @@ from novabilling.subscriptions.transitions import Action, Status, check
 __all__ = [
     "PENDING_PLAN_KEY",
     "PlanTarget",
+    "Proration",
+    "Skipped",
     "advance_period",
     "cancel_now",
     "clear_scheduled_change",
@@ -233,20 +237,39 @@ async def pause(session: AsyncSession, sub: Subscription, *, now: datetime) -> S
     return await record_event(session, sub, from_status=old, reason="paused", at=now)
 
 
+@dataclass(frozen=True)
+class Proration:
+    """An upgrade's settlement of the old period: its bounds, where its use stopped, the
+    unused share of its price (credited only when it was invoiced) and the lines
+    recorded for the next invoice."""
+
+    period: tuple[datetime, datetime]
+    cut: datetime
+    price_minor: int
+    unused_minor: int
+    lines: list[PendingInvoiceItem]
+
+
 async def reanchor(
     session: AsyncSession,
     sub: Subscription,
     *,
     now: datetime,
-    cut: datetime,
     target: PlanTarget,
     old_name: str,
     charge: bool = True,
-) -> list[PendingInvoiceItem]:
-    """Start a new period ``[now, now + interval)`` on ``target``; the old period stops
-    being used at ``cut``. Records the proration lines (see the module docstring) and
-    returns them; ``charge=False`` records only the IN_ADVANCE credit."""
-    lines = proration_lines(sub, now=now, cut=cut, target=target, old_name=old_name, charge=charge)
+    credit: bool = True,
+) -> Proration:
+    """Start a new period ``[now, now + interval)`` on ``target``. Records the proration
+    lines (see the module docstring); ``charge=False`` records no charge line,
+    ``credit=False`` (the old period was never invoiced) no credit."""
+    period = (sub.current_period_start, sub.current_period_end)
+    cut = _clamp(now, *period) if period[1] > period[0] else now
+    price = sub.amount_minor
+    unused = _unused_credit_of_period(sub, cut)
+    lines = proration_lines(
+        sub, now=now, cut=cut, target=target, old_name=old_name, charge=charge, credit=credit
+    )
     new_start, new_end = period_bounds(now, target.interval, 0)
     session.add_all(lines)
     swap_plan(sub, target)
@@ -256,7 +279,7 @@ async def reanchor(
         sub.cancel_at = new_end
     sub.updated_at = now
     await session.flush()
-    return lines
+    return Proration(period=period, cut=cut, price_minor=price, unused_minor=unused, lines=lines)
 
 
 def swap_plan(sub: Subscription, target: PlanTarget) -> None:
@@ -269,38 +292,45 @@ def swap_plan(sub: Subscription, target: PlanTarget) -> None:
     clear_scheduled_change(sub)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A subscription resumed after its period ended while paused: the period in use when
+    it was paused (``ended``) and the period it resumes in (``current``); the periods
+    between were never in use and are not billed."""
+
+    ended: tuple[datetime, datetime]
+    current: tuple[datetime, datetime]
+
+
+def _skip_to(sub: Subscription, now: datetime) -> Skipped | None:
+    """Move a period that ended while paused to the one containing ``now`` (on the
+    subscription's own schedule)."""
+    ended = (sub.current_period_start, sub.current_period_end)
+    if ended[1] > now:
+        return None
+    index = index_at(sub.billing_anchor, sub.billing_interval, now)
+    current = period_bounds(sub.billing_anchor, sub.billing_interval, index)
+    sub.current_period_start, sub.current_period_end = current
+    if sub.cancel_at_period_end:
+        sub.cancel_at = current[1]
+    return Skipped(ended=ended, current=current)
+
+
 async def resume(
-    session: AsyncSession, sub: Subscription, *, now: datetime, plan_name: str
-) -> SubscriptionEvent:
-    """PAUSED -> ACTIVE; the period restarts at ``now`` (re-anchored), the paused period
-    is settled up to the pause instant by proration lines (``prorationMinor`` in the data
-    of the returned transition)."""
+    session: AsyncSession, sub: Subscription, *, now: datetime
+) -> tuple[SubscriptionEvent, Skipped | None]:
+    """PAUSED -> ACTIVE, period dates kept (contract); a period that ended while paused
+    moves on to the current one (``Skipped``: the billing engine bills what is due)."""
     paused_at = sub.paused_at or now
     old = _move(sub, Action.RESUME, now)
-    previous = [to_wire(sub.current_period_start), to_wire(sub.current_period_end)]
-    target = PlanTarget(sub.plan_id, plan_name, sub.amount_minor, sub.billing_interval)
-    scheduled = _scheduled(sub)
-    lines = await reanchor(session, sub, now=now, cut=paused_at, target=target, old_name=plan_name)
-    if scheduled is not None:
-        schedule_change(sub, scheduled)
+    skipped = _skip_to(sub, now)
     sub.paused_at = None
-    data = {
-        "pausedAt": to_wire(paused_at),
-        "previousPeriod": previous,
-        "prorationMinor": sum(line.amount_minor for line in lines),
-    }
-    return await record_event(session, sub, from_status=old, reason="resumed", at=now, data=data)
-
-
-def _scheduled(sub: Subscription) -> PlanTarget | None:
-    if sub.scheduled_plan_id is None:
-        return None
-    return PlanTarget(
-        sub.scheduled_plan_id,
-        "",
-        sub.scheduled_amount_minor or 0,
-        sub.scheduled_interval or sub.billing_interval,
-    )
+    data: dict[str, Any] = {"pausedAt": to_wire(paused_at)}
+    if skipped is not None:
+        data["endedPeriod"] = [to_wire(skipped.ended[0]), to_wire(skipped.ended[1])]
+        data["period"] = [to_wire(skipped.current[0]), to_wire(skipped.current[1])]
+    event = await record_event(session, sub, from_status=old, reason="resumed", at=now, data=data)
+    return event, skipped
 
 
 def schedule_change(sub: Subscription, target: PlanTarget) -> None:

@@ -3,8 +3,9 @@
 When a subscription's period restarts at ``now`` and its old period stopped being used at
 ``cut``, the money of the old period is settled on the next invoice:
 
-- ``IN_ADVANCE`` (the old period was paid up front): a credit (negative) for the unused
-  part ``[cut, old_end)`` (``billing.proration.unused_credit``, rounded down) and, when
+- ``IN_ADVANCE`` (the old period was billed up front): a credit (negative) for the unused
+  part ``[cut, old_end)`` (``kit.proration.unused_credit``, rounded down) - only when that
+  period was invoiced (``credit``): an unbilled period is never credited - and, when
   charging, the whole new period at the target price, which no renewal invoice covers
   because it starts off the old schedule;
 - ``IN_ARREARS`` (the old period was not invoiced yet): when charging, the used part
@@ -19,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from novabilling.billing.periods import period_bounds
-from novabilling.billing.proration import unused_credit
-from novabilling.kit.timestamps import to_wire
+from novabilling.kit.periods import period_bounds
+from novabilling.kit.proration import unused_credit
+from novabilling.kit.spans import share_description
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 
 __all__ = ["IN_ADVANCE", "PlanTarget", "proration_lines"]
@@ -68,6 +69,7 @@ def proration_lines(
     target: PlanTarget,
     old_name: str,
     charge: bool,
+    credit: bool = True,
 ) -> list[PendingInvoiceItem]:
     """Lines settling ``sub``'s current period when it restarts at ``now`` on ``target``
     (``cut`` is clamped into the current period). Zero amounts are left out."""
@@ -78,15 +80,15 @@ def proration_lines(
     unused = unused_credit(sub.amount_minor, start, end, cut)
     lines: list[PendingInvoiceItem] = []
     if sub.billing_timing == IN_ADVANCE:
-        if unused:
-            text = f"Unused time on {old_name}"
+        if unused and credit:
+            text = share_description(f"Unused time on {old_name}", (cut, end), (start, end))
             lines.append(_line(sub, "proration_credit", text, -unused, (cut, end), now))
         if charge and target.amount_minor:
             span = period_bounds(now, target.interval, 0)
-            text = f"{target.name} from {to_wire(now)}"
+            text = share_description(target.name, span, span)
             lines.append(_line(sub, "proration_charge", text, target.amount_minor, span, now))
     elif charge and sub.amount_minor - unused:
-        text = f"{old_name} until {to_wire(cut)}"
+        text = share_description(old_name, (start, cut), (start, end))
         used = sub.amount_minor - unused
         lines.append(_line(sub, "proration_charge", text, used, (start, cut), now))
     return lines

@@ -110,3 +110,11 @@ async def subscriptions_of_customer(session: AsyncSession, customer_id: str) -> 
         .order_by(Subscription.created_at.desc(), Subscription.id.desc())
     )
     return list(await session.scalars(stmt))
+
+
+async def count_for_plan(session: AsyncSession, plan_id: str) -> int:
+    """Subscriptions (any status) referencing the plan (``_count.subscriptions``)."""
+    found = await session.scalar(
+        select(func.count()).select_from(Subscription).where(Subscription.plan_id == plan_id)
+    )
+    return int(found or 0)

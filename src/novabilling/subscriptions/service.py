@@ -1,12 +1,15 @@
-"""Subscriptions (contract subscriptions.md): request use cases and the queries the
-billing engine and other domains call.
+"""Subscriptions (contract subscriptions.md): the subscription's own side of each request
+use case (state, transition log, outbound webhook, customer e-mail) and the queries the
+billing engine and other domains call. What a change means for invoices (the first
+invoice, credit notes, periods skipped while paused) is the billing engine's part
+(``billing.subscriptions``), which calls these in the same transaction.
 
 For the billing engine (keyword-only after ``session``, flush never commit):
 ``due_for_renewal``, ``due_for_retry``, ``due_action``, ``advance_period``,
 ``mark_past_due``, ``reactivate``, ``cancel_now``, ``record_event``, ``get_for_update``,
 ``pending_items``. For customers/plans/analytics: ``count_active``,
 ``active_count_of``, ``list_for_customer`` (wire dicts), ``lock_for_customer``,
-``delete_for_customer`` (called by ``customers.relations``).
+``delete_for_customer`` (called by ``billing.accounts``).
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing.periods import period_end
 from novabilling.customers.models import Customer
 from novabilling.errors import Conflict, Invalid, NotFound
-from novabilling.invoices import service as invoices_service
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import paginate
+from novabilling.kit.periods import period_end
+from novabilling.notifications import jobs as emails
 from novabilling.plans import service as plans_service
 from novabilling.plans.models import Plan
 from novabilling.subscriptions import lifecycle, outbound_events
@@ -85,8 +88,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-RECENT_INVOICES = 10
-
 
 # --- loading -------------------------------------------------------------------------
 
@@ -126,13 +127,6 @@ async def _views(
         )
         for s in subs
     ]
-
-
-async def _recent_invoices(session: AsyncSession, subscription_id: str) -> list[dict[str, Any]]:
-    """The 10 newest invoices of the subscription, as wire objects."""
-    return await invoices_service.recent_for_subscription(
-        session, subscription_id=subscription_id, limit=RECENT_INVOICES
-    )
 
 
 async def _plan_target(
@@ -215,18 +209,37 @@ async def create_subscription(
     except IntegrityError as exc:
         raise Conflict("A subscription with this externalId already exists") from exc
     created = await record_event(session, sub, from_status=None, reason="created", at=now)
-    outbound_events.publish(tenant_id, sub, created, clock=clock)
+    _announce(tenant_id, sub, created, clock=clock)
     return SubscriptionView(sub=sub, customer=customer, plan=plan)
 
 
+# transition reason -> the customer e-mail it sends
+_EMAILS = {
+    "created": emails.SUBSCRIPTION_CREATED,
+    "canceled": emails.SUBSCRIPTION_CANCELED,
+    "paused": emails.SUBSCRIPTION_PAUSED,
+    "resumed": emails.SUBSCRIPTION_RESUMED,
+    "plan_changed": emails.SUBSCRIPTION_PLAN_CHANGED,
+    "plan_change_scheduled": emails.SUBSCRIPTION_PLAN_CHANGED,
+}
+
+
+def _announce(
+    tenant_id: str, sub: Subscription, transition: SubscriptionEvent, *, clock: Clock
+) -> None:
+    """The outbound webhook and the customer e-mail of a recorded transition."""
+    outbound_events.publish(tenant_id, sub, transition, clock=clock)
+    name = _EMAILS.get(transition.reason)
+    if name is not None:
+        emails.queue(tenant_id, name, {"subscription_id": sub.id}, key=f"{sub.id}:{transition.id}")
+
+
 async def get_subscription(session: AsyncSession, subscription_id: str) -> SubscriptionView:
-    """Subscription + customer + plan with prices + the 10 newest invoices."""
+    """Subscription + customer + plan with prices."""
     sub = await session.get(Subscription, subscription_id)
     if sub is None:
         raise NotFound("Subscription not found")
-    view = await _view(session, sub, prices=True)
-    view.invoices = await _recent_invoices(session, sub.id)
-    return view
+    return await _view(session, sub, prices=True)
 
 
 async def list_subscriptions(
@@ -280,7 +293,7 @@ async def cancel(
         transition = await cancel_now(session, sub, now=clock.now(), reason="canceled")
     else:
         transition = await lifecycle.schedule_cancel(session, sub, now=clock.now())
-    outbound_events.publish(tenant_id, sub, transition, clock=clock)
+    _announce(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
@@ -289,21 +302,20 @@ async def pause(
 ) -> SubscriptionView:
     sub = await get_for_update(session, subscription_id)
     transition = await lifecycle.pause(session, sub, now=clock.now())
-    outbound_events.publish(tenant_id, sub, transition, clock=clock)
+    _announce(tenant_id, sub, transition, clock=clock)
     return await _view(session, sub, prices=False)
 
 
 async def resume(
     session: AsyncSession, subscription_id: str, *, tenant_id: str, clock: Clock
-) -> SubscriptionView:
-    """PAUSED -> ACTIVE with the period recomputed from the resume instant."""
+) -> tuple[SubscriptionView, lifecycle.Skipped | None]:
+    """PAUSED -> ACTIVE with its period dates kept. When the period ended while paused,
+    the subscription moves to the period containing now (on its own schedule); the
+    periods skipped are returned for the billing engine (nothing is credited)."""
     sub = await get_for_update(session, subscription_id)
-    check(Action.RESUME, sub.status)
-    plan = await session.get(Plan, sub.plan_id)
-    name = plan.name if plan else ""
-    transition = await lifecycle.resume(session, sub, now=clock.now(), plan_name=name)
-    outbound_events.publish(tenant_id, sub, transition, clock=clock)
-    return await _view(session, sub, prices=False)
+    transition, skipped = await lifecycle.resume(session, sub, now=clock.now())
+    _announce(tenant_id, sub, transition, clock=clock)
+    return await _view(session, sub, prices=False), skipped
 
 
 async def change_plan(
@@ -313,10 +325,12 @@ async def change_plan(
     body: ChangePlanIn,
     tenant_id: str,
     clock: Clock,
-) -> SubscriptionView:
+    period_invoiced: bool,
+) -> tuple[SubscriptionView, lifecycle.Proration | None]:
     """Upgrade (new price strictly higher in the subscription currency): immediate, period
     restarts now on the new plan, proration lines recorded (``prorate``: credit and charge;
-    otherwise only the credit). Downgrade or equal: scheduled for the period end.
+    otherwise only the credit - and a credit only when ``period_invoiced``: an unbilled
+    period is never credited). Downgrade or equal: scheduled for the period end.
     During a trial an upgrade switches the plan and keeps the trial period. Outbound
     ``subscription.plan_changed`` / ``subscription.plan_change_scheduled``."""
     sub = await get_for_update(session, subscription_id)
@@ -326,6 +340,7 @@ async def change_plan(
     current_price = await plans_service.price_for(session, sub.plan_id, sub.currency)
     now = clock.now()
     data: dict[str, Any] = {"fromPlanId": sub.plan_id, "toPlanId": plan.id}
+    proration = None
     if plan.id == sub.plan_id:
         lifecycle.clear_scheduled_change(sub)
         reason = "plan_change_unscheduled"
@@ -334,16 +349,16 @@ async def change_plan(
         if sub.status == Status.TRIALING:
             lifecycle.swap_plan(sub, target)
         else:
-            lines = await lifecycle.reanchor(
+            proration = await lifecycle.reanchor(
                 session,
                 sub,
                 now=now,
-                cut=now,
                 target=target,
                 old_name=current.name if current else "",
                 charge=body.prorate,
+                credit=period_invoiced,
             )
-            data["prorationMinor"] = sum(line.amount_minor for line in lines)
+            data["prorationMinor"] = sum(line.amount_minor for line in proration.lines)
     else:
         lifecycle.schedule_change(sub, target)
         reason = "plan_change_scheduled"
@@ -351,11 +366,11 @@ async def change_plan(
     sub.updated_at = now
     await session.flush()
     transition = await record_event(session, sub, from_status=old, reason=reason, at=now, data=data)
-    outbound_events.publish(tenant_id, sub, transition, clock=clock)
-    return await _view(session, sub, prices=False)
+    _announce(tenant_id, sub, transition, clock=clock)
+    return await _view(session, sub, prices=False), proration
 
 
-# --- called by the customers domain (customers/relations.py) -------------------------
+# --- reads and deletion for the customer account (billing.accounts) --------------------
 
 
 async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:

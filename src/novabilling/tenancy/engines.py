@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from novabilling.errors import NotFound
 from novabilling.kit.crypto import Encryptor
 from novabilling.kit.db import make_engine
+from novabilling.kit.outbox import outbox_sessionmaker
 from novabilling.tenancy.models import DatabaseConnection
 
 log = structlog.get_logger(__name__)
@@ -78,7 +79,7 @@ class EngineRegistry:
             engine = make_engine(url, pool_size=self._pool_size, max_overflow=self._overflow)
             entry = _Entry(
                 engine=engine,
-                sessions=async_sessionmaker(engine, expire_on_commit=False),
+                sessions=outbox_sessionmaker(engine),
                 # Same pool; no BEGIN/COMMIT round trips (each statement is its own
                 # transaction: what READ COMMITTED gives each statement anyway).
                 readers=async_sessionmaker(

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.clock import utcnow
 from novabilling.kit.db import CentralBase, JSONType, id_column
 
 
@@ -28,8 +27,8 @@ class Tenant(CentralBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class ApiKey(CentralBase):
@@ -47,7 +46,7 @@ class ApiKey(CentralBase):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class DatabaseConnection(CentralBase):
@@ -62,7 +61,7 @@ class DatabaseConnection(CentralBase):
     dialect: Mapped[str] = mapped_column(String(20))
     database_name: Mapped[str] = mapped_column(String(255))
     url_encrypted: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class RefreshToken(CentralBase):
@@ -77,7 +76,7 @@ class RefreshToken(CentralBase):
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class PasswordReset(CentralBase):
@@ -88,7 +87,7 @@ class PasswordReset(CentralBase):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class WebhookInbox(CentralBase):
@@ -112,5 +111,5 @@ class WebhookInbox(CentralBase):
     status: Mapped[str] = mapped_column(String(20), default="RECEIVED")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column()
     processed_at: Mapped[datetime | None] = mapped_column(default=None)

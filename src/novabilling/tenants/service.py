@@ -28,16 +28,12 @@ async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
 
 
 async def tenant_view(runtime: Runtime, tenant_id: str) -> dict[str, Any]:
-    """The full Tenant object, cached for a few seconds (the dashboard polls it). A view
-    read while a PATCH commits is not cached (versioned put, see ``update_profile``)."""
-    view = runtime.tenant_views.get(tenant_id)
-    if view is None:
-        version = runtime.tenant_views.version(tenant_id)
-        async with runtime.central() as session:
-            tenant = await get_tenant(session, tenant_id)
-        view = tenant_out(tenant, runtime.encryptor)
-        runtime.tenant_views.put(tenant_id, view, if_version=version)
-    return view
+    """The full Tenant object from the cached profile (the dashboard polls it). A profile
+    read while a PATCH commits is not cached (``TenantProfiles``, dropped after commit)."""
+    profile = await runtime.tenant_profiles.get(tenant_id)
+    if not profile.is_active:
+        raise Unauthorized("Unauthorized")
+    return tenant_out(profile, runtime.encryptor)
 
 
 async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str, Any]) -> Tenant:
@@ -47,7 +43,7 @@ async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str,
     async with runtime.central() as session:
         tenant = await update_tenant(session, tenant_id, changes=changes, clock=runtime.clock)
         await session.commit()
-    runtime.tenant_views.drop(tenant_id)
+    runtime.tenant_profiles.drop(tenant_id)
     return tenant
 
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from novabilling.errors import DomainError, FieldError, Invalid, RateLimited, Unauthorized
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.kit.timestamps import to_wire
 from novabilling.web.responses import JSONBytes as ORJSONResponse
 
@@ -49,7 +49,7 @@ def error_response(
         "statusCode": status,
         "message": message,
         "errors": [{"field": e.field, "message": e.message} for e in errors] if errors else None,
-        "timestamp": to_wire(utcnow()),
+        "timestamp": to_wire(SystemClock().now()),
         "path": _path(request),
     }
     rate_headers: dict[str, str] | None = getattr(request.state, "rate_limit_headers", None)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from novabilling.kit.timestamps import to_wire
-from novabilling.tenancy.deps import get_runtime
+from novabilling.web.deps import get_runtime
 from novabilling.web.responses import JSONBytes
 
 router = APIRouter(include_in_schema=True, tags=["health"])

@@ -13,7 +13,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.kit.timestamps import to_wire
 
 log = structlog.get_logger("novabilling.access")
@@ -54,7 +54,7 @@ def _error_body(scope: Scope, status: int, message: str) -> bytes:
             "statusCode": status,
             "message": message,
             "errors": None,
-            "timestamp": to_wire(utcnow()),
+            "timestamp": to_wire(SystemClock().now()),
             "path": _request_path(scope),
         }
     )

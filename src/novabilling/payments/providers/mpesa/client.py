@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.payments.providers import http
 from novabilling.payments.providers.base import ProviderError, ProviderUnavailable
 
@@ -56,7 +56,7 @@ class DarajaClient:
     async def token(self, client: httpx.AsyncClient, *, fresh: bool = False) -> str:
         """The cached token, or a new one. Bad credentials raise ``ProviderError``; a 5xx
         raises ``httpx.HTTPStatusError`` (retryable, like a transport error)."""
-        now = utcnow().timestamp()
+        now = SystemClock().now().timestamp()
         if self._token and not fresh and self._token[1] > now:
             return self._token[0]
         basic = base64.b64encode(f"{self.consumer_key}:{self.consumer_secret}".encode())

@@ -8,7 +8,7 @@ import hashlib
 import re
 from datetime import timedelta, timezone
 
-from novabilling.kit.clock import utcnow
+from novabilling.kit.clock import SystemClock
 from novabilling.payments.providers.base import Outcome, ProviderError
 
 EAT = timezone(timedelta(hours=3), "EAT")  # Africa/Nairobi, no DST
@@ -30,7 +30,7 @@ def stk_password(shortcode: str, passkey: str, timestamp: str) -> str:
 
 def stk_auth(shortcode: str, passkey: str) -> dict[str, str]:
     """The fields that open every STK push and query body, timestamped now (EAT)."""
-    timestamp = utcnow().astimezone(EAT).strftime("%Y%m%d%H%M%S")
+    timestamp = SystemClock().now().astimezone(EAT).strftime("%Y%m%d%H%M%S")
     return {
         "BusinessShortCode": shortcode,
         "Password": stk_password(shortcode, passkey, timestamp),

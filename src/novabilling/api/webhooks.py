@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from novabilling.tenancy.deps import check_rate_limit, get_runtime
+from novabilling.payments import inbound
+from novabilling.web.deps import check_rate_limit, get_runtime
 from novabilling.web.responses import JSONBytes
-from novabilling.webhooks import inbound
 
 BARE = "/webhooks/{provider}"
 PER_TENANT = "/webhooks/{provider}/{tenant_key}"

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from novabilling.payments import providers_service as service
 from novabilling.payments import schemas
 from novabilling.payments.credentials import provider_factory
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantSession
 
 router = APIRouter(prefix="/api/payment-providers", tags=["payment-providers"])
 

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from novabilling.billing import subscriptions as billing
+from novabilling.billing import views
 from novabilling.kit.pagination import PageParams, envelope, lenient_page
 from novabilling.subscriptions import schemas, service
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
 
@@ -19,12 +21,10 @@ Page = Annotated[PageParams, Depends(lenient_page)]
 async def create_subscription(
     session: TenantSession,
     body: schemas.SubscriptionCreate,
-    principal: DataPrincipal,
+    tenant: TenantProfileDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.create_subscription(
-        session, data=body, tenant_id=principal.tenant_id, clock=runtime.clock
-    )
+    view = await billing.create(session, data=body, tenant=tenant, clock=runtime.clock)
     return schemas.view_out(view)
 
 
@@ -49,7 +49,7 @@ async def list_subscriptions(
 
 @router.get("/{subscription_id}")
 async def get_subscription(session: TenantSession, subscription_id: str) -> dict[str, Any]:
-    return schemas.view_out(await service.get_subscription(session, subscription_id))
+    return await views.subscription_detail(session, subscription_id)
 
 
 @router.patch("/{subscription_id}")
@@ -70,11 +70,11 @@ async def cancel_subscription(
     session: TenantSession,
     subscription_id: str,
     body: schemas.CancelIn,
-    principal: DataPrincipal,
+    tenant: TenantProfileDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.cancel(
-        session, subscription_id, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    view = await billing.cancel(
+        session, subscription_id, body=body, tenant=tenant, clock=runtime.clock
     )
     return schemas.view_out(view)
 
@@ -91,11 +91,9 @@ async def pause_subscription(
 
 @router.post("/{subscription_id}/resume", status_code=201)
 async def resume_subscription(
-    session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
+    session: TenantSession, subscription_id: str, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    view = await service.resume(
-        session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
-    )
+    view = await billing.resume(session, subscription_id, tenant=tenant, clock=runtime.clock)
     return schemas.view_out(view)
 
 
@@ -104,10 +102,10 @@ async def change_plan(
     session: TenantSession,
     subscription_id: str,
     body: schemas.ChangePlanIn,
-    principal: DataPrincipal,
+    tenant: TenantProfileDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.change_plan(
-        session, subscription_id, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+    view = await billing.change_plan(
+        session, subscription_id, body=body, tenant=tenant, clock=runtime.clock
     )
     return schemas.view_out(view)

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from novabilling.customers import relations, schemas, service
+from novabilling.billing import accounts
+from novabilling.customers import schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
+from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -38,7 +39,7 @@ async def list_customers(
     sort_by: Annotated[str | None, Query(alias="sortBy")] = None,
     sort_order: Annotated[str | None, Query(alias="sortOrder")] = None,
 ) -> dict[str, Any]:
-    rows, total = await service.list_customers(
+    rows, total = await accounts.list_customers(
         session,
         page=params.page,
         limit=params.limit,
@@ -58,8 +59,8 @@ async def list_customers(
 @router.get("/{customer_id}")
 async def get_customer(session: TenantReadSession, customer_id: str) -> dict[str, Any]:
     customer = await service.get_customer(session, customer_id)
-    subscriptions = await relations.subscriptions_for_customer(session, customer.id)
-    invoices = await relations.invoices_for_customer(session, customer.id, limit=10)
+    subscriptions = await accounts.subscriptions_for_customer(session, customer.id)
+    invoices = await accounts.invoices_for_customer(session, customer.id, limit=10)
     return schemas.customer_detail(customer, subscriptions=subscriptions, invoices=invoices)
 
 
@@ -81,7 +82,7 @@ async def update_customer(
 async def delete_customer(
     session: TenantSession, customer_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, str]:
-    await service.delete_customer(
+    await accounts.delete_customer(
         session,
         customer_id,
         tenant_id=principal.tenant_id,
@@ -96,16 +97,16 @@ async def customer_subscriptions(
     session: TenantReadSession, customer_id: str
 ) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
-    return await relations.subscriptions_for_customer(session, customer.id)
+    return await accounts.subscriptions_for_customer(session, customer.id)
 
 
 @router.get("/{customer_id}/invoices")
 async def customer_invoices(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
-    return await relations.invoices_for_customer(session, customer.id)
+    return await accounts.invoices_for_customer(session, customer.id)
 
 
 @router.get("/{customer_id}/payments")
 async def customer_payments(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
-    return await relations.payments_for_customer(session, customer.id)
+    return await accounts.payments_for_customer(session, customer.id)

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from novabilling.errors import BusinessRule
 from novabilling.notifications import messages
 from novabilling.notifications.mailer import SmtpMailer, sender_from_settings
-from novabilling.tenancy.deps import CentralSession, RuntimeDep, SessionPrincipal
 from novabilling.tenants import schemas, service, usage
+from novabilling.web.deps import CentralSession, RuntimeDep, SessionPrincipal
 
 router = APIRouter(prefix="/api/tenants/me", tags=["tenants"])
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from novabilling.errors import NotFound
 from novabilling.invoices.documents import pdf_path
-from novabilling.tenancy.deps import RuntimeDep
+from novabilling.web.deps import RuntimeDep
 
 router = APIRouter(tags=["invoices"], include_in_schema=False)
 

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from novabilling.errors import NotFound, Unauthorized
 from novabilling.payments.credentials import ProviderHandle, provider_factory
+from novabilling.payments.inbox import InboxRow, inbox_writer
 from novabilling.payments.models import PENDING, Refund
 from novabilling.payments.providers.base import (
     EventKind,
@@ -39,7 +40,6 @@ from novabilling.payments.providers.base import (
     SignatureError,
     WebhookEvent,
 )
-from novabilling.webhooks.inbox import InboxRow, inbox_writer
 
 if TYPE_CHECKING:
     from novabilling.runtime import Runtime

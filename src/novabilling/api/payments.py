@@ -1,6 +1,7 @@
 """/api/payments (contract payments.md). Thin: parse, call one service, render.
 (``POST /api/invoices/{id}/checkout`` lives in the invoices router and calls
-``payments.charge.checkout``.)"""
+``payments.charge.checkout``.) A refund runs its own transactions around the provider
+call (``payments.refunds``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from novabilling.kit.timestamps import parse_instant
 from novabilling.payments import refunds, schemas, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import STATUSES
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantMaker, TenantSession
 
 router = APIRouter(tags=["payments"])
 PaymentPage = Annotated[PageParams, Depends(strict_page(*schemas.PAYMENT_FILTERS))]
@@ -72,16 +73,18 @@ async def create_payment(
 async def refund_payment(
     payment_id: str,
     body: schemas.RefundCreate,
-    session: TenantSession,
+    maker: TenantMaker,
     principal: DataPrincipal,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    payment = await refunds.refund_payment(
-        session,
+    await refunds.refund_payment(
+        maker,
         tenant_id=principal.tenant_id,
         payment_id=payment_id,
         amount=body.amount,
         reason=body.reason,
         factory=provider_factory(runtime),
     )
-    return (await service.render(session, [payment]))[0]
+    async with maker() as session:
+        payment = await service.get_payment(session, payment_id=payment_id)
+        return (await service.render(session, [payment]))[0]

@@ -7,9 +7,20 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from novabilling.invoices import documents, schemas, service
+from novabilling.billing import views
+from novabilling.invoices import schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
-from novabilling.tenancy.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.payments import charge
+from novabilling.payments import schemas as payment_schemas
+from novabilling.payments import service as payments
+from novabilling.payments.credentials import provider_factory
+from novabilling.web.deps import (
+    DataPrincipal,
+    RuntimeDep,
+    TenantMaker,
+    TenantProfileDep,
+    TenantSession,
+)
 
 router = APIRouter(prefix="/api/invoices", tags=["invoices"])
 
@@ -69,20 +80,13 @@ async def list_invoices(
 
 @router.get("/{invoice_id}")
 async def get_invoice(invoice_id: str, session: TenantSession) -> dict[str, Any]:
-    detail = await service.invoice_detail(session, invoice_id=invoice_id)
-    return schemas.invoice_detail(
-        detail.invoice,
-        detail.customer,
-        subscription=detail.subscription,
-        payments=detail.payments,
-    )
+    return await views.invoice_detail(session, invoice_id)
 
 
 @router.post("/{invoice_id}/finalize", status_code=201)
 async def finalize_invoice(
-    invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
+    invoice_id: str, session: TenantSession, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    tenant = await documents.load_tenant(runtime.central, principal.tenant_id)
     invoice, customer = await service.finalize(
         session, tenant=tenant, invoice_id=invoice_id, clock=runtime.clock
     )
@@ -108,39 +112,41 @@ async def mark_paid(
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     body = await _loose_body(request)
-    invoice, customer = await service.mark_paid(
+    invoice = await payments.mark_paid(
         session,
         tenant_id=principal.tenant_id,
         invoice_id=invoice_id,
-        payment_method=_text(body, "paymentMethod") or "manual",
+        method=_text(body, "paymentMethod") or "manual",
         clock=runtime.clock,
     )
-    return schemas.invoice_out(invoice, customer)
+    return schemas.invoice_out(*await service.with_customer(session, invoice))
 
 
 @router.post("/{invoice_id}/checkout", status_code=201)
 async def checkout(
     invoice_id: str,
     request: Request,
-    session: TenantSession,
+    maker: TenantMaker,
     principal: DataPrincipal,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     body = await _loose_body(request)
-    return await service.checkout(
-        session,
-        runtime=runtime,
+    payment = await charge.checkout(
+        maker,
         tenant_id=principal.tenant_id,
         invoice_id=invoice_id,
         callback_url=_text(body, "callbackUrl"),
+        provider=_text(body, "provider"),
+        factory=provider_factory(runtime),
+        clock=runtime.clock,
     )
+    return payment_schemas.checkout_out(payment)
 
 
 @router.get("/{invoice_id}/pdf")
 async def invoice_pdf(
-    invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
+    invoice_id: str, session: TenantSession, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> Response:
-    tenant = await documents.load_tenant(runtime.central, principal.tenant_id)
     data = await service.pdf(
         session, tenant=tenant, invoice_id=invoice_id, data_dir=runtime.settings.data_dir
     )

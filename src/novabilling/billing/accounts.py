@@ -16,15 +16,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect
+import structlog
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from novabilling.customers import service as customers_service
+from novabilling.customers.models import Customer
+from novabilling.errors import BusinessRule
 from novabilling.invoices import service as invoices_service
+from novabilling.kit.clock import Clock
 from novabilling.payments import service as payments_service
 from novabilling.subscriptions import queries as subscription_queries
 from novabilling.subscriptions import service as subscriptions_service
 from novabilling.subscriptions.transitions import Status
+from novabilling.webhooks import outbound
+
+log = structlog.get_logger(__name__)
 
 Wire = list[dict[str, Any]]
 
@@ -82,3 +90,60 @@ async def delete_for_customer(
     await payments_service.delete_for_customer(session, customer_id)
     await invoices_service.delete_for_customer(session, customer_id, data_dir=data_dir)
     await subscriptions_service.delete_for_customer(session, customer_id)
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    search: str | None = None,
+    country: str | None = None,
+    currency: str | None = None,
+    sort_by: str | None = None,
+    sort_order: str | None = None,
+) -> tuple[list[tuple[Customer, int, Decimal]], int]:
+    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total.
+    Three statements: the count, the page with each customer's ACTIVE subscriptions
+    (correlated), the PAID totals of the page's customers."""
+    order = customers_service.ordering(sort_by, sort_order)
+    filtered = customers_service.filtered(search, country, currency)
+    total = await session.scalar(
+        filtered.with_only_columns(func.count(), maintain_column_froms=True)
+    )
+    page_stmt = (
+        filtered.add_columns(active_subscriptions_of(Customer.id))
+        .order_by(*order)
+        .limit(limit)
+        .offset((page - 1) * limit)
+    )
+    rows = (await session.execute(page_stmt)).tuples().all()
+    spent = await total_spent(session, [customer.id for customer, _ in rows])
+    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n in rows]
+    return out, int(total or 0)
+
+
+async def delete_customer(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    tenant_id: str,
+    clock: Clock,
+    data_dir: Path | None = None,
+) -> None:
+    """Delete the customer and everything that belongs to it  in the
+    request's transaction; 400 while it has an ACTIVE subscription. Outbound
+    ``customer.deleted`` after the commit (webhooks.md)."""
+    customer = await customers_service.get_customer(session, customer_id)
+    blocker = await delete_blocker(session, customer.id)
+    if blocker is not None:
+        raise BusinessRule(blocker)
+    # Locked last (after its invoices and subscriptions, like the billing engine): from
+    # here no new invoice or subscription can reference the row until the commit.
+    await session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
+    await delete_for_customer(session, customer.id, data_dir=data_dir)
+    data = {"customerId": customer.id, "externalId": customer.external_id, "email": customer.email}
+    await session.delete(customer)
+    await session.flush()
+    outbound.emit(tenant_id, "customer.deleted", data, clock=clock, key=customer_id)
+    log.info("customer.deleted", customer_id=customer_id)

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from novabilling.cli.billing import run_billing_once, run_worker_process
 from novabilling.config import get_settings
+from novabilling.simulators import create_simulator_app
 from novabilling.tenancy import operations
 
 app = typer.Typer(help="NovaBilling: multi-tenant subscription billing API.", no_args_is_help=True)
@@ -128,7 +130,6 @@ def simulate(
     port: int = typer.Option(9100, help="port to listen on (loopback)"),
 ) -> None:
     """Run a local simulator of a payment provider's API."""
-    from novabilling.simulators import create_simulator_app
 
     try:
         asgi = create_simulator_app(provider)
@@ -147,7 +148,6 @@ def billing_run(
     at: str = typer.Option(None, "--at", help="ISO instant to bill at (default: now)"),
 ) -> None:
     """Run one billing tick for every active tenant at ``--at`` (default now)."""
-    from novabilling.billing.cli import run_billing_once
 
     totals = asyncio.run(run_billing_once(get_settings(), at=at))
     table = Table("tenant", "invoiced", "advanced", "canceled", "skipped", "conflicts")
@@ -170,7 +170,6 @@ def worker(
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="also run the tick"),
 ) -> None:
     """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
-    from novabilling.billing.cli import run_worker_process
 
     settings = get_settings()
     if not settings.redis_url:

@@ -1,4 +1,4 @@
-"""What the ``billing run`` and ``worker`` commands do (kept out of ``cli.py``)."""
+"""What the ``billing run`` and ``worker`` commands do."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import structlog
 
 from novabilling.billing.scheduler import EmbeddedScheduler, active_tenant_ids
 from novabilling.billing.tick import TickResult, run_tenant_tick
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
-from novabilling.kit.clock import TestClock, set_clock
+from novabilling.kit.clock import FixedClock
 from novabilling.kit.jobs import ALL_QUEUES
+from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
 from novabilling.kit.logging import configure_logging
 from novabilling.kit.timestamps import parse_instant
-from novabilling.runtime import build_runtime
+from novabilling.worker import build_handlers
 
 log = structlog.get_logger(__name__)
 
@@ -22,10 +24,7 @@ async def run_billing_once(settings: Settings, *, at: str | None = None) -> list
     """One tick for every active tenant at ``at`` (a fixed clock when given). Jobs the tick
     queues go to Redis, or run here (embedded) before returning."""
     configure_logging(json=settings.json_logs, level=settings.log_level)
-    clock = None
-    if at:
-        clock = TestClock(parse_instant(at))
-        set_clock(clock)
+    clock = FixedClock(parse_instant(at)) if at else None
     runtime = build_runtime(settings, clock=clock)
     results: list[TickResult] = []
     try:
@@ -43,9 +42,6 @@ async def run_worker_process(
     settings: Settings, *, concurrency: int, scheduler: bool = True
 ) -> None:
     """BullMQ consumers for every queue, plus the single-flight scheduler loop."""
-    from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
-    from novabilling.worker import build_handlers
-
     configure_logging(json=settings.json_logs, level=settings.log_level)
     assert settings.redis_url
     runtime = build_runtime(settings)

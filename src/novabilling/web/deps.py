@@ -8,12 +8,13 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.auth.principal import Principal
 from novabilling.errors import RateLimited
 from novabilling.kit.jobs import job_buffer
 from novabilling.runtime import Runtime
+from novabilling.tenancy.principal import Principal
+from novabilling.tenancy.profiles import TenantProfile
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -52,6 +53,34 @@ async def session_principal(request: Request) -> Principal:
 
 DataPrincipal = Annotated[Principal, Depends(data_principal)]
 SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+
+
+async def tenant_profile(request: Request, principal: DataPrincipal) -> TenantProfile:
+    """The caller's tenant profile (cached; ``runtime.tenant_profiles``)."""
+    return await get_runtime(request).tenant_profiles.get(principal.tenant_id)
+
+
+TenantProfileDep = Annotated[TenantProfile, Depends(tenant_profile)]
+
+
+async def tenant_maker(
+    request: Request, principal: DataPrincipal
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the caller's own database, for the few use cases that run several
+    transactions of their own (a provider call between them: checkout, refund). The jobs
+    their committed transactions queued are pushed at the end, even when a later step
+    failed (what was committed stays done)."""
+    runtime = get_runtime(request)
+    assert runtime.jobs is not None
+    maker = await runtime.engines.sessionmaker(principal.tenant_id)
+    async with job_buffer(runtime.jobs) as buffer:
+        try:
+            yield maker
+        finally:
+            await buffer.flush_committed()
+
+
+TenantMaker = Annotated[async_sessionmaker[AsyncSession], Depends(tenant_maker, scope="function")]
 
 
 async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:

@@ -15,10 +15,10 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.auth.tokens import TokenError, TokenSigner
 from novabilling.errors import Unauthorized
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import sha256_hex
+from novabilling.kit.tokens import TokenError, TokenSigner
 from novabilling.kit.ttlcache import TTLCache
 from novabilling.tenancy.models import ApiKey, Tenant
 

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from novabilling.billing import views
 from novabilling.plans import schemas, service
-from novabilling.tenancy.deps import RuntimeDep, TenantSession
+from novabilling.web.deps import RuntimeDep, TenantSession
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
 
@@ -31,11 +32,7 @@ async def list_plans(
 
 @router.get("/{plan_id}")
 async def get_plan(session: TenantSession, plan_id: str) -> dict[str, Any]:
-    plan = await service.get_plan(session, plan_id)
-    prices = await service.prices_of(session, [plan.id])
-    out = schemas.plan_out(plan, prices[plan.id])
-    out["_count"] = {"subscriptions": await service.subscriptions_using_plan(session, plan.id)}
-    return out
+    return await views.plan_detail(session, plan_id)
 
 
 @router.patch("/{plan_id}")

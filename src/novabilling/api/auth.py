@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from novabilling.auth import schemas, service
 from novabilling.notifications import messages
-from novabilling.tenancy.deps import RuntimeDep
+from novabilling.web.deps import RuntimeDep
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
