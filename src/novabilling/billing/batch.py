@@ -161,7 +161,7 @@ async def renew_batch(
             await session.rollback()
             buffer = current_job_buffer()
             if buffer is not None:
-                buffer.discard()
+                buffer.drop_unstaged()
             return 0, set(ids)
     done = {row.id for row, _, _ in renewed}
     return len(done), set(ids) - done

@@ -305,7 +305,7 @@ async def invoice_first_period(
             await session.rollback()
             buffer = current_job_buffer()
             if buffer is not None:
-                buffer.discard()
+                buffer.drop_unstaged()
             return False
     return True
 
@@ -330,6 +330,6 @@ async def process(
             log.info("billing.renewal_conflict", subscription_id=subscription_id)
             buffer = current_job_buffer()
             if buffer is not None:
-                buffer.discard()
+                buffer.drop_unstaged()
             return Outcome.CONFLICT
     return outcome

@@ -120,13 +120,15 @@ async def _renew_all(
             for _ in range(renewed):
                 result.add(Outcome.INVOICED)
             progress = progress or bool(renewed)
-            for sub_id in (i for i in chunk if i in rest):
-                async with job_buffer(queue) as buffer:
+            # one buffer for the chunk: each subscription commits on its own, their jobs
+            # are pushed (and their outbox rows dropped) together
+            async with job_buffer(queue) as buffer:
+                for sub_id in (i for i in chunk if i in rest):
                     outcome = await renewals.process(maker, ctx, sub_id)
-                    await buffer.flush()
-                result.add(outcome)
-                if outcome in (Outcome.INVOICED, Outcome.ADVANCED, Outcome.CANCELED):
-                    progress = True
+                    result.add(outcome)
+                    if outcome in (Outcome.INVOICED, Outcome.ADVANCED, Outcome.CANCELED):
+                        progress = True
+                await buffer.flush()
         if not ids or not progress:
             return
 

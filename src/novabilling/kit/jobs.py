@@ -206,6 +206,11 @@ class JobBuffer:
         self.pending.clear()
         self.forget.clear()
 
+    def drop_unstaged(self) -> None:
+        """The unit of work in progress rolled back: drop the jobs it queued (not yet in
+        an outbox), keep those of transactions that committed earlier in this buffer."""
+        self.pending = [job for job in self.pending if job.outbox_id is not None]
+
     def drop_staged(self, outbox_ids: set[str]) -> None:
         """Jobs staged in a transaction that then rolled back: they never happened."""
         self.pending = [job for job in self.pending if job.outbox_id not in outbox_ids]
