@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 7
+    refresh_reuse_grace_seconds: int = Field(default=60, ge=0)
     principal_cache_seconds: float = 5.0
     tenant_engine_cache_size: int = 64
     tenant_pool_size: int = 5
