@@ -237,7 +237,9 @@ def test_registry_rejects_unknown_names_and_missing_keys() -> None:
     assert isinstance(caught.value, KeyError) and "paypal" in str(caught.value)
     assert registry.missing_credentials("Stripe", {"secretKey": "sk"}) == ["webhookSecret"]
     with pytest.raises(registry.MissingCredentials):
-        registry.credentials_from_config("paystack", {"secretKey": "sk_test_1"})
+        registry.credentials_from_config("paystack", {"publicKey": "pk_test_1"})
+    assert registry.credentials_from_config("paystack", {"secretKey": "sk"}).secret_key == "sk"
+    assert registry.missing_credentials("flutterwave", {"secretKey": "FLWSECK-1"}) == []
     stripe = registry.credentials_from_config(
         "stripe", {"secretKey": "sk_test_1", "webhookSecret": "whsec_1"}
     )

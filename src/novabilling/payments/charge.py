@@ -34,7 +34,7 @@ from novabilling.payments.models import (
     PaymentMethod,
     PaymentProviderConfig,
 )
-from novabilling.payments.providers import paystack
+from novabilling.payments.providers import paystack, registry
 from novabilling.payments.providers.base import (
     ChargeRequest,
     CheckoutRequest,
@@ -87,6 +87,9 @@ async def choose_provider(
             handle = factory.handle_for(tenant_id, row)
             if handle is not None:
                 return handle
+    for row in configured:
+        if row.provider_name in registry.SPECS and not registry.is_supported(row.provider_name):
+            raise BusinessRule(f"Payment provider {row.provider_name} is not yet supported")
     raise BusinessRule(f"No active payment provider supports {currency.upper()}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.errors import Conflict, FieldError, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import DecryptionError, Encryptor
 from novabilling.payments.credentials import ProviderFactory, seal, unseal
@@ -25,19 +25,44 @@ from novabilling.payments.providers.base import ProviderError
 log = structlog.get_logger(__name__)
 
 
+def _invalid(errors: list[FieldError]) -> Invalid:
+    error = Invalid(errors[0].field, errors[0].message)
+    error.errors = errors
+    return error
+
+
 def _clean_credentials(name: str, credentials: Mapping[str, Any]) -> dict[str, str]:
-    """String values only (numbers are accepted and kept as text); all required keys."""
+    """String values only (numbers are accepted and kept as text); exactly the keys the
+    provider declares (registry spec): every unknown, missing or mistyped key and every
+    value outside its allowed choices is a 400 naming ``credentials.<key>``."""
+    declared = registry.spec(name)
     clean: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for key in registry.unknown_credentials(name, credentials):
+        known = ", ".join(declared.keys)
+        errors.append(_field(key, f"is not a {name} credential key (known: {known})"))
+    mistyped: set[str] = set()
     for key, value in credentials.items():
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int):
-            if value is None:
-                continue
-            raise Invalid("credentials", f"credentials.{key} must be a string")
-        clean[key] = str(value)
-    missing = registry.missing_credentials(name, clean)
-    if missing:
-        raise Invalid("credentials", f"credentials missing required keys: {', '.join(missing)}")
+            errors.append(_field(key, "must be a string"))
+            mistyped.add(key)
+            continue
+        clean[key] = str(value).strip().lower() if key in declared.choices else str(value)
+    for key in registry.missing_credentials(name, clean):
+        if key not in mistyped:
+            errors.append(_field(key, f"is required for {name}"))
+    for key, allowed in registry.bad_choices(name, clean).items():
+        errors.append(_field(key, f"must be one of: {', '.join(allowed)}"))
+    if errors:
+        raise _invalid(errors)
     return clean
+
+
+def _field(key: str, message: str) -> FieldError:
+    field = f"credentials.{key}"
+    return FieldError(field=field, message=f"{field} {message}")
 
 
 def _name(provider_name: str) -> str:
@@ -148,7 +173,7 @@ async def check_provider(
     try:
         adapter = factory.build(name, config, tenant_id=tenant_id)
         ok = await adapter.verify_credentials()
-    except (registry.UnknownProvider, registry.MissingCredentials) as exc:
+    except (registry.UnknownProvider, registry.MissingCredentials, registry.NotSupported) as exc:
         return False, str(exc)
     except ProviderError as exc:
         return False, f"{name} rejected the credentials: {exc.message}"
