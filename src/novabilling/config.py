@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     mail_from_name: str = "NovaBilling"
     rate_limit: str = "100/60s"
     cors_origins: str = "http://localhost:4001,http://localhost:4002"
+    provider_base_url_allowlist: str = ""
     public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     log_json: bool | None = None

@@ -23,7 +23,7 @@ from novabilling.errors import BusinessRule
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
 from novabilling.kit.ids import derived_id, new_id
-from novabilling.payments import service
+from novabilling.payments import provider_policy, service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.models import (
     FAILED,
@@ -169,11 +169,14 @@ async def checkout(
     try:
         result = await handle.adapter.create_checkout(request)
     except ProviderError as exc:
+        message = provider_policy.public_message(
+            handle.name, exc, settings=factory.runtime.settings
+        )
         payment.status = FAILED
-        payment.failure_reason = exc.message
+        payment.failure_reason = message
         await session.flush()
         log.warning("payment.checkout_failed", payment_id=payment.id, error=exc.message)
-        raise ProviderRefused(exc.message) from exc
+        raise ProviderRefused(message) from exc
     payment.checkout_url = result.url
     payment.provider_transaction_id = result.provider_reference
     payment.expires_at = now + CHECKOUT_TTL

@@ -20,7 +20,7 @@ from novabilling.errors import BusinessRule, Invalid
 from novabilling.kit import money
 from novabilling.kit.ids import new_id
 from novabilling.kit.timestamps import to_wire
-from novabilling.payments import service
+from novabilling.payments import provider_policy, service
 from novabilling.payments.credentials import ProviderFactory
 from novabilling.payments.models import (
     FAILED,
@@ -89,7 +89,9 @@ async def refund_payment(
                 )
             )
         except ProviderError as exc:
-            raise BusinessRule(f"Refund refused by {payment.provider}: {exc.message}") from exc
+            settings = factory.runtime.settings
+            message = provider_policy.public_message(payment.provider, exc, settings=settings)
+            raise BusinessRule(f"Refund refused by {payment.provider}: {message}") from exc
         refund.status = _STATUS.get(answer.outcome, PENDING)
         refund.provider_refund_id = answer.provider_refund_id
         refund.message = answer.message
