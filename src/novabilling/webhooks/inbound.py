@@ -36,6 +36,7 @@ from novabilling.payments.providers.base import (
     EventKind,
     Outcome,
     ProviderError,
+    RemembersCallbacks,
     SignatureError,
     WebhookEvent,
 )
@@ -162,8 +163,11 @@ async def receive(
         event = handle.adapter.parse_webhook(body, lowered)
     except (SignatureError, ProviderError) as exc:
         raise _reject(name, str(exc), tenant_id=tenant_id) from None
-    if name == "mpesa" and not await _confirm_unsigned(runtime, handle, event):
-        raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+    if name == "mpesa":
+        if not await _confirm_unsigned(runtime, handle, event):
+            raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+        if isinstance(handle.adapter, RemembersCallbacks):
+            handle.adapter.accept_callback(event)  # only now may it change anything
     stored: dict[str, Any] = {h: lowered[h] for h in wanted if h in lowered}
     stored[EVENT_KEY] = event_to_dict(event)
     inbox_id = await inbox_writer(runtime).write(

@@ -217,4 +217,10 @@ class MpesaProvider:
         )
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Shape check only (Daraja does not sign): changes nothing. Confirm the event,
+        then hand it to :meth:`accept_callback`."""
         return parse_callback(body, provider=self.name, ledger=self.ledger)
+
+    def accept_callback(self, event: WebhookEvent) -> None:
+        """Remember what a *confirmed* callback says (receipt, reversal result)."""
+        self.ledger.accept(event)
