@@ -77,6 +77,7 @@ def serve(
         http="httptools",
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn's own records go through our (off-loop, scrubbing) handler
         proxy_headers=True,
     )
 
