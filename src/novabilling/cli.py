@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import sys
 
 import httpx
@@ -65,14 +68,18 @@ def serve(
     ),
 ) -> None:
     """Serve the HTTP API (uvicorn, uvloop, httptools)."""
+    for name, value in (("NB_HOST", host), ("NB_PORT", port), ("NB_WORKERS", workers)):
+        if value:  # the options win over the environment, in this process and its workers
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
     settings = get_settings()
     if migrate_first and _migrate_all():
         console.print("[yellow]some tenant migrations failed; serving anyway[/yellow]")
     uvicorn.run(
         "novabilling.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -127,15 +134,36 @@ def health(url: str = typer.Option(None, help="base URL (default http://NB_HOST:
 def simulate(
     provider: str = typer.Argument(..., help="paystack | flutterwave | mpesa | stripe"),
     port: int = typer.Option(9100, help="port to listen on (loopback)"),
+    webhook_url: str = typer.Option(
+        None,
+        "--webhook-url",
+        help="where to POST webhooks (default: NB_PUBLIC_URL/webhooks/PROVIDER)",
+    ),
 ) -> None:
-    """Run a local simulator of a payment provider's API."""
-    from novabilling.simulators import create_simulator_app
+    """Run a local simulator of a payment provider's API; it delivers its own webhooks and
+    serves the hosted checkout pages on its own address."""
+    from novabilling.simulators import create_simulator_app, sandbox_credentials
 
+    name = provider.strip().lower()
+    base_url = f"http://127.0.0.1:{port}"
+    target = webhook_url or f"{get_settings().public_url.rstrip('/')}/webhooks/{name}"
+    os.environ["NB_SIM_WEBHOOK_URL"] = target
+    os.environ["NB_SIM_PUBLIC_URL"] = base_url
     try:
-        asgi = create_simulator_app(provider)
+        asgi = create_simulator_app(name)
     except KeyError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(code=2) from exc
+    credentials = sandbox_credentials(name, base_url)
+    typer.echo(f"{name} simulator on {base_url}")
+    if name == "mpesa":
+        typer.echo("callbacks: to the CallBackURL of each STK push (NB_PUBLIC_URL of the API)")
+    else:
+        typer.echo(f"webhooks: {target}")
+    if credentials:
+        body = json.dumps({"providerName": name, "credentials": credentials})
+        typer.echo(f"configure: POST /api/payment-providers {body}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="info")
 
 

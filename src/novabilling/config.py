@@ -43,6 +43,16 @@ def _secret_file(data_dir: Path, name: str, nbytes: int) -> str:
     return value
 
 
+def served_url(host: str, port: int) -> str:
+    """The base URL of a server bound to ``host``:``port`` (a wildcard bind is reached on
+    the loopback address from this machine)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NB_", extra="ignore")
 
@@ -64,7 +74,7 @@ class Settings(BaseSettings):
     rate_limit: str = "100/60s"
     cors_origins: str = "http://localhost:4001,http://localhost:4002"
     provider_base_url_allowlist: str = ""
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = ""  # empty: the address served, http://NB_HOST:NB_PORT
     log_level: str = "INFO"
     log_json: bool | None = None
     access_token_minutes: int = 15
@@ -84,6 +94,8 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         if self.database_url is None:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/central.db"
+        if not self.public_url:
+            self.public_url = served_url(self.host, self.port)
         if self.env == "production":
             for name in ("secret_key", "encryption_key"):
                 value = getattr(self, name)

@@ -387,6 +387,7 @@ async def save_method(
     )
     auth = raw.get("authorization") if isinstance(raw, dict) else None
     auth = auth if isinstance(auth, dict) else {}
+    customer = raw.get("customer") if isinstance(raw, dict) else None  # Stripe: an id string
     now = clock.now()
     method = PaymentMethod(
         customer_id=customer_id,
@@ -395,7 +396,7 @@ async def save_method(
         token_hash=digest,
         brand=str(auth.get("brand") or "")[:50] or None,
         last4=str(auth.get("last4") or "")[:4] or None,
-        email=(raw.get("customer") or {}).get("email") if isinstance(raw, dict) else None,
+        email=customer.get("email") if isinstance(customer, dict) else None,
         is_default=not has_default,
         created_at=now,
         updated_at=now,
