@@ -74,7 +74,7 @@ def running(
         )
     process = Process(url=url, popen=popen, log=log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if popen.poll() is not None:
                 raise AssertionError(f"{args[0]} exited {popen.returncode}:\n{process.output()}")
@@ -84,7 +84,7 @@ def running(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"{args[0]} did not answer in 60 s:\n{process.output()}")
+                raise AssertionError(f"{args[0]} did not answer in 120 s:\n{process.output()}")
             time.sleep(0.2)
         yield process
     finally:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEFAULT_SECRET_MARKERS = ("changeme", "change-me", "secret", "default", "dev")
@@ -130,6 +130,20 @@ class Settings(BaseSettings):
     @property
     def tenants_dir(self) -> Path:
         return self.data_dir / "tenants"
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming each bad setting: ``NB_PORT='abc': Input should be a valid integer``."""
+    problems: list[str] = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        if loc:
+            name = f"NB_{str(loc[0]).upper()}"
+            problems.append(f"{name}={error.get('input')!r}: {message}")
+        else:  # a rule over several settings; its message names them
+            problems.append(message)
+    return "; ".join(problems)
 
 
 @lru_cache(maxsize=1)
