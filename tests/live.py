@@ -92,9 +92,10 @@ def running(
 
 
 @contextmanager
-def api_server(data_dir: Path, **settings: str) -> Iterator[Process]:
-    """``novabilling serve`` on a free port, embedded (SQLite) in ``data_dir``."""
-    port = free_port()
+def api_server(data_dir: Path, *, port: int | None = None, **settings: str) -> Iterator[Process]:
+    """``novabilling serve`` on ``port`` (default: a free one), embedded (SQLite) in
+    ``data_dir``."""
+    port = port or free_port()
     env = clean_env(
         NB_DATA_DIR=str(data_dir),
         NB_PORT=str(port),

@@ -40,6 +40,9 @@ class Provider(StrEnum):
     flutterwave = "flutterwave"
     mpesa = "mpesa"
     stripe = "stripe"
+    dpo = "dpo"
+    payu = "payu"
+    pesapal = "pesapal"
 
 
 def _settings() -> Settings:

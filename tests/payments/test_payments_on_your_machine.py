@@ -22,7 +22,15 @@ import pytest
 from novabilling.simulators.mpesa import PHONE_SUCCESS
 from tests.live import Process, api_server, clean_env, free_port, register, running
 
-CURRENCY = {"paystack": "NGN", "flutterwave": "NGN", "mpesa": "KES", "stripe": "USD"}
+CURRENCY = {
+    "paystack": "NGN",
+    "flutterwave": "NGN",
+    "mpesa": "KES",
+    "stripe": "USD",
+    "dpo": "USD",
+    "payu": "ZAR",
+    "pesapal": "KES",
+}
 _CONFIGURE = re.compile(r"^configure: POST /api/payment-providers (\{.*\})$", re.MULTILINE)
 _PAY_FORM = re.compile(r'<form method="post" action="([^"]*outcome=success)"')
 
@@ -103,7 +111,25 @@ def _wait_paid(http: httpx.Client, invoice_id: str, *, logs: list[Process]) -> d
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize("provider", ["paystack", "flutterwave", "mpesa", "stripe"])
+def _refund_through_the_provider(http: httpx.Client, payment_id: str, sim: Process) -> None:
+    """DPO, PayU, Pesapal: a partial refund goes to the provider (the simulator records it;
+    PayU's credit and Pesapal's approval settle on the simulator's own schedule)."""
+    refund = http.post(f"/api/payments/{payment_id}/refund", json={"amount": 10})
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["status"] == "REFUNDED"
+    state = httpx.get(f"{sim.url}/_sim/state", timeout=10).json()
+    recorded = (
+        [t["refunded"] for t in state.get("transactions", []) if "refunded" in t]
+        + [t["basket"]["amountInCents"] for t in state.get("transactions", [])
+           if t.get("transactionType") == "CREDIT"]
+        + [r["amount"] for r in state.get("refunds", [])]
+    )  # fmt: skip
+    assert recorded in (["10"], ["1000"], [10]), state
+
+
+@pytest.mark.parametrize(
+    "provider", ["paystack", "flutterwave", "mpesa", "stripe", "dpo", "payu", "pesapal"]
+)
 def test_pay_an_invoice_through_the_simulator(tmp_path: Path, provider: str) -> None:
     with (
         api_server(tmp_path) as api,
@@ -134,3 +160,5 @@ def test_pay_an_invoice_through_the_simulator(tmp_path: Path, provider: str) -> 
             assert paid["paidAt"]
             payment = http.get(f"/api/payments/{body['paymentId']}").json()
             assert payment["status"] == "SUCCEEDED", payment
+            if provider in ("dpo", "payu", "pesapal"):
+                _refund_through_the_provider(http, body["paymentId"], sim)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
+import pytest
 from sqlalchemy import text
 
+from novabilling.payments.credentials import provider_factory
 from novabilling.runtime import Runtime
 from tests.conftest import TenantCreds, assert_error
 from tests.payments.helpers import PAYSTACK_SECRET, configure, paystack, paystack_credentials
@@ -239,11 +243,15 @@ async def test_several_bad_keys_are_all_named(
     assert {"credentials.consumerSecret", "credentials.shortcode", "credentials.passkey"} <= fields
 
 
-async def test_not_yet_supported_providers_say_so_at_test_and_checkout(
-    client: httpx.AsyncClient, tenant: TenantCreds
+async def test_a_provider_without_an_adapter_says_not_yet_supported(
+    client: httpx.AsyncClient, tenant: TenantCreds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A configurable provider whose adapter does not exist yet (how dpo, payu and pesapal
+    were before their adapters): stored, then test and checkout name it as not supported."""
+    from novabilling.payments.providers import registry
     from tests.payments.helpers import make_invoice
 
+    monkeypatch.setitem(registry.SPECS, "payu", replace(registry.SPECS["payu"], adapter=None))
     created = await configure(
         client, tenant.key_headers, name="payu", credentials=NEW_PROVIDERS["payu"]
     )
@@ -259,3 +267,36 @@ async def test_not_yet_supported_providers_say_so_at_test_and_checkout(
     assert_error(checkout, 400)
     assert "payu" in checkout.json()["message"]
     assert "not yet supported" in checkout.json()["message"]
+
+
+@pytest.mark.parametrize("name", ["dpo", "payu", "pesapal"])
+async def test_new_providers_test_names_the_provider_and_the_cause(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime, name: str
+) -> None:
+    """Issue 16: rejected vs unreachable, named (201 success:false as the contract says)."""
+    from tests.payments.new_providers import start
+
+    sim = start(name, runtime, tenant.id)
+    h = tenant.key_headers
+    created = await configure(client, h, name=name, credentials=sim.credentials)
+    url = f"{BASE}/{created['id']}/test"
+    ok = await client.post(url, headers=h)
+    assert ok.json() == {"success": True, "message": f"Connection to {name} succeeded"}
+
+    secret_key = {"dpo": "companyToken", "payu": "apiKey", "pesapal": "consumerSecret"}[name]
+    wrong = {**sim.credentials, secret_key: "00000000-0000-0000-0000-000000000000"}
+    await client.patch(f"{BASE}/{created['id']}", json={"credentials": wrong}, headers=h)
+    rejected = await client.post(url, headers=h)
+    assert rejected.status_code == 201
+    assert rejected.json()["success"] is False
+    assert rejected.json()["message"].startswith(f"{name} rejected the credentials")
+
+    def refuse_connection(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    provider_factory(runtime).transports["http://down.sim"] = httpx.MockTransport(refuse_connection)
+    down = {**sim.credentials, "baseUrl": "http://down.sim"}
+    await client.patch(f"{BASE}/{created['id']}", json={"credentials": down}, headers=h)
+    unreachable = await client.post(url, headers=h)
+    assert unreachable.json()["success"] is False
+    assert unreachable.json()["message"].startswith(f"{name} unreachable")

@@ -68,7 +68,7 @@ def supports(name: str, currency: str) -> bool:
         return code == "KES"
     if name == "paystack":
         return code in paystack.SUPPORTED_CURRENCIES
-    return True
+    return name not in registry.SPECS or registry.supports_currency(name, code)
 
 
 async def choose_provider(
@@ -201,6 +201,8 @@ async def confirm(handle: ProviderHandle, payment: Payment) -> Transaction:
             txn = replace(txn, amount_minor=payment.amount_minor, currency="KES")
         return txn
     key = payment.reference or payment.id
+    if registry.spec(handle.name).confirm_by == "provider_reference":  # Pesapal: its own id
+        key = payment.provider_transaction_id or key
     if handle.name == "stripe" and (payment.provider_transaction_id or "").startswith("pi_"):
         key = str(payment.provider_transaction_id)
     return await handle.adapter.verify_transaction(key)

@@ -97,6 +97,8 @@ class ProviderFactory:
             url = self.callback_url(key, tenant_id)
             values.setdefault("callbackUrl", url)
             values.setdefault("resultUrl", url)
+        elif key in ("payu", "pesapal"):  # they notify the URL named in each request
+            values.setdefault("notifyUrl", self.callback_url(key, tenant_id))
         credentials = registry.credentials_from_config(key, values)
         kwargs: dict[str, Any] = {}
         base_url = (credentials.base_url or "").rstrip("/")

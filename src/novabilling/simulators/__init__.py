@@ -18,6 +18,9 @@ SIMULATORS: dict[str, str] = {
     "stripe": "novabilling.simulators.stripe",
     "flutterwave": "novabilling.simulators.flutterwave",
     "mpesa": "novabilling.simulators.mpesa",
+    "dpo": "novabilling.simulators.dpo",
+    "payu": "novabilling.simulators.payu",
+    "pesapal": "novabilling.simulators.pesapal",
 }
 
 

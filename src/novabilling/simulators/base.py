@@ -1,4 +1,5 @@
-"""Shared pieces of the local provider simulators (Paystack, Stripe, Flutterwave, M-Pesa).
+"""Shared pieces of the local provider simulators (Paystack, Stripe, Flutterwave, M-Pesa,
+DPO, PayU, Pesapal).
 
 This module holds the conventions below, the common test surface (:class:`SimulatorBase`)
 and the environment factory (:func:`app_from_env`); ``webhooks.py`` signs, posts and

@@ -31,6 +31,11 @@ class ProviderSpec:
     secret: str = "secretKey"
     public: str | None = "publicKey"
     webhook: str | None = "webhookSecret"
+    # currencies the adapter can charge (None: any; the provider itself refuses the rest)
+    currencies: frozenset[str] | None = None
+    # what verify_transaction takes for one of our payments: our reference, or the
+    # provider's own id of it (stored as the payment's providerTransactionId)
+    confirm_by: str = "reference"
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -72,28 +77,34 @@ SPECS: dict[str, ProviderSpec] = {
         webhook=None,
     ),
     "dpo": ProviderSpec(
-        None,
+        "novabilling.payments.providers.dpo:DpoProvider",
         ("companyToken", "serviceType", "environment"),
+        ("baseUrl", "returnUrl"),
         choices={"environment": ("test", "live")},
         secret="companyToken",
         public=None,
         webhook=None,
     ),
     "payu": ProviderSpec(
-        None,
+        "novabilling.payments.providers.payu:PayuProvider",
         ("apiKey", "safeKey", "environment"),
+        ("apiUsername", "baseUrl", "notifyUrl", "returnUrl"),
         choices={"environment": ("staging", "production")},
         secret="safeKey",
         public="apiKey",
         webhook=None,
+        currencies=frozenset({"ZAR", "NGN", "KES", "USD"}),
     ),
     "pesapal": ProviderSpec(
-        None,
+        "novabilling.payments.providers.pesapal:PesapalProvider",
         ("consumerKey", "consumerSecret", "environment"),
+        ("baseUrl", "ipnId", "notifyUrl", "returnUrl", "refundUsername"),
         choices={"environment": ("sandbox", "live")},
         secret="consumerSecret",
         public="consumerKey",
         webhook=None,
+        currencies=frozenset({"KES", "UGX", "TZS", "USD", "RWF", "MWK", "ZMW"}),
+        confirm_by="provider_reference",
     ),
 }
 ALIASES: dict[str, str] = {"dpo-group": "dpo"}
@@ -143,6 +154,11 @@ def normalize_name(name: str) -> str:
 
 def spec(name: str) -> ProviderSpec:
     return SPECS[normalize_name(name)]
+
+
+def supports_currency(name: str, currency: str) -> bool:
+    allowed = spec(name).currencies
+    return allowed is None or currency.upper() in allowed
 
 
 def is_supported(name: str) -> bool:
