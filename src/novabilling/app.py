@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(router)
     app.include_router(health.router)
     docs.install(app)
-    openapi.install(app)
+    openapi.install(app, public_prefixes=_PUBLIC_PREFIXES)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEFAULT_SECRET_MARKERS = ("changeme", "change-me", "secret", "default", "dev")
@@ -43,6 +43,16 @@ def _secret_file(data_dir: Path, name: str, nbytes: int) -> str:
     return value
 
 
+def served_url(host: str, port: int) -> str:
+    """The base URL of a server bound to ``host``:``port`` (a wildcard bind is reached on
+    the loopback address from this machine)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NB_", extra="ignore")
 
@@ -63,11 +73,13 @@ class Settings(BaseSettings):
     mail_from_name: str = "NovaBilling"
     rate_limit: str = "100/60s"
     cors_origins: str = "http://localhost:4001,http://localhost:4002"
-    public_url: str = "http://127.0.0.1:8000"
+    provider_base_url_allowlist: str = ""
+    public_url: str = ""  # empty: the address served, http://NB_HOST:NB_PORT
     log_level: str = "INFO"
     log_json: bool | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 7
+    refresh_reuse_grace_seconds: int = Field(default=60, ge=0)
     principal_cache_seconds: float = 5.0
     tenant_engine_cache_size: int = 64
     tenant_pool_size: int = 5
@@ -82,6 +94,8 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         if self.database_url is None:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/central.db"
+        if not self.public_url:
+            self.public_url = served_url(self.host, self.port)
         if self.env == "production":
             for name in ("secret_key", "encryption_key"):
                 value = getattr(self, name)
@@ -116,6 +130,20 @@ class Settings(BaseSettings):
     @property
     def tenants_dir(self) -> Path:
         return self.data_dir / "tenants"
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming each bad setting: ``NB_PORT='abc': Input should be a valid integer``."""
+    problems: list[str] = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        if loc:
+            name = f"NB_{str(loc[0]).upper()}"
+            problems.append(f"{name}={error.get('input')!r}: {message}")
+        else:  # a rule over several settings; its message names them
+            problems.append(message)
+    return "; ".join(problems)
 
 
 @lru_cache(maxsize=1)

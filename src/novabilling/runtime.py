@@ -28,6 +28,7 @@ from novabilling.kit.ratelimit import (
     RedisRateLimiter,
     parse_rate_limit,
 )
+from novabilling.kit.redaction import register_secret
 from novabilling.kit.tokens import TokenSigner
 from novabilling.notifications.mailer import Mailer, default_mailer
 from novabilling.notifications.views import Mailbox
@@ -85,6 +86,7 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     central_engine = make_engine(settings.central_url, pool_size=10)
     central = async_sessionmaker(central_engine, expire_on_commit=False)
     assert settings.encryption_key and settings.secret_key
+    register_secret(settings.secret_key, settings.encryption_key)
     encryptor = Encryptor(key_from_setting(settings.encryption_key))
     signer = TokenSigner(
         settings.secret_key,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -65,28 +66,82 @@ async def test_refresh_rotates_the_pair(client: httpx.AsyncClient, tenant: Tenan
     assert again.json()["refreshToken"] not in (pair["refreshToken"], tenant.refresh_token)
 
 
-async def test_reusing_a_refresh_token_revokes_the_whole_family(
-    client: httpx.AsyncClient, tenant: TenantCreds
-) -> None:
-    first = (await _refresh(client, tenant.refresh_token)).json()
-    second = (await _refresh(client, first["refreshToken"])).json()
-    # a stolen, already used token comes back
-    assert_error(await _refresh(client, tenant.refresh_token), 401)
-    # ... so the newest token of that family is dead too
-    assert_error(await _refresh(client, second["refreshToken"]), 401)
-    assert_error(await _refresh(client, first["refreshToken"]), 401)
+def _past_grace(clocked: Clocked) -> None:
+    grace = clocked.runtime.settings.refresh_reuse_grace_seconds
+    clocked.clock.advance(timedelta(seconds=grace + 1))
 
 
-async def test_family_revocation_spares_other_sessions(
+async def test_reusing_a_refresh_token_after_the_grace_window_revokes_the_whole_family(
+    clocked: Clocked,
+) -> None:
+    c = clocked.client
+    creds = await register_tenant(c)
+    first = (await _refresh(c, creds.refresh_token)).json()
+    second = (await _refresh(c, first["refreshToken"])).json()
+    _past_grace(clocked)
+    # a stolen, already used token comes back after the window
+    assert_error(await _refresh(c, creds.refresh_token), 401)
+    # ... so the newest token of that family is dead too, and so is a grace reuse
+    assert_error(await _refresh(c, second["refreshToken"]), 401)
+    assert_error(await _refresh(c, first["refreshToken"]), 401)
+
+
+async def test_reuse_within_the_grace_window_returns_a_pair_of_the_same_family(
+    clocked: Clocked,
+) -> None:
+    c = clocked.client
+    creds = await register_tenant(c)
+    first = await _refresh(c, creds.refresh_token)
+    assert first.status_code == 200, first.text
+    clocked.clock.advance(timedelta(seconds=clocked.runtime.settings.refresh_reuse_grace_seconds))
+    again = await _refresh(c, creds.refresh_token)  # exactly at the window's edge: still fine
+    assert again.status_code == 200, again.text
+    for pair in (first.json(), again.json()):
+        me = await c.get("/api/tenants/me", headers=bearer(pair["accessToken"]))
+        assert me.status_code == 200, me.text
+        assert (await _refresh(c, pair["refreshToken"])).status_code == 200
+    # same family: a late reuse of the original revokes the tokens issued in the window too
+    _past_grace(clocked)
+    assert_error(await _refresh(c, creds.refresh_token), 401)
+    assert_error(await _refresh(c, again.json()["refreshToken"]), 401)
+
+
+async def test_a_grace_reuse_does_not_reopen_a_revoked_family(clocked: Clocked) -> None:
+    c = clocked.client
+    creds = await register_tenant(c)
+    first = (await _refresh(c, creds.refresh_token)).json()
+    _past_grace(clocked)
+    second = (await _refresh(c, first["refreshToken"])).json()  # first use of `first`: fine
+    assert_error(await _refresh(c, creds.refresh_token), 401)  # late reuse: family revoked
+    # `first` was used only a moment ago (inside its window) but its family is revoked now
+    assert_error(await _refresh(c, first["refreshToken"]), 401)
+    assert_error(await _refresh(c, second["refreshToken"]), 401)
+
+
+async def test_twenty_concurrent_refreshes_with_one_token_all_succeed(
     client: httpx.AsyncClient, tenant: TenantCreds
 ) -> None:
-    login = await client.post(
-        "/api/auth/login", json={"email": tenant.email, "password": tenant.password}
-    )
+    """A page firing many requests with an expired access token refreshes once per request."""
+    responses = await asyncio.gather(*(_refresh(client, tenant.refresh_token) for _ in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses]
+    pairs = [r.json() for r in responses]
+    for pair in pairs:
+        me = await client.get("/api/tenants/me", headers=bearer(pair["accessToken"]))
+        assert me.status_code == 200 and me.json()["id"] == tenant.id
+    # every returned refresh token is a live token of the family
+    follow_ups = await asyncio.gather(*(_refresh(client, p["refreshToken"]) for p in pairs))
+    assert [r.status_code for r in follow_ups] == [200] * 20, [r.text for r in follow_ups]
+
+
+async def test_family_revocation_spares_other_sessions(clocked: Clocked) -> None:
+    c = clocked.client
+    creds = await register_tenant(c)
+    login = await c.post("/api/auth/login", json={"email": creds.email, "password": creds.password})
     other_session = login.json()["refreshToken"]
-    await _refresh(client, tenant.refresh_token)
-    assert_error(await _refresh(client, tenant.refresh_token), 401)  # reuse: family revoked
-    r = await _refresh(client, other_session)
+    await _refresh(c, creds.refresh_token)
+    _past_grace(clocked)
+    assert_error(await _refresh(c, creds.refresh_token), 401)  # reuse: family revoked
+    r = await _refresh(c, other_session)
     assert r.status_code == 200, r.text
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 from pypdf import PdfReader
 
-from novabilling.invoices.pdf import pdf_safe, render_invoice_pdf
+from novabilling.invoices.pdf import render_invoice_pdf
 from novabilling.notifications.views import InvoiceLineView, InvoiceView, TenantView
 
 CREATED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -114,33 +114,15 @@ def test_two_hundred_lines_break_onto_several_pages_and_keep_every_line() -> Non
     with_lines = [p.extract_text() for p in reader.pages if "Usage item" in p.extract_text()]
     assert len(with_lines) >= pages - 1  # totals may start a page of their own
     assert all("Description Qty Unit price Amount" in page for page in with_lines)
-    assert f"page {pages} of {pages}" in text
+    assert f"Page {pages} of {pages}" in text
     assert "Subtotal USD 200.00" in text
-    assert elapsed < 1.0
+    assert elapsed < 3.0  # embedded TrueType fonts: ~0.2 s here, generous for a busy CI
 
 
 def test_long_description_wraps_without_losing_words() -> None:
     long = "Implementation services " + " ".join(f"word{i}" for i in range(40))
     _, text = pdf_text(render_invoice_pdf(make_invoice(lines=(InvoiceLineView(long, 1, 1, 1),))))
     assert "word0" in text and "word39" in text
-
-
-def test_names_outside_latin1_do_not_crash() -> None:
-    view = make_invoice(
-        customer_name="Ọlá Ìbàdàn",
-        tenant=TenantView(name="Ẹ̀kọ́ Ventures ₦ — 東京"),
-        lines=(InvoiceLineView("Ṣọ́ọ̀bù subscription", 1, 1000, 1000),),
-    )
-    _, text = pdf_text(render_invoice_pdf(view, created_at=CREATED))
-    assert "Olá Ìbàdàn" in text
-    assert "Eko Ventures ? — ??" in text
-    assert "Soobù subscription" in text
-
-
-def test_pdf_safe_keeps_cp1252_and_strips_other_accents() -> None:
-    assert pdf_safe("Zoë “quoted” — €5") == "Zoë “quoted” — €5"
-    assert pdf_safe("Ọlá") == "Olá"
-    assert pdf_safe("₦") == "?"
 
 
 def test_same_input_and_creation_date_give_identical_bytes() -> None:
@@ -150,10 +132,12 @@ def test_same_input_and_creation_date_give_identical_bytes() -> None:
     )
 
 
-def test_small_invoice_renders_in_a_few_milliseconds() -> None:
+def test_small_invoice_renders_in_well_under_a_second() -> None:
     view = make_invoice()
-    render_invoice_pdf(view)  # warm up fonts
+    render_invoice_pdf(view)  # warm up imports
     started = time.perf_counter()
     for _ in range(10):
         render_invoice_pdf(view)
-    assert (time.perf_counter() - started) / 10 < 0.05
+    # two embedded TrueType fonts are parsed and subset per document: ~0.1 s on a busy
+    # 2-core machine (core fonts took ~7 ms but could not print ₦ or Ọ)
+    assert (time.perf_counter() - started) / 10 < 0.5

@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from novabilling.app import create_app
 from novabilling.notifications.mailer import MemoryMailer
+from novabilling.payments.credentials import provider_factory
+from novabilling.payments.providers.mpesa import MpesaProvider
 from novabilling.runtime import Runtime
 from novabilling.simulators import mpesa as mpesa_sim
 from novabilling.tenancy.models import WebhookInbox
@@ -108,3 +110,47 @@ async def test_failed_stk_marks_payment_failed(
     assert payment["status"] == "FAILED" and payment["failureReason"]
     invoice_now = (await client.get(f"/api/invoices/{invoice['id']}", headers=h)).json()
     assert invoice_now["status"] == "PENDING"
+
+
+async def test_unconfirmed_callbacks_change_nothing(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    """Regression (issue 14 item 16): a forged callback for a real push, sent before the
+    customer answered, is refused by the STK query - and must not leave its receipt (or a
+    forged reversal result) in the adapter's ledger either."""
+    queue = use_inprocess_jobs(runtime)
+    sim = mpesa_sim.MpesaSimulator(
+        secret_key=mpesa_sim.DEFAULT_SECRET_KEY,
+        webhook_transport=httpx.ASGITransport(app=create_app(runtime.settings, runtime=runtime)),
+    )
+    attach(runtime, MPESA_URL, sim.app)
+    h = tenant.key_headers
+    creds = {**CREDENTIALS, "callbackUrl": f"https://billing.test/webhooks/mpesa/{tenant.id}"}
+    await configure(client, h, name="mpesa", credentials=creds)
+    invoice = await make_invoice(
+        client, h, currency="KES", amount=1500, metadata={"phone": mpesa_sim.PHONE_SUCCESS}
+    )
+    out = await client.post(f"/api/invoices/{invoice['id']}/checkout", headers=h)
+    assert out.status_code == 201, out.text
+    push = next(iter(sim.pushes.values()))
+    items = [{"Name": "Amount", "Value": 1500}, {"Name": "MpesaReceiptNumber", "Value": "FAKE01"}]
+    forged = {"Body": {"stkCallback": {
+        "MerchantRequestID": "x", "CheckoutRequestID": push.checkout_request_id,
+        "ResultCode": 0, "ResultDesc": "ok", "CallbackMetadata": {"Item": items}}}}  # fmt: skip
+    reversal = {"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+                           "ConversationID": "AG_forged", "TransactionID": "TAX"}}  # fmt: skip
+    for body in (forged, reversal):
+        spoof = await client.post(f"/webhooks/mpesa/{tenant.id}", content=json.dumps(body))
+        assert_error(spoof, 401)
+    handle = await provider_factory(runtime).get(tenant.id, "mpesa")
+    assert handle is not None and isinstance(handle.adapter, MpesaProvider)
+    assert handle.adapter.ledger.receipts == {} and handle.adapter.ledger.reversals == {}
+    payment = (await client.get(f"/api/payments/{out.json()['paymentId']}", headers=h)).json()
+    assert payment["status"] == "PROCESSING" and not (payment["metadata"] or {})
+
+    await sim.drain()  # the customer answers: the genuine callback is confirmed
+    await queue.join()
+    payment = (await client.get(f"/api/payments/{out.json()['paymentId']}", headers=h)).json()
+    assert payment["status"] == "SUCCEEDED"
+    assert payment["metadata"]["mpesaReceipt"] == push.receipt != "FAKE01"
+    assert handle.adapter.ledger.receipts == {push.checkout_request_id: push.receipt}

@@ -2,8 +2,9 @@
 
 Daraja posts callbacks to the CallBackURL of each push; here that URL is served by a tiny
 ASGI app standing in for our webhook endpoint: it hands every callback to the adapter's
-``parse_webhook`` (so the adapter learns receipts and reversal results) and records the
-events in ``extras["events"]``.
+``parse_webhook`` and, as the real intake does once a callback is confirmed (here: it
+comes from the simulator), to ``accept_callback`` (so the adapter learns receipts and
+reversal results), and records the events in ``extras["events"]``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def receiver(provider: MpesaProvider, events: list[WebhookEvent]) -> httpx.ASGIT
     """Our webhook endpoint, in-process: parse and answer 200 like Daraja expects."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        events.append(provider.parse_webhook(await request.body(), dict(request.headers)))
+        event = provider.parse_webhook(await request.body(), dict(request.headers))
+        provider.accept_callback(event)
+        events.append(event)
         return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
 
     paths = ["/webhooks/mpesa/t_01/9f2c1a7e", "/webhooks/mpesa/t_01/9f2c1a7e/reversal"]

@@ -18,6 +18,7 @@ from novabilling.payments.providers.base import (
     Outcome,
     ProviderError,
     ProviderUnavailable,
+    Refund,
     RefundRequest,
     SignatureError,
 )
@@ -231,3 +232,51 @@ def test_reversal_result_samples(h: Harness, name: str, outcome: Outcome) -> Non
     body = (SAMPLES / f"mpesa.reversal.result.{name}.webhook.json").read_bytes()
     event = h.provider.parse_webhook(body, {})
     assert (event.kind, event.outcome) == (EventKind.REFUND_UPDATED, outcome)
+
+
+def _forged_stk(checkout_request_id: str, code: int, receipt: str) -> bytes:
+    items = [{"Name": "Amount", "Value": 1500}, {"Name": "MpesaReceiptNumber", "Value": receipt}]
+    callback = {
+        "MerchantRequestID": "forged",
+        "CheckoutRequestID": checkout_request_id,
+        "ResultCode": code,
+        "ResultDesc": "forged",
+        "CallbackMetadata": {"Item": items},
+    }
+    return json.dumps({"Body": {"stkCallback": callback}}).encode()
+
+
+def _forged_reversal(conversation_id: str, code: str) -> bytes:
+    result = {"ResultType": 0, "ResultCode": code, "ResultDesc": "forged",
+              "ConversationID": conversation_id, "TransactionID": "TAFORGED00"}  # fmt: skip
+    return json.dumps({"Result": result}).encode()
+
+
+async def test_parsing_an_unsigned_callback_changes_nothing(h: Harness) -> None:
+    """Regression (issue 14 item 16): parsing used to write the forged receipt and the
+    forged reversal result into the adapter's ledger before anyone had confirmed them."""
+    tx = await h.provider.charge(push("NB-FORGE"))
+    assert tx.provider_reference
+    event = h.provider.parse_webhook(_forged_stk(tx.provider_reference, 0, "FAKE000001"), {})
+    assert event.raw["receipt"] == "FAKE000001" and event.raw["needs_confirmation"] is True
+    reversal = h.provider.parse_webhook(_forged_reversal("AG_forged", "0"), {})
+    assert reversal.kind is EventKind.REFUND_UPDATED
+    assert isinstance(h.provider, mpesa.MpesaProvider)
+    assert h.provider.ledger.receipts == {} and h.provider.ledger.reversals == {}
+    # so a refund cannot be aimed at the forged receipt ...
+    with pytest.raises(ProviderError, match="MpesaReceiptNumber"):
+        await h.provider.refund(
+            RefundRequest("RF-F", "NB-FORGE", tx.provider_reference, 150000, "KES")
+        )
+    # ... and a pending reversal is not settled by a forged result
+    pending = Refund("RF-P", Outcome.PENDING, provider_refund_id="AG_forged")
+    assert (await h.provider.refund_status(pending)).outcome is Outcome.PENDING
+
+
+async def test_a_confirmed_callback_is_remembered(h: Harness) -> None:
+    tx = await h.provider.charge(push("NB-KEEP"))
+    assert tx.provider_reference
+    event = h.provider.parse_webhook(_forged_stk(tx.provider_reference, 0, "TAKEEP0001"), {})
+    assert isinstance(h.provider, mpesa.MpesaProvider)
+    h.provider.accept_callback(event)  # what the intake does once the STK query agrees
+    assert h.provider.ledger.receipts == {tx.provider_reference: "TAKEEP0001"}

@@ -174,37 +174,66 @@ async def login(runtime: Runtime, *, email: str, password: str) -> dict[str, Any
     }
 
 
+def _within_grace(row: RefreshToken, *, now: datetime, grace: timedelta) -> bool:
+    """A used (not revoked) token presented again shortly after its first use: the client
+    refreshed once per failed request (auth.md grace window)."""
+    return row.revoked_at is None and row.used_at is not None and now - row.used_at <= grace
+
+
+async def _revoke_family(session: AsyncSession, row: RefreshToken, *, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.commit()
+    log.warning("auth.refresh_reuse", tenant_id=row.tenant_id, family=row.family_id)
+
+
 async def refresh(runtime: Runtime, *, refresh_token: str) -> dict[str, str]:
+    """Rotate: the first use of a refresh token marks it used and issues a new pair of the
+    same family. Presented again within the grace window it issues another pair of that
+    family; after the window (or once revoked) the whole family is revoked.
+
+    The claim is one conditional UPDATE issued before anything else in the transaction:
+    PostgreSQL serialises concurrent claims on the row lock (the losers re-check the
+    committed ``used_at``), SQLite on its write lock, so exactly one request is the first
+    use and every other one sees it."""
     now = runtime.clock.now()
     try:
         claims = runtime.signer.read_refresh(refresh_token, now=now)
     except TokenError as exc:
         raise Unauthorized("Invalid refresh token") from exc
+    grace = timedelta(seconds=runtime.settings.refresh_reuse_grace_seconds)
     async with runtime.central() as session:
-        row = await session.get(RefreshToken, claims.token_id)
+        claimed = await session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == claims.token_id,
+                RefreshToken.tenant_id == claims.tenant_id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        row = await session.scalar(
+            select(RefreshToken)
+            .where(RefreshToken.id == claims.token_id)
+            .execution_options(populate_existing=True)
+        )
         if row is None or row.tenant_id != claims.tenant_id:
             raise Unauthorized("Invalid refresh token")
-        if row.used_at is not None or row.revoked_at is not None:
-            await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            await session.commit()
-            log.warning("auth.refresh_reuse", tenant_id=row.tenant_id, family=row.family_id)
+        first_use = claimed.rowcount == 1  # type: ignore[attr-defined]
+        if not first_use and not _within_grace(row, now=now, grace=grace):
+            await _revoke_family(session, row, now=now)
             raise Unauthorized("Refresh token already used; session revoked")
         tenant = await session.get(Tenant, claims.tenant_id)
         if tenant is None or not tenant.is_active:
             raise Unauthorized("Tenant not found or deactivated")
-        marked = await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if marked.rowcount != 1:  # type: ignore[attr-defined]  # lost a race: treat as reuse
-            raise Unauthorized("Refresh token already used")
         tokens = await _issue_tokens(runtime, session, tenant, family_id=row.family_id)
         await session.commit()
+    if not first_use:
+        log.info("auth.refresh_grace_reuse", tenant_id=row.tenant_id, family=row.family_id)
     return {"accessToken": tokens.access_token, "refreshToken": tokens.refresh_token}
 
 

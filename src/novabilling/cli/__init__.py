@@ -1,31 +1,93 @@
-"""``novabilling`` command line: serve, worker, migrate, tenants, billing, health, simulate."""
+"""``novabilling`` command line: serve, migrate, tenants list, health, simulate, billing run,
+worker. Settings come from ``NB_*``; a wrong one is reported in one line naming it (exit 2,
+no traceback). Help texts are plain text: Typer prints docstrings as they are."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import sys
+from enum import StrEnum
 
 import httpx
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from novabilling.cli.billing import run_billing_once, run_worker_process
-from novabilling.config import get_settings
-from novabilling.simulators import create_simulator_app
+from novabilling.config import Settings, describe_error, get_settings, served_url
+from novabilling.kit.clock import SystemClock
+from novabilling.kit.timestamps import parse_when, to_wire
+from novabilling.simulators import create_simulator_app, sandbox_credentials
 from novabilling.tenancy import operations
 
-app = typer.Typer(help="NovaBilling: multi-tenant subscription billing API.", no_args_is_help=True)
+app = typer.Typer(
+    help="NovaBilling: multi-tenant subscription billing API.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets and DSNs
+)
 tenants_app = typer.Typer(help="Tenant administration.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 console = Console()
 
 
+class Provider(StrEnum):
+    paystack = "paystack"
+    flutterwave = "flutterwave"
+    mpesa = "mpesa"
+    stripe = "stripe"
+    dpo = "dpo"
+    payu = "payu"
+    pesapal = "pesapal"
+
+
+def _settings() -> Settings:
+    """The settings, or one line naming the wrong ``NB_*`` setting and exit 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        typer.echo(f"novabilling: invalid setting: {describe_error(exc)}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _where(url: str) -> str:
+    """A database URL for people: SQLite as its file, others without the password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return os.path.abspath(parsed.database or "")
+    return parsed.render_as_string(hide_password=True)
+
+
+def _banner(settings: Settings) -> None:
+    """Where the API is, where its console is and where its data lives."""
+    url = served_url(settings.host, settings.port)
+    typer.echo(f"NovaBilling serving {url}  (workers: {settings.workers})")
+    typer.echo(f"  API console:  {url}/api/docs")
+    if settings.public_url.rstrip("/") != url:
+        typer.echo(f"  public URL:   {settings.public_url}")
+    typer.echo(f"  central DB:   {_where(settings.central_url)}")
+    if settings.tenant_database_url:
+        typer.echo(f"  tenant DBs:   {_where(settings.tenant_database_url)}")
+    else:
+        typer.echo(
+            f"  tenant DBs:   {os.path.abspath(settings.tenants_dir)}/ (one SQLite file each)"
+        )
+    mail = settings.smtp_url and _where(settings.smtp_url)
+    typer.echo(f"  e-mail:       {mail or os.path.abspath(settings.mail_dir) + '/ (.eml files)'}")
+    jobs = f"Redis {_where(settings.redis_url)}" if settings.redis_url else "in process"
+    typer.echo(f"  jobs:         {jobs}")
+    typer.echo(f"  data dir:     {os.path.abspath(settings.data_dir)}")
+
+
 def _migrate_all() -> int:
     """Central, then every tenant with a progress bar; returns the number of failures."""
-    settings = get_settings()
+    settings = _settings()
     asyncio.run(operations.migrate_central(settings))
     console.print("[green]central database migrated[/green]")
     total = asyncio.run(operations.count_tenant_databases(settings))
@@ -59,26 +121,33 @@ def migrate() -> None:
 
 @app.command()
 def serve(
-    workers: int = typer.Option(None, help="API worker processes (default NB_WORKERS)"),
-    host: str = typer.Option(None, help="bind address (default NB_HOST)"),
-    port: int = typer.Option(None, help="port (default NB_PORT)"),
+    workers: int = typer.Option(None, help="API worker processes (default: NB_WORKERS)"),
+    host: str = typer.Option(None, help="bind address (default: NB_HOST)"),
+    port: int = typer.Option(None, help="port (default: NB_PORT)"),
     migrate_first: bool = typer.Option(
         True, "--migrate/--no-migrate", help="migrate before serving"
     ),
 ) -> None:
-    """Serve the HTTP API (uvicorn, uvloop, httptools)."""
-    settings = get_settings()
+    """Migrate, then serve the HTTP API; prints its URL, the API console URL and where
+    the data lives."""
+    for name, value in (("NB_HOST", host), ("NB_PORT", port), ("NB_WORKERS", workers)):
+        if value:  # the options win over the environment, in this process and its workers
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
+    settings = _settings()
     if migrate_first and _migrate_all():
         console.print("[yellow]some tenant migrations failed; serving anyway[/yellow]")
+    _banner(settings)
     uvicorn.run(
         "novabilling.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn's own records go through our (off-loop, scrubbing) handler
         proxy_headers=True,
     )
 
@@ -86,7 +155,7 @@ def serve(
 @tenants_app.command("list")
 def tenants_list() -> None:
     """List tenants and where their databases live."""
-    rows = asyncio.run(operations.list_tenants(get_settings()))
+    rows = asyncio.run(operations.list_tenants(_settings()))
     lines = [
         (
             row.id,
@@ -109,10 +178,12 @@ def tenants_list() -> None:
 
 
 @app.command()
-def health(url: str = typer.Option(None, help="base URL (default http://NB_HOST:NB_PORT)")) -> None:
+def health(
+    url: str = typer.Option(None, help="base URL (default: http://NB_HOST:NB_PORT)"),
+) -> None:
     """Check a running instance: exit 0 when /health and /health/ready answer 200."""
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
+    settings = _settings()
+    base = url or served_url(settings.host, settings.port)
     try:
         live = httpx.get(f"{base}/health", timeout=5)
         ready = httpx.get(f"{base}/health/ready", timeout=5)
@@ -126,16 +197,37 @@ def health(url: str = typer.Option(None, help="base URL (default http://NB_HOST:
 
 @app.command()
 def simulate(
-    provider: str = typer.Argument(..., help="paystack | flutterwave | mpesa | stripe"),
+    provider: Provider = typer.Argument(..., help="the provider to simulate"),
     port: int = typer.Option(9100, help="port to listen on (loopback)"),
+    webhook_url: str = typer.Option(
+        None,
+        "--webhook-url",
+        help="where to POST webhooks (default: NB_PUBLIC_URL/webhooks/PROVIDER)",
+    ),
 ) -> None:
-    """Run a local simulator of a payment provider's API."""
+    """Run a local simulator of a payment provider's API; it delivers its own webhooks and
+    serves the hosted checkout pages on its own address."""
 
+    name = provider.value
+    base_url = f"http://127.0.0.1:{port}"
+    target = webhook_url or f"{_settings().public_url.rstrip('/')}/webhooks/{name}"
+    os.environ["NB_SIM_WEBHOOK_URL"] = target
+    os.environ["NB_SIM_PUBLIC_URL"] = base_url
     try:
-        asgi = create_simulator_app(provider)
+        asgi = create_simulator_app(name)
     except KeyError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(code=2) from exc
+    credentials = sandbox_credentials(name, base_url)
+    typer.echo(f"{name} simulator on {base_url}")
+    if name == "mpesa":
+        typer.echo("callbacks: to the CallBackURL of each STK push (NB_PUBLIC_URL of the API)")
+    else:
+        typer.echo(f"webhooks: {target}")
+    if credentials:
+        body = json.dumps({"providerName": name, "credentials": credentials})
+        typer.echo(f"configure: POST /api/payment-providers {body}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="info")
 
 
@@ -145,11 +237,23 @@ app.add_typer(billing_app, name="billing")
 
 @billing_app.command("run")
 def billing_run(
-    at: str = typer.Option(None, "--at", help="ISO instant to bill at (default: now)"),
+    at: str = typer.Option(
+        "now",
+        "--at",
+        help="when to bill: an offset from now (+40d, +2h, -1d, +30m, +2w) or an ISO 8601 "
+        "date or date-time (2026-05-01, 2026-05-01T09:00:00Z)",
+    ),
 ) -> None:
-    """Run one billing tick for every active tenant at ``--at`` (default now)."""
+    """Run one billing tick for every active tenant, as if it were the time given by --at:
+    renew what is due, end trials, retry and cancel per dunning."""
 
-    totals = asyncio.run(run_billing_once(get_settings(), at=at))
+    settings = _settings()
+    try:
+        when = parse_when(at, now=SystemClock().now())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from None
+    typer.echo(f"billing at {to_wire(when)}")
+    totals = asyncio.run(run_billing_once(settings, at=to_wire(when)))
     table = Table("tenant", "invoiced", "advanced", "canceled", "skipped", "conflicts")
     for row in totals:
         o = row.outcomes
@@ -171,9 +275,9 @@ def worker(
 ) -> None:
     """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
 
-    settings = get_settings()
+    settings = _settings()
     if not settings.redis_url:
-        console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in `serve`[/red]")
+        console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in serve[/red]")
         raise typer.Exit(code=2)
     asyncio.run(run_worker_process(settings, concurrency=concurrency, scheduler=scheduler))
 

@@ -1,7 +1,18 @@
-"""Invoice PDF with fpdf2 core fonts: header, customer, lines table (paged), totals.
+"""Invoice PDF (fpdf2) in embedded Unicode fonts: any name or symbol prints as written.
 
-Core fonts only know windows-1252, so every string goes through ``pdf_safe``: characters
-outside it lose their accents (``Ọ`` -> ``O``) or become ``?``; nothing raises.
+Fonts come from PyPI packages in the lock (nothing is fetched at run time): Roboto
+Regular and Bold (``font-roboto``, Apache-2.0) for Latin, Greek, Cyrillic, Yoruba and
+Vietnamese diacritics and currency signs (₦ € £ ₵ ₹ ...); WenQuanYi Micro Hei
+(``paperang-p2-fonts-cjk``, Apache-2.0) as the fallback for Chinese, Japanese, Korean and
+whatever else Roboto lacks, loaded only when the invoice needs it. A document with
+combining marks (``ọ̀``, ``Ẹ̀``) is shaped with HarfBuzz (``uharfbuzz``) so each mark sits
+on its letter, capitals included; others skip the shaper (it is slower).
+
+Layout: the business and the customer on page 1; on every later page a running header
+(business, invoice number, "continued") and the table headings again; the lines table
+wraps long descriptions and never splits a row; totals stay right-aligned under the amount
+column and never start a page alone; a footer on every page says "Page n of N".
+Negative amounts are credits: ``USD 5.00 CR``; a negative balance reads "Credit balance".
 Amounts use ``kit.money.format_display`` in the invoice currency. Given the same view and
 ``created_at`` the bytes are identical.
 """
@@ -9,8 +20,13 @@ Amounts use ``kit.money.format_display`` in the invoice currency. Given the same
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
 
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -18,110 +34,165 @@ from novabilling.kit.clock import SystemClock
 from novabilling.kit.money import format_display
 from novabilling.notifications.views import InvoiceView, format_day
 
-ENCODING = "windows-1252"
-_FONT = "Helvetica"
+FONT = "sans"
+FALLBACK = "cjk"
+_ROBOTO = Path(str(files("font_roboto").joinpath("files")))
+FONT_FILES = {"": _ROBOTO / "Roboto-Regular.ttf", "B": _ROBOTO / "Roboto-Bold.ttf"}
+FALLBACK_FILE = Path(str(files("paperang_p2_fonts_cjk").joinpath("fonts", "wqy-microhei.ttc")))
+
 _LINE_H = 5.0
-# Table columns (mm): description, qty, unit, amount. Page width 210 - 2 * 15 margins.
-_COLS = (96.0, 16.0, 34.0, 34.0)
+_PAD = 1.2
+# Table columns (mm): description, qty, unit, amount. Page width 210 - 2 * 16 margins.
+_COLS = (92.0, 16.0, 35.0, 35.0)
 _HEADINGS = ("Description", "Qty", "Unit price", "Amount")
+_BLACK = (25, 25, 25)
+_GREY = (110, 110, 110)
+_RULE = (222, 226, 232)
+_SHADE = (238, 241, 245)
 
 
-def pdf_safe(text: str) -> str:
-    """``text`` reduced to what a core font can print (windows-1252).
-
-    Unprintable letters lose their accents (``Ọ`` -> ``O``), stray combining marks are
-    dropped, anything else becomes ``?``.
-    """
-    try:
-        text.encode(ENCODING)
-        return text
-    except UnicodeEncodeError:
-        pass
-    out: list[str] = []
-    for char in unicodedata.normalize("NFC", text):
-        try:
-            char.encode(ENCODING)
-            out.append(char)
-            continue
-        except UnicodeEncodeError:
-            pass
-        base = "".join(
-            c
-            for c in unicodedata.normalize("NFKD", char)
-            if not unicodedata.combining(c) and _encodable(c)
-        )
-        out.append(base or ("" if unicodedata.combining(char) else "?"))
-    return "".join(out)
+@cache
+def _covered() -> frozenset[int]:
+    """Code points the main font draws (read once per process)."""
+    with TTFont(str(FONT_FILES[""]), lazy=True) as font:
+        return frozenset(font.getBestCmap())
 
 
-def _encodable(char: str) -> bool:
-    try:
-        char.encode(ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
+def needs_fallback(texts: Iterable[str]) -> bool:
+    """True when some printable character is missing from the main font."""
+    covered = _covered()
+    return any(
+        ord(char) not in covered and not char.isspace()
+        for text in texts
+        for char in unicodedata.normalize("NFC", text)
+    )
+
+
+def has_marks(texts: Iterable[str]) -> bool:
+    """True when some text carries a combining mark (it needs the shaper)."""
+    return any(unicodedata.combining(char) for text in texts for char in text)
+
+
+def money(minor: int, currency: str) -> str:
+    """``USD 1,234.50``; a negative amount is a credit: ``USD 5.00 CR``."""
+    if minor < 0:
+        return f"{format_display(-minor, currency)} CR"
+    return format_display(minor, currency)
+
+
+def _view_texts(view: InvoiceView) -> list[str]:
+    tenant = view.tenant
+    return [
+        tenant.name,
+        tenant.address or "",
+        tenant.country or "",
+        tenant.tax_id or "",
+        view.customer_name,
+        view.customer_email,
+        view.number,
+        view.notes or "",
+        *(line.description for line in view.lines),
+    ]
+
+
+def _style(pdf: FPDF, size: float, *, bold: bool = False, grey: bool = False) -> None:
+    """Font, size and colour of the text that follows."""
+    pdf.set_font(FONT, "B" if bold else "", size)
+    pdf.set_text_color(*(_GREY if grey else _BLACK))
+
+
+def _rule(pdf: FPDF, y: float) -> None:
+    """A light horizontal line across the text width at ``y``."""
+    pdf.set_draw_color(*_RULE)
+    pdf.set_line_width(0.2)
+    pdf.line(pdf.l_margin, y, pdf.l_margin + pdf.epw, y)
 
 
 class _InvoicePdf(FPDF):
     def __init__(self, view: InvoiceView) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        self.core_fonts_encoding = ENCODING
         self.view = view
-        self.set_margins(15, 15, 15)
-        self.set_auto_page_break(auto=True, margin=18)
+        texts = _view_texts(view)
+        for style, path in FONT_FILES.items():
+            self.add_font(FONT, style, str(path))
+        if needs_fallback(texts):
+            self.add_font(FALLBACK, "", str(FALLBACK_FILE))
+            self.set_fallback_fonts([FALLBACK], exact_match=False)
+        if has_marks(texts):
+            self.set_text_shaping(use_shaping_engine=True)
+        self.set_margins(16, 16, 16)
+        self.set_auto_page_break(auto=True, margin=20)
         self.alias_nb_pages()
+        self.in_table = False
+
+    def header(self) -> None:
+        if self.page_no() == 1:
+            return
+        _style(self, 10, bold=True)
+        self.cell(self.epw / 2, 6, self.view.tenant.name)
+        _style(self, 9, grey=True)
+        self.cell(self.epw / 2, 6, f"Invoice {self.view.number} (continued)", align="R")
+        self.ln(6)
+        _rule(self, self.get_y())
+        self.ln(4)
+        if self.in_table:
+            _table_headings(self)
 
     def footer(self) -> None:
-        self.set_y(-13)
-        self.set_font(_FONT, size=8)
-        self.set_text_color(120)
-        label = f"{self.view.number} - page {self.page_no()} of {{nb}}"
-        self.cell(0, 5, pdf_safe(label), align="C")
-        self.set_text_color(0)
+        self.set_y(-14)
+        _style(self, 8, grey=True)
+        self.cell(self.epw / 2, 5, f"{self.view.tenant.name} · Invoice {self.view.number}")
+        self.cell(self.epw / 2, 5, f"Page {self.page_no()} of {{nb}}", align="R")
 
 
 def render_invoice_pdf(view: InvoiceView, *, created_at: datetime | None = None) -> bytes:
     """The invoice as PDF bytes. ``created_at`` (default: now) is the only varying input."""
     pdf = _InvoicePdf(view)
     pdf.set_creation_date(created_at or SystemClock().now())
-    pdf.set_title(pdf_safe(f"Invoice {view.number}"))
-    pdf.set_author(pdf_safe(view.tenant.name))
+    pdf.set_title(f"Invoice {view.number}")
+    pdf.set_author(view.tenant.name)
     pdf.set_creator("NovaBilling")
     pdf.add_page()
     _header(pdf, view)
+    _bill_to(pdf, view)
     _table_headings(pdf)
-    for line in view.lines:
+    pdf.in_table = True
+    last = len(view.lines) - 1
+    for index, line in enumerate(view.lines):
         _line_row(
             pdf,
             line.description,
             str(line.quantity),
-            format_display(line.unit_amount_minor, view.currency),
-            format_display(line.amount_minor, view.currency),
+            money(line.unit_amount_minor, view.currency),
+            money(line.amount_minor, view.currency),
+            keep_with=_totals_height(view) if index == last else 0.0,
         )
+    pdf.in_table = False
     _totals(pdf, view)
+    _notes(pdf, view)
     return bytes(pdf.output())
 
 
 def _header(pdf: FPDF, view: InvoiceView) -> None:
     tenant = view.tenant
     top = pdf.get_y()
-    left_w = 110.0
-    pdf.set_font(_FONT, "B", 16)
-    pdf.multi_cell(left_w, 8, pdf_safe(tenant.name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font(_FONT, size=9)
+    left_w = 108.0
+    _style(pdf, 16, bold=True)
+    pdf.multi_cell(left_w, 7.5, tenant.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    _style(pdf, 9)
     details = [*(tenant.address or "").splitlines(), tenant.country or ""]
     if tenant.tax_id:
         details.append(f"Tax ID: {tenant.tax_id}")
     for text in filter(None, (d.strip() for d in details)):
-        pdf.multi_cell(left_w, 4.5, pdf_safe(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(left_w, 4.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
     left_bottom = pdf.get_y()
 
     right_x = pdf.l_margin + left_w
     right_w = pdf.epw - left_w
     pdf.set_xy(right_x, top)
-    pdf.set_font(_FONT, "B", 20)
+    _style(pdf, 20, bold=True)
     pdf.cell(right_w, 9, "INVOICE", align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
-    pdf.set_font(_FONT, size=9)
+    pdf.ln(1)
     for label, value in (
         ("Number", view.number),
         ("Status", view.status),
@@ -129,80 +200,108 @@ def _header(pdf: FPDF, view: InvoiceView) -> None:
         ("Due", format_day(view.due_on)),
     ):
         pdf.set_x(right_x)
-        pdf.cell(
-            right_w, 4.5, pdf_safe(f"{label}: {value}"), align="R", new_x=XPos.LEFT, new_y=YPos.NEXT
-        )
+        _style(pdf, 9, grey=True)
+        pdf.cell(right_w - 38, 4.8, f"{label}:", align="R")
+        _style(pdf, 9, bold=label == "Number")
+        pdf.cell(38, 4.8, value, align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_y(max(left_bottom, pdf.get_y()) + 8)
 
-    pdf.set_font(_FONT, "B", 10)
-    pdf.cell(0, 5, "Bill to", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font(_FONT, size=10)
-    for text in (view.customer_name, view.customer_email):
-        if text:
-            pdf.multi_cell(0, 5, pdf_safe(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(6)
+
+def _bill_to(pdf: FPDF, view: InvoiceView) -> None:
+    _style(pdf, 9, bold=True, grey=True)
+    pdf.cell(0, 5, "BILL TO", new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    _style(pdf, 11, bold=True)
+    if view.customer_name:
+        pdf.multi_cell(110, 5.5, view.customer_name, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    _style(pdf, 10)
+    if view.customer_email:
+        pdf.multi_cell(110, 5, view.customer_email, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    pdf.ln(7)
 
 
 def _table_headings(pdf: FPDF) -> None:
-    pdf.set_font(_FONT, "B", 9)
-    pdf.set_fill_color(235, 238, 242)
+    _style(pdf, 9, bold=True)
+    pdf.set_fill_color(*_SHADE)
     for index, (width, heading) in enumerate(zip(_COLS, _HEADINGS, strict=True)):
-        pdf.cell(width, 7, heading, border="B", align="L" if index == 0 else "R", fill=True)
+        pdf.cell(width, 7, heading, align="L" if index == 0 else "R", fill=True)
     pdf.ln(7)
-    pdf.set_font(_FONT, size=9)
+    _style(pdf, 9)
 
 
-def _line_row(pdf: FPDF, description: str, qty: str, unit: str, amount: str) -> None:
-    text = pdf_safe(description) or "-"
-    count = 1
-    if "\n" in text or pdf.get_string_width(text) > _COLS[0] - 2 * pdf.c_margin:
-        lines = pdf.multi_cell(_COLS[0], _LINE_H, text, dry_run=True, output="LINES")
-        count = len(lines) if isinstance(lines, list) else 1
-    height = max(1, count) * _LINE_H + 1
-    if pdf.get_y() + height > pdf.page_break_trigger:
-        pdf.add_page()
-        _table_headings(pdf)
+def _row_height(pdf: FPDF, text: str) -> tuple[float, bool]:
+    if "\n" not in text and pdf.get_string_width(text) <= _COLS[0] - 2 * pdf.c_margin:
+        return _LINE_H + 2 * _PAD, False
+    lines = pdf.multi_cell(_COLS[0], _LINE_H, text, dry_run=True, output="LINES", align="L")
+    count = len(lines) if isinstance(lines, list) else 1
+    return max(1, count) * _LINE_H + 2 * _PAD, True
+
+
+def _line_row(
+    pdf: FPDF, description: str, qty: str, unit: str, amount: str, *, keep_with: float
+) -> None:
+    """One table row, moved whole to the next page when it (plus ``keep_with``) won't fit."""
+    text = description.strip() or "-"
+    height, wrapped = _row_height(pdf, text)
+    if pdf.get_y() + height + keep_with > pdf.page_break_trigger:
+        pdf.add_page()  # the running header repeats the headings
     y = pdf.get_y()
-    x = pdf.l_margin
-    pdf.set_xy(x, y + 0.5)
-    if count == 1:
-        pdf.cell(_COLS[0], _LINE_H, text)
+    pdf.set_xy(pdf.l_margin, y + _PAD)
+    if wrapped:
+        pdf.multi_cell(_COLS[0], _LINE_H, text, new_x=XPos.RIGHT, new_y=YPos.TOP, align="L")
     else:
-        pdf.multi_cell(_COLS[0], _LINE_H, text, new_x=XPos.RIGHT, new_y=YPos.TOP)
-    x += _COLS[0]
+        pdf.cell(_COLS[0], _LINE_H, text)
+    x = pdf.l_margin + _COLS[0]
     for width, value in zip(_COLS[1:], (qty, unit, amount), strict=True):
-        pdf.set_xy(x, y + 0.5)
-        pdf.cell(width, _LINE_H, pdf_safe(value), align="R")
+        pdf.set_xy(x, y + _PAD)
+        pdf.cell(width, _LINE_H, value, align="R")
         x += width
-    pdf.set_draw_color(225)
-    pdf.line(pdf.l_margin, y + height, pdf.l_margin + sum(_COLS), y + height)
-    pdf.set_draw_color(0)
+    _rule(pdf, y + height)
     pdf.set_xy(pdf.l_margin, y + height)
 
 
-def _totals(pdf: FPDF, view: InvoiceView) -> None:
-    rows: list[tuple[str, int, bool]] = [("Subtotal", view.subtotal_minor, False)]
+def _totals_rows(view: InvoiceView) -> list[tuple[str, str, bool]]:
+    cur = view.currency
+    rows = [("Subtotal", money(view.subtotal_minor, cur), False)]
     if view.tax_minor:
-        rows.append(("Tax", view.tax_minor, False))
-    rows.append(("Total", view.total_minor, True))
+        rows.append(("Tax", money(view.tax_minor, cur), False))
+    rows.append(("Total", money(view.total_minor, cur), True))
     if view.amount_paid_minor:
-        rows.append(("Amount paid", view.amount_paid_minor, False))
-    rows.append(("Amount due", view.amount_due_minor, True))
-    needed = len(rows) * 6 + 6
-    if pdf.get_y() + needed > pdf.page_break_trigger:
+        rows.append(("Amount paid", money(view.amount_paid_minor, cur), False))
+    if view.amount_due_minor < 0:
+        rows.append(("Credit balance", format_display(-view.amount_due_minor, cur), True))
+    else:
+        rows.append(("Amount due", money(view.amount_due_minor, cur), True))
+    return rows
+
+
+def _totals_height(view: InvoiceView) -> float:
+    return len(_totals_rows(view)) * 6.5 + 4
+
+
+def _totals(pdf: FPDF, view: InvoiceView) -> None:
+    rows = _totals_rows(view)
+    if pdf.get_y() + _totals_height(view) > pdf.page_break_trigger:
         pdf.add_page()
     pdf.ln(3)
-    label_w = _COLS[2]
-    value_w = _COLS[3]
-    for label, minor, bold in rows:
-        pdf.set_font(_FONT, "B" if bold else "", 10)
-        pdf.set_x(pdf.l_margin + sum(_COLS) - label_w - value_w)
-        pdf.cell(label_w, 6, label, align="R")
-        pdf.cell(value_w, 6, pdf_safe(format_display(minor, view.currency)), align="R")
-        pdf.ln(6)
-    if view.notes:
-        pdf.ln(6)
-        pdf.set_font(_FONT, "B", 9)
-        pdf.cell(0, 5, "Notes", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_font(_FONT, size=9)
-        pdf.multi_cell(0, 4.5, pdf_safe(view.notes), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    label_w, value_w = 45.0, _COLS[3]
+    left = pdf.l_margin + sum(_COLS) - label_w - value_w
+    for index, (label, value, bold) in enumerate(rows):
+        last = index == len(rows) - 1
+        pdf.set_x(left)
+        _style(pdf, 11 if last else 10, bold=bold)
+        pdf.set_fill_color(*_SHADE)
+        pdf.cell(label_w, 6.5, label, align="R", fill=last)
+        pdf.cell(value_w, 6.5, value, align="R", fill=last)
+        pdf.ln(6.5)
+
+
+def _notes(pdf: FPDF, view: InvoiceView) -> None:
+    if not view.notes:
+        return
+    pdf.ln(6)
+    if pdf.get_y() + 15 > pdf.page_break_trigger:
+        pdf.add_page()
+    _style(pdf, 9, bold=True, grey=True)
+    pdf.cell(0, 5, "NOTES", new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    _style(pdf, 9)
+    pdf.multi_cell(0, 4.5, view.notes, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")

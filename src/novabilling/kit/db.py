@@ -90,7 +90,9 @@ def make_engine(
     size, SQLAlchemy closes every overflow connection on return (the pool is full), so the
     next request pays a fresh connect. Waiting a few ms for a pooled connection is cheaper
     than a connect per request."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": False}
+    # hide_parameters: a failing statement's text never carries its bound values (password
+    # hashes, emails, encrypted secrets) into an exception message or a log line
+    kwargs: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

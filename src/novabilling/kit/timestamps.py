@@ -3,7 +3,8 @@ requests take any ISO 8601 date or date-time (contract README §4)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -33,6 +34,30 @@ def parse_instant(value: Any) -> datetime:
     except ValueError as exc:
         raise ValueError("must be a valid ISO 8601 date string") from exc
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_OFFSET = re.compile(r"([+-])(\d+)([wdhms])")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_when(value: str, *, now: datetime) -> datetime:
+    """``now``, an offset from ``now`` (``+40d``, ``-1d``, ``+2h``, ``+30m``, ``+2w``,
+    ``+90s``) or an ISO 8601 date / date-time (``parse_instant``); ValueError otherwise."""
+    text = value.strip().lower()
+    if text == "now":
+        return now
+    offset = _OFFSET.fullmatch(text)
+    if offset is None:
+        try:
+            return parse_instant(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither an offset like +40d, +2h, -1d, +30m nor an ISO 8601 "
+                "date or date-time"
+            ) from None
+    sign, amount, unit = offset.groups()
+    delta = timedelta(**{_UNITS[unit]: int(amount)})
+    return now + delta if sign == "+" else now - delta
 
 
 WireTime = Annotated[datetime, PlainSerializer(to_wire, return_type=str)]

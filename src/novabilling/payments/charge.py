@@ -31,7 +31,7 @@ from novabilling.invoices.models import CANCELED, PAID, Invoice
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor
 from novabilling.kit.ids import derived_id, new_id
-from novabilling.payments import service
+from novabilling.payments import provider_policy, service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.inbound import payment_reference
 from novabilling.payments.models import (
@@ -43,7 +43,7 @@ from novabilling.payments.models import (
     PaymentMethod,
     PaymentProviderConfig,
 )
-from novabilling.payments.providers import paystack
+from novabilling.payments.providers import paystack, registry
 from novabilling.payments.providers.base import (
     ChargeRequest,
     CheckoutRequest,
@@ -79,7 +79,7 @@ def supports(name: str, currency: str) -> bool:
         return code == "KES"
     if name == "paystack":
         return code in paystack.SUPPORTED_CURRENCIES
-    return True
+    return name not in registry.SPECS or registry.supports_currency(name, code)
 
 
 async def choose_provider(
@@ -108,6 +108,9 @@ async def choose_provider(
             handle = factory.handle_for(tenant_id, row)
             if handle is not None:
                 return handle
+    for row in configured:
+        if row.provider_name in registry.SPECS and not registry.is_supported(row.provider_name):
+            raise BusinessRule(f"Payment provider {row.provider_name} is not yet supported")
     raise BusinessRule(f"No active payment provider supports {currency.upper()}")
 
 
@@ -257,7 +260,9 @@ async def checkout(
         now = clock.now()
         if error is not None:
             payment.status = FAILED
-            payment.failure_reason = error.message
+            payment.failure_reason = provider_policy.public_message(
+                plan.handle.name, error, settings=factory.runtime.settings
+            )
             payment.next_check_at = None
         else:
             payment.checkout_url = result.url
@@ -267,7 +272,7 @@ async def checkout(
         await session.commit()
     if error is not None:
         log.warning("payment.checkout_failed", payment_id=payment.id, error=error.message)
-        raise ProviderRefused(error.message) from error
+        raise ProviderRefused(payment.failure_reason or error.message) from error
     log.info("payment.checkout_created", payment_id=payment.id, provider=plan.handle.name)
     return payment
 
@@ -286,6 +291,8 @@ async def confirm(handle: ProviderHandle, payment: Payment) -> Transaction:
             txn = replace(txn, amount_minor=payment.amount_minor, currency="KES")
         return txn
     key = payment.reference or payment.id
+    if registry.spec(handle.name).confirm_by == "provider_reference":  # Pesapal: its own id
+        key = payment.provider_transaction_id or key
     if handle.name == "stripe" and (payment.provider_transaction_id or "").startswith("pi_"):
         key = str(payment.provider_transaction_id)
     return await handle.adapter.verify_transaction(key)

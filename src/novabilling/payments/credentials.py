@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy import select
 
 from novabilling.kit.crypto import Encryptor
+from novabilling.payments import provider_policy
 from novabilling.payments.models import PaymentProviderConfig
 from novabilling.payments.providers import registry
 from novabilling.payments.providers.base import PaymentProvider
@@ -86,13 +87,18 @@ class ProviderFactory:
         return f"{base}/webhooks/{name}/{tenant_id}"
 
     def build(self, name: str, config: Mapping[str, Any], *, tenant_id: str) -> PaymentProvider:
-        """An adapter for ``config`` (``registry.MissingCredentials`` / ``UnknownProvider``)."""
+        """An adapter for ``config`` (``registry.MissingCredentials`` / ``UnknownProvider`` /
+        ``NotSupported``; ``provider_policy.BaseUrlRefused`` for a ``baseUrl`` this
+        deployment does not let adapters call)."""
         key = registry.normalize_name(name)
         values = {k: str(v) for k, v in config.items() if v is not None}
+        provider_policy.check_base_url(values.get("baseUrl"), settings=self.runtime.settings)
         if key == "mpesa":
             url = self.callback_url(key, tenant_id)
             values.setdefault("callbackUrl", url)
             values.setdefault("resultUrl", url)
+        elif key in ("payu", "pesapal"):  # they notify the URL named in each request
+            values.setdefault("notifyUrl", self.callback_url(key, tenant_id))
         credentials = registry.credentials_from_config(key, values)
         kwargs: dict[str, Any] = {}
         base_url = (credentials.base_url or "").rstrip("/")

@@ -13,7 +13,9 @@ then one job on the ``webhooks`` queue only when the row is new.
 - Signature over the RAW bytes by the adapter's ``parse_webhook``. Missing header, wrong
   signature, unknown tenant or no active configuration -> 401, logged, nothing stored.
 - M-Pesa callbacks are unsigned: accepted only when an STK query confirms the same final
-  result (reversal results only when they name a refund we are waiting for).
+  result (reversal results only when they name a refund we are waiting for). DPO, PayU
+  and Pesapal notifications are unsigned too: ``unsigned.confirm`` rebuilds the event from
+  the provider's own answer (nothing in the body is trusted) or it is refused (401).
 - Inbox ``event_id`` = ``"<tenant id>:<provider event id>"``: a duplicate delivery is a
   no-op, and one tenant can never occupy another tenant's event ids. ``headers`` keeps the
   signature headers plus the normalised event under ``x-nb-event`` (the job does not
@@ -30,6 +32,7 @@ import structlog
 from sqlalchemy import select
 
 from novabilling.errors import NotFound, Unauthorized
+from novabilling.payments import unsigned
 from novabilling.payments.credentials import ProviderHandle, provider_factory
 from novabilling.payments.inbox import InboxRow, inbox_writer
 from novabilling.payments.models import PENDING, Refund
@@ -37,6 +40,7 @@ from novabilling.payments.providers.base import (
     EventKind,
     Outcome,
     ProviderError,
+    RemembersCallbacks,
     SignatureError,
     WebhookEvent,
 )
@@ -46,12 +50,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-PROVIDERS = ("paystack", "flutterwave", "stripe", "mpesa")
+PROVIDERS = ("paystack", "flutterwave", "stripe", "mpesa", "dpo", "payu", "pesapal")
 SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
     "paystack": ("x-paystack-signature",),
     "flutterwave": ("verif-hash", "flutterwave-signature"),
     "stripe": ("stripe-signature",),
     "mpesa": (),
+    "dpo": (),
+    "payu": (),
+    "pesapal": (),
 }
 EVENT_KEY = "x-nb-event"
 
@@ -75,6 +82,8 @@ def split_reference(reference: str | None) -> tuple[str | None, str | None]:
 
 def _peek_reference(provider: str, body: bytes) -> str | None:
     """Our reference as echoed in the (not yet verified) payload; used only to route."""
+    if provider in unsigned.PROVIDERS:
+        return unsigned.peek_reference(provider, body)
     try:
         payload = json.loads(body)
     except ValueError:
@@ -162,8 +171,16 @@ async def receive(
         event = handle.adapter.parse_webhook(body, lowered)
     except (SignatureError, ProviderError) as exc:
         raise _reject(name, str(exc), tenant_id=tenant_id) from None
-    if name == "mpesa" and not await _confirm_unsigned(runtime, handle, event):
-        raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+    if name == "mpesa":
+        if not await _confirm_unsigned(runtime, handle, event):
+            raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+        if isinstance(handle.adapter, RemembersCallbacks):
+            handle.adapter.accept_callback(event)  # only now may it change anything
+    elif name in unsigned.PROVIDERS:
+        confirmed = await unsigned.confirm(handle, event)
+        if confirmed is None:
+            raise _reject(name, "not confirmed by the provider", tenant_id=tenant_id)
+        event = confirmed
     stored: dict[str, Any] = {h: lowered[h] for h in wanted if h in lowered}
     stored[EVENT_KEY] = event_to_dict(event)
     inbox_id = await inbox_writer(runtime).write(

@@ -14,30 +14,63 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.config import Settings
+from novabilling.errors import Conflict, FieldError, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import DecryptionError, Encryptor
+from novabilling.payments import provider_policy
 from novabilling.payments.credentials import ProviderFactory, seal, unseal
 from novabilling.payments.models import PaymentProviderConfig
 from novabilling.payments.providers import registry
-from novabilling.payments.providers.base import ProviderError
+from novabilling.payments.providers.base import ProviderError, ProviderUnavailable
 
 log = structlog.get_logger(__name__)
 
 
-def _clean_credentials(name: str, credentials: Mapping[str, Any]) -> dict[str, str]:
-    """String values only (numbers are accepted and kept as text); all required keys."""
+def _invalid(errors: list[FieldError]) -> Invalid:
+    error = Invalid(errors[0].field, errors[0].message)
+    error.errors = errors
+    return error
+
+
+def _clean_credentials(
+    name: str, credentials: Mapping[str, Any], *, settings: Settings
+) -> dict[str, str]:
+    """String values only (numbers are accepted and kept as text); exactly the keys the
+    provider declares (registry spec): every unknown, missing or mistyped key and every
+    value outside its allowed choices is a 400 naming ``credentials.<key>``."""
+    declared = registry.spec(name)
     clean: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for key in registry.unknown_credentials(name, credentials):
+        known = ", ".join(declared.keys)
+        errors.append(_field(key, f"is not a {name} credential key (known: {known})"))
+    mistyped: set[str] = set()
     for key, value in credentials.items():
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int):
-            if value is None:
-                continue
-            raise Invalid("credentials", f"credentials.{key} must be a string")
-        clean[key] = str(value)
-    missing = registry.missing_credentials(name, clean)
-    if missing:
-        raise Invalid("credentials", f"credentials missing required keys: {', '.join(missing)}")
+            errors.append(_field(key, "must be a string"))
+            mistyped.add(key)
+            continue
+        clean[key] = str(value).strip().lower() if key in declared.choices else str(value)
+    for key in registry.missing_credentials(name, clean):
+        if key not in mistyped:
+            errors.append(_field(key, f"is required for {name}"))
+    for key, allowed in registry.bad_choices(name, clean).items():
+        errors.append(_field(key, f"must be one of: {', '.join(allowed)}"))
+    try:
+        provider_policy.check_base_url(clean.get("baseUrl"), settings=settings)
+    except provider_policy.BaseUrlRefused as exc:
+        errors.append(_field("baseUrl", str(exc).removeprefix("baseUrl ")))
+    if errors:
+        raise _invalid(errors)
     return clean
+
+
+def _field(key: str, message: str) -> FieldError:
+    field = f"credentials.{key}"
+    return FieldError(field=field, message=f"{field} {message}")
 
 
 def _name(provider_name: str) -> str:
@@ -55,6 +88,7 @@ async def create_provider(
     *,
     tenant_id: str,
     encryptor: Encryptor,
+    settings: Settings,
     provider_name: str,
     credentials: Mapping[str, Any],
     is_active: bool | None,
@@ -62,7 +96,7 @@ async def create_provider(
     clock: Clock,
 ) -> PaymentProviderConfig:
     name = _name(provider_name)
-    clean = _clean_credentials(name, credentials)
+    clean = _clean_credentials(name, credentials, settings=settings)
     exists = await session.scalar(
         select(PaymentProviderConfig.id).where(PaymentProviderConfig.provider_name == name)
     )
@@ -108,6 +142,7 @@ async def update_provider(
     *,
     tenant_id: str,
     encryptor: Encryptor,
+    settings: Settings,
     provider_id: str,
     changes: Mapping[str, Any],
     clock: Clock,
@@ -120,7 +155,7 @@ async def update_provider(
     if changes.get("priority") is not None:
         row.priority = int(changes["priority"])
     if changes.get("credentials") is not None:
-        clean = _clean_credentials(row.provider_name, changes["credentials"])
+        clean = _clean_credentials(row.provider_name, changes["credentials"], settings=settings)
         row.credentials_encrypted = seal(encryptor, tenant_id, clean)
     row.updated_at = clock.now()
     await session.flush()
@@ -138,9 +173,12 @@ async def delete_provider(session: AsyncSession, *, provider_id: str) -> None:
 async def check_provider(
     session: AsyncSession, *, tenant_id: str, provider_id: str, factory: ProviderFactory
 ) -> tuple[bool, str]:
-    """A harmless authenticated call; failures are ``(False, text)``, never errors."""
+    """A harmless authenticated call; failures are ``(False, text)``, never errors
+    (contract). The text names the provider and the cause: not supported, refused
+    configuration, unreachable (no network details in production), or rejected."""
     row = await get_provider(session, provider_id=provider_id)
     name = row.provider_name
+    settings = factory.runtime.settings
     try:
         config = unseal(factory.runtime.encryptor, tenant_id, row.credentials_encrypted)
     except (DecryptionError, ValueError):
@@ -148,8 +186,12 @@ async def check_provider(
     try:
         adapter = factory.build(name, config, tenant_id=tenant_id)
         ok = await adapter.verify_credentials()
-    except (registry.UnknownProvider, registry.MissingCredentials) as exc:
+    except (registry.UnknownProvider, registry.MissingCredentials, registry.NotSupported) as exc:
         return False, str(exc)
+    except provider_policy.BaseUrlRefused as exc:
+        return False, f"{name}: {exc}"
+    except ProviderUnavailable as exc:
+        return False, provider_policy.public_message(name, exc, settings=settings)
     except ProviderError as exc:
         return False, f"{name} rejected the credentials: {exc.message}"
     log.info("payment_providers.tested", provider=name, success=ok)

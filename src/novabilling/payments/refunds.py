@@ -22,7 +22,7 @@ from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.kit.timestamps import to_wire
-from novabilling.payments import service
+from novabilling.payments import provider_policy, service
 from novabilling.payments.credentials import ProviderFactory
 from novabilling.payments.models import (
     FAILED,
@@ -92,8 +92,11 @@ async def refund_payment(
     try:
         answer = await handle.adapter.refund(request)
     except ProviderError as exc:
-        await _release(maker, refund.id, before, message=exc.message)
-        raise BusinessRule(f"Refund refused by {payment.provider}: {exc.message}") from exc
+        message = provider_policy.public_message(
+            payment.provider, exc, settings=factory.runtime.settings
+        )
+        await _release(maker, refund.id, before, message=message)
+        raise BusinessRule(f"Refund refused by {payment.provider}: {message}") from exc
     async with maker() as session:
         stored = await session.get(Refund, refund.id, with_for_update=True)
         payment = await service.get_payment(session, payment_id=payment_id)

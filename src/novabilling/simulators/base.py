@@ -1,4 +1,5 @@
-"""Shared pieces of the local provider simulators (Paystack, Stripe, Flutterwave, M-Pesa).
+"""Shared pieces of the local provider simulators (Paystack, Stripe, Flutterwave, M-Pesa,
+DPO, PayU, Pesapal).
 
 This module holds the conventions below, the common test surface (:class:`SimulatorBase`)
 and the environment factory (:func:`app_from_env`); ``webhooks.py`` signs, posts and
@@ -68,10 +69,15 @@ Conventions every simulator module ``novabilling.simulators.<name>`` follows
    * ``NB_SIM_SECRET_KEY``     (default: the module's ``DEFAULT_SECRET_KEY``, a fake test key)
    * ``NB_SIM_WEBHOOK_SECRET`` (default: the module's ``DEFAULT_WEBHOOK_SECRET``)
    * ``NB_SIM_WEBHOOK_URL``    (default: none — webhooks are only recorded)
+   * ``NB_SIM_PUBLIC_URL``     (default: none) the simulator's own address; hosted checkout
+     links point there (``/checkout/...`` pages served by the simulator) instead of the
+     provider's real domain
+   * ``NB_SIM_DELIVERY_SECONDS`` (default 0.5) how often the served app drains itself
 
-   Use :func:`app_from_env` (or :func:`settings_from_env`) for that. The fake defaults
-   are the same fake secrets as ``reference/providers/samples/signatures.json``, never
-   real keys.
+   Use :func:`app_from_env` (or :func:`settings_from_env`) for that. The app it returns
+   delivers by itself (``delivery.SelfDelivering``: ``drain()`` in the background while the
+   server runs), as the real provider does. The fake defaults are the same fake secrets as
+   ``reference/providers/samples/signatures.json``, never real keys.
 
 6. Money on the wire is in the provider's own units (see each reference file); the
    simulator stores what it received and never converts through floats.
@@ -83,10 +89,11 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp
 
+from novabilling.simulators.delivery import DEFAULT_INTERVAL_SECONDS, Drain, SelfDelivering
 from novabilling.simulators.http import bearer_token, json_error, json_ok
 from novabilling.simulators.webhooks import SentWebhook, Signer, WebhookSender, dump_json
 
@@ -134,16 +141,22 @@ class SimulatorSettings:
     secret_key: str
     webhook_secret: str | None
     webhook_url: str | None
+    public_url: str | None = None
+    delivery_seconds: float = DEFAULT_INTERVAL_SECONDS
 
 
 def settings_from_env(
     *, default_secret_key: str, default_webhook_secret: str | None = None
 ) -> SimulatorSettings:
-    """Read ``NB_SIM_SECRET_KEY`` / ``NB_SIM_WEBHOOK_SECRET`` / ``NB_SIM_WEBHOOK_URL``."""
+    """Read the ``NB_SIM_*`` variables (convention 5)."""
+    public_url = (os.environ.get("NB_SIM_PUBLIC_URL") or "").rstrip("/")
+    delivery = os.environ.get("NB_SIM_DELIVERY_SECONDS")
     return SimulatorSettings(
         secret_key=os.environ.get("NB_SIM_SECRET_KEY") or default_secret_key,
         webhook_secret=os.environ.get("NB_SIM_WEBHOOK_SECRET") or default_webhook_secret,
         webhook_url=os.environ.get("NB_SIM_WEBHOOK_URL") or None,
+        public_url=public_url or None,
+        delivery_seconds=float(delivery) if delivery else DEFAULT_INTERVAL_SECONDS,
     )
 
 
@@ -157,14 +170,23 @@ def app_from_env(
     *,
     default_secret_key: str,
     default_webhook_secret: str | None = None,
+    checkout: Callable[[str], dict[str, Any]] | None = None,
 ) -> ASGIApp:
     """``simulator(secret_key=..., webhook_secret=..., webhook_url=...)`` built from the
-    ``NB_SIM_*`` variables (convention 5); its ASGI app."""
+    ``NB_SIM_*`` variables (convention 5); its ASGI app, delivering by itself. With
+    ``NB_SIM_PUBLIC_URL`` set, ``checkout(public_url)`` gives the extra constructor
+    arguments that point hosted checkout links at the simulator's own pages."""
     settings = settings_from_env(
         default_secret_key=default_secret_key, default_webhook_secret=default_webhook_secret
     )
-    return simulator(
+    extra = checkout(settings.public_url) if checkout and settings.public_url else {}
+    sim = simulator(
         secret_key=settings.secret_key,
         webhook_secret=settings.webhook_secret,
         webhook_url=settings.webhook_url,
-    ).app
+        **extra,
+    )
+    drain: Drain | None = getattr(sim, "drain", None)
+    if drain is None:
+        return sim.app
+    return SelfDelivering(sim.app, drain, interval=settings.delivery_seconds)

@@ -75,7 +75,8 @@ class WebhookSender:
 
     async def redeliver(self, index: int = -1) -> SentWebhook:
         original = self.sent[index]
-        copy = SentWebhook(url=self.url, headers=dict(original.headers), body=original.body)
+        url = original.url or self.url  # to where it went (M-Pesa, PayU, Pesapal: per request)
+        copy = SentWebhook(url=url, headers=dict(original.headers), body=original.body)
         return await self._post(copy)
 
     async def _post(self, webhook: SentWebhook) -> SentWebhook:

@@ -1,10 +1,14 @@
 """The OpenAPI document says what the API does: validation errors are 400 with the
-contract's error body (README §7), never FastAPI's 422 ``HTTPValidationError``.
+contract's error body (README §7), never FastAPI's 422 ``HTTPValidationError``; and which
+credential each operation takes (contract README §2), so the console's Authorize works.
 
-``install(app)`` wraps ``app.openapi`` so the generated schema is post-processed once
-(then cached by FastAPI as usual): every operation's ``422`` response becomes a ``400``
-pointing at the ``ErrorResponse`` schema, and FastAPI's ``HTTPValidationError`` /
-``ValidationError`` schemas are dropped when nothing refers to them any more.
+``install(app, public_prefixes=...)`` wraps ``app.openapi`` so the generated schema is
+post-processed once (then cached by FastAPI as usual): every operation's ``422`` response
+becomes a ``400`` pointing at the ``ErrorResponse`` schema, FastAPI's
+``HTTPValidationError`` / ``ValidationError`` schemas are dropped when nothing refers to
+them any more, and every ``/api`` operation outside ``public_prefixes`` declares its bearer
+scheme (``/api/tenants/me*``: the access token; the rest: an API key or an access token)
+with the 401 it answers without one.
 """
 
 from __future__ import annotations
@@ -57,6 +61,32 @@ ERROR_BODY: dict[str, Any] = {
     },
 }
 
+API_KEY_SCHEME = "apiKey"
+ACCESS_TOKEN_SCHEME = "accessToken"
+SESSION_PREFIX = "/api/tenants/me"
+SECURITY_SCHEMES: dict[str, Any] = {
+    API_KEY_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "API key",
+        "description": "A tenant API key (returned by register, shown again by "
+        "`GET /api/tenants/me`): `Authorization: Bearer <key>`. Data routes "
+        "also take an access token.",
+    },
+    ACCESS_TOKEN_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The `accessToken` of `POST /api/auth/login` (or register / "
+        "refresh). Required by `/api/tenants/me*`.",
+    },
+}
+
+_UNAUTHORIZED: dict[str, Any] = {
+    "description": "Missing, malformed, expired or revoked credential",
+    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
+}
+
 _BAD_REQUEST: dict[str, Any] = {
     "description": "Validation failed (one entry per broken rule in `errors`), malformed "
     "JSON, or a business rule",
@@ -85,12 +115,32 @@ def contract_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install(app: FastAPI) -> None:
+def security(schema: dict[str, Any], *, public_prefixes: tuple[str, ...]) -> dict[str, Any]:
+    """Declare the bearer schemes and each ``/api`` operation's credential, in place."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/") or path.startswith(public_prefixes):
+            continue
+        if path.startswith(SESSION_PREFIX):
+            requirement: list[dict[str, list[str]]] = [{ACCESS_TOKEN_SCHEME: []}]
+        else:
+            requirement = [{API_KEY_SCHEME: []}, {ACCESS_TOKEN_SCHEME: []}]
+        for method, operation in operations.items():
+            if method in _METHODS and isinstance(operation, dict):
+                operation["security"] = requirement
+                operation.setdefault("responses", {}).setdefault("401", dict(_UNAUTHORIZED))
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = SECURITY_SCHEMES
+    components.setdefault("schemas", {})[ERROR_SCHEMA] = ERROR_BODY
+    return schema
+
+
+def install(app: FastAPI, *, public_prefixes: tuple[str, ...]) -> None:
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = contract_errors(generate())
+            schema = contract_errors(generate())
+            app.openapi_schema = security(schema, public_prefixes=public_prefixes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -166,3 +166,12 @@ class PaymentProvider(Protocol):
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the signature over the raw bytes and normalise; raise SignatureError."""
         ...
+
+
+@runtime_checkable
+class RemembersCallbacks(Protocol):
+    """An adapter of unsigned notifications (M-Pesa) that keeps what a callback says
+    (receipt, reversal result). ``parse_webhook`` changes nothing; the caller confirms the
+    event with the provider first and only then calls ``accept_callback``."""
+
+    def accept_callback(self, event: WebhookEvent) -> None: ...

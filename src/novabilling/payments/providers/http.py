@@ -84,12 +84,14 @@ async def send(
     auth: Auth | None = None,
     body: Mapping[str, Any] | None = None,
     form: Mapping[str, str] | None = None,
+    content: bytes | None = None,
     params: Mapping[str, str] | None = None,
     retries: int | None = None,
     retry_reason: RetryReason = server_error,
     deadline: bool = True,
 ) -> httpx.Response:
-    """One call with retries. ``body`` is sent as JSON, ``form`` form-encoded; ``auth``
+    """One call with retries. ``body`` is sent as JSON, ``form`` form-encoded, ``content``
+    as raw bytes (XML: set its content type in ``headers``); ``auth``
     adds headers per attempt (its transport errors are retried like the request's);
     ``retries`` overrides ``endpoint.max_retries`` (0: one attempt, for calls that must not
     be repeated blindly); ``unavailable(problem)`` builds the error raised when the
@@ -105,7 +107,13 @@ async def send(
             ):
                 sent = {**(headers or {}), **(await auth(client) if auth else {})}
                 response = await client.request(
-                    method, path, json=body, data=form, params=params, headers=sent
+                    method,
+                    path,
+                    json=body,
+                    data=form,
+                    content=content,
+                    params=params,
+                    headers=sent,
                 )
         except (httpx.TransportError, httpx.HTTPStatusError, TimeoutError) as exc:
             problem = f"{type(exc).__name__}: {exc}".rstrip(": ")

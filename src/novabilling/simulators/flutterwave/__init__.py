@@ -74,11 +74,21 @@ class FlutterwaveSimulator(FlutterwaveState):
         return webhooks.signature_headers(self.webhook_secret, self.signature_mode, body)
 
 
+def sandbox_credentials(base_url: str) -> dict[str, str]:
+    """The payment-provider credentials that point a tenant at this simulator."""
+    return {
+        "secretKey": DEFAULT_SECRET_KEY,
+        "secretHash": DEFAULT_WEBHOOK_SECRET,
+        "baseUrl": base_url,
+    }
+
+
 def create_app() -> ASGIApp:
     return app_from_env(
         FlutterwaveSimulator,
         default_secret_key=DEFAULT_SECRET_KEY,
         default_webhook_secret=DEFAULT_WEBHOOK_SECRET,
+        checkout=lambda public_url: {"checkout_base": f"{public_url}/v3/hosted/pay"},
     )
 
 
@@ -92,4 +102,5 @@ __all__ = [
     "TOKEN_UNAVAILABLE",
     "FlutterwaveSimulator",
     "create_app",
+    "sandbox_credentials",
 ]

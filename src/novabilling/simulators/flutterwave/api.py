@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from novabilling.simulators.checkout import hosted_page
 from novabilling.simulators.flutterwave.records import Transaction
 from novabilling.simulators.flutterwave.state import (
     SIMULATED_TOKENS,
@@ -76,6 +77,7 @@ class FlutterwaveApi(SimulatorApi["FlutterwaveSimulator"]):
             Route("/v3/tokenized-charges", api(self._tokenized_charge), methods=["POST"]),
             Route("/v3/transactions/{id:int}/refund", api(self._refund), methods=["POST"]),
             Route("/v3/refunds/{id:int}", api(self._get_refund), methods=["GET"]),
+            Route("/v3/hosted/pay/{link_id}", self._hosted_page, methods=["GET"]),
             Route("/_sim/pay/{tx_ref}", self._sim_pay, methods=["POST"]),
             Route("/_sim/state", self._sim_state, methods=["GET"]),
         ]
@@ -198,6 +200,19 @@ class FlutterwaveApi(SimulatorApi["FlutterwaveSimulator"]):
         if refund is None:
             return _error(404, "Refund not found")
         return _success("Refund fetched", refund)
+
+    async def _hosted_page(self, request: Request) -> Response:
+        """Flutterwave Standard's hosted page for a link, served locally (``checkout_base``)."""
+        suffix = "/" + request.path_params["link_id"]
+        payment = next((p for p in self.sim.payments.values() if p.link.endswith(suffix)), None)
+        if payment is None or self.sim.charges_for(payment.tx_ref):
+            return HTMLResponse("<h1>This payment link is not open</h1>", status_code=404)
+        return hosted_page(
+            provider="Flutterwave",
+            reference=payment.tx_ref,
+            amount=str(payment.amount),
+            currency=payment.currency,
+        )
 
     async def _sim_pay(self, request: Request) -> Response:
         tx_ref = request.path_params["tx_ref"]

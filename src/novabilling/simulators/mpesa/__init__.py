@@ -5,7 +5,8 @@
   ``single_token`` (default) a new token invalidates the previous one (Daraja FAQ).
 * ``POST /mpesa/stkpush/v1/processrequest`` — Bearer; validates shortcode, timestamp,
   password = base64(shortcode+passkey+timestamp) (else 500 ``500.001.1001`` Wrong
-  credentials), TransactionType, whole Amount, MSISDNs, https CallBackURL,
+  credentials), TransactionType, whole Amount, MSISDNs, https CallBackURL (or http on
+  a loopback host: a server on the developer's machine),
   AccountReference <= 12, TransactionDesc <= 13. A second push to a phone whose prompt is
   still open answers 500 ``500.001.1001`` "Unable to lock subscriber".
 * ``POST /mpesa/stkpushquery/v1/query`` — HTTP 500 ``500.001.1001`` "The transaction is
@@ -71,6 +72,7 @@ __all__ = [
     "MpesaSimulator",
     "account_reference",
     "create_app",
+    "sandbox_credentials",
 ]
 
 
@@ -111,6 +113,19 @@ class MpesaSimulator(MpesaState):
     @webhook_transport.setter
     def webhook_transport(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self.sender.transport = transport
+
+
+def sandbox_credentials(base_url: str) -> dict[str, str]:
+    """The payment-provider credentials that point a tenant at this simulator (the STK
+    callback URL is the server's own ``NB_PUBLIC_URL``/webhooks/mpesa/<tenant id>)."""
+    return {
+        "consumerKey": DEFAULT_CONSUMER_KEY,
+        "consumerSecret": DEFAULT_SECRET_KEY,
+        "shortcode": SHORTCODE,
+        "passkey": PASSKEY,
+        "environment": "sandbox",
+        "baseUrl": base_url,
+    }
 
 
 def create_app() -> ASGIApp:

@@ -9,6 +9,7 @@ import base64
 import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,6 +43,19 @@ def _invalid(name: str) -> JSONResponse:
     return _error(400, BAD_REQUEST, f"Bad Request - Invalid {name}")
 
 
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def callback_url_ok(url: object) -> bool:
+    """Daraja takes https callback URLs only; the simulator also takes plain http on a
+    loopback host, which is all a server on the developer's machine has."""
+    parsed = urlsplit(str(url or ""))
+    if parsed.scheme == "https" and parsed.hostname:
+        return True
+    host = (parsed.hostname or "").lower()
+    return parsed.scheme == "http" and (host in _LOOPBACK_HOSTS or host.startswith("127."))
+
+
 def _push_problems(body: dict[str, Any]) -> dict[str, bool]:
     """STK push fields Daraja rejects (after the credentials check), in its order."""
     amount, reference = body.get("Amount"), body.get("AccountReference")
@@ -55,7 +69,7 @@ def _push_problems(body: dict[str, Any]) -> dict[str, bool]:
         "PartyA": not _MSISDN.fullmatch(str(body.get("PartyA", ""))),
         "PhoneNumber": not _MSISDN.fullmatch(str(body.get("PhoneNumber", ""))),
         "PartyB": not str(body.get("PartyB", "")).isdigit(),
-        "CallBackURL": not str(body.get("CallBackURL", "")).startswith("https://"),
+        "CallBackURL": not callback_url_ok(body.get("CallBackURL")),
         "AccountReference": not isinstance(reference, str) or not 0 < len(reference) <= 12,
         "TransactionDesc": not isinstance(desc, str) or len(desc) > 13,
     }
@@ -168,7 +182,7 @@ class MpesaApi(SimulatorApi["MpesaSimulator"]):
                 return _invalid(name)
         if body.get("CommandID") != "TransactionReversal":
             return _invalid("CommandID")
-        if not str(body.get("ResultURL")).startswith("https://"):
+        if not callback_url_ok(body.get("ResultURL")):
             return _invalid("ResultURL")
         n = self.sim.next_id()
         conversation = f"AG_20250102_{n:020x}"

@@ -49,6 +49,7 @@ __all__ = [
     "PaystackSimulator",
     "create_app",
     "sign",
+    "sandbox_credentials",
 ]
 
 
@@ -72,6 +73,11 @@ class PaystackSimulator(PaystackState):
             )
         )
         self.app: ASGIApp = Starlette(routes=PaystackApi(self).routes())
+
+
+def sandbox_credentials(base_url: str) -> dict[str, str]:
+    """The payment-provider credentials that point a tenant at this simulator."""
+    return {"secretKey": DEFAULT_SECRET_KEY, "baseUrl": base_url}
 
 
 def create_app() -> ASGIApp:

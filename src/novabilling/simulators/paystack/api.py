@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from novabilling.simulators.checkout import hosted_page
 from novabilling.simulators.http import (
     SimulatorApi,
     bearer_token,
@@ -190,12 +191,12 @@ class PaystackApi(SimulatorApi["PaystackSimulator"]):
         tx = self.sim.by_access_code(request.path_params["access_code"])
         if tx is None:
             return HTMLResponse("<h1>Invalid access code</h1>", status_code=404)
-        ref = tx["reference"]
-        forms = "".join(
-            f'<form method="post" action="/_sim/pay/{ref}?outcome={o}"><button>{o}</button></form>'
-            for o in ("success", "failed")
+        return hosted_page(
+            provider="Paystack",
+            reference=tx["reference"],
+            amount=f"{tx['amount']} (smallest unit)",
+            currency=tx["currency"],
         )
-        return HTMLResponse(f"<h1>Pay {tx['amount']} {tx['currency']} ({ref})</h1>{forms}")
 
     async def _sim_pay(self, request: Request) -> Response:
         reference = request.path_params["reference"]

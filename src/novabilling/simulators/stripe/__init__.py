@@ -57,6 +57,7 @@ __all__ = [
     "StripeSimulator",
     "create_app",
     "sign",
+    "sandbox_credentials",
 ]
 
 
@@ -71,8 +72,11 @@ class StripeSimulator(StripeState):
         hang_seconds: float = 0.3,
         extra_webhook_secrets: tuple[str, ...] = (),
         now: Callable[[], int] | None = None,
+        checkout_base: str | None = None,
     ) -> None:
         self.secret_key = secret_key
+        if checkout_base:
+            self.checkout_base = checkout_base.rstrip("/")
         self.webhook_secrets = tuple(s for s in (webhook_secret, *extra_webhook_secrets) if s)
         self.hang_seconds = hang_seconds
         super().__init__(
@@ -85,9 +89,19 @@ class StripeSimulator(StripeState):
         return signature_header(self.webhook_secrets, self.now(), body)
 
 
+def sandbox_credentials(base_url: str) -> dict[str, str]:
+    """The payment-provider credentials that point a tenant at this simulator."""
+    return {
+        "secretKey": DEFAULT_SECRET_KEY,
+        "webhookSecret": DEFAULT_WEBHOOK_SECRET,
+        "baseUrl": base_url,
+    }
+
+
 def create_app() -> ASGIApp:
     return app_from_env(
         StripeSimulator,
         default_secret_key=DEFAULT_SECRET_KEY,
         default_webhook_secret=DEFAULT_WEBHOOK_SECRET,
+        checkout=lambda public_url: {"checkout_base": f"{public_url}/c/pay"},
     )

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from novabilling.simulators.checkout import hosted_page
 from novabilling.simulators.http import (
     Endpoint,
     SimulatorApi,
@@ -69,6 +70,7 @@ class StripeApi(SimulatorApi["StripeSimulator"]):
             Route("/v1/refunds", api(self._post(self._refund)), methods=["POST"]),
             Route("/v1/refunds", api(self._list_refunds), methods=["GET"]),
             Route("/v1/refunds/{id}", api(self._get(sim.refunds)), methods=["GET"]),
+            Route("/c/pay/{session_id}", self._hosted_page, methods=["GET"]),
             Route("/_sim/pay/{reference}", self._sim_pay, methods=["POST"]),
             Route("/_sim/state", self._sim_state, methods=["GET"]),
         ]
@@ -240,6 +242,18 @@ class StripeApi(SimulatorApi["StripeSimulator"]):
         pi = request.query_params.get("payment_intent")
         data = [r for r in self.sim.refunds.values() if pi in (None, r["payment_intent"])]
         return json_ok({"object": "list", "data": data, "has_more": False, "url": "/v1/refunds"})
+
+    async def _hosted_page(self, request: Request) -> Response:
+        """Stripe Checkout's page for a session, served locally (``checkout_base``)."""
+        session = self.sim.sessions.get(request.path_params["session_id"])
+        if session is None or session.get("status") != "open":
+            return HTMLResponse("<h1>This Checkout Session is not open</h1>", status_code=404)
+        return hosted_page(
+            provider="Stripe",
+            reference=session["id"],
+            amount=f"{session['amount_total']} (smallest unit)",
+            currency=str(session["currency"]).upper(),
+        )
 
     async def _sim_pay(self, request: Request) -> Response:
         reference = request.path_params["reference"]

@@ -37,6 +37,8 @@ def new_id(prefix: str) -> str:
 
 
 class StripeState(SimulatorBase):
+    checkout_base = "https://checkout.stripe.com/c/pay"  # the simulator's own page when served
+
     def __init__(self, *, sender: WebhookSender, now: Callable[[], int]) -> None:
         self.sender = sender
         self.now = now
@@ -116,7 +118,7 @@ class StripeState(SimulatorBase):
             "id": session_id,
             "object": "checkout.session",
             **fields,
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "url": f"{self.checkout_base}/{session_id}",
             "livemode": False,
             "created": self.now(),
             "expires_at": self.now() + 86400,

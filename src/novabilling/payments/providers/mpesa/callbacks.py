@@ -1,9 +1,11 @@
 """Daraja callbacks -> :class:`WebhookEvent`. They are unsigned: only the shape is checked
 and every event is marked ``raw["needs_confirmation"] = True`` (confirm with the STK query).
+Parsing changes nothing: a confirmed event is recorded with ``Ledger.accept`` (the intake
+calls ``MpesaProvider.accept_callback`` once the provider agreed).
 
 * STK callback ``{"Body": {"stkCallback": ...}}``: event id
   ``"<CheckoutRequestID>:<ResultCode>"``; the receipt (``MpesaReceiptNumber``, needed for a
-  reversal) is remembered and reported in ``raw["receipt"]``.
+  reversal) is reported in ``raw["receipt"]``.
 * Reversal ``{"Result": ...}``: ``REFUND_UPDATED``; ``R000001`` (already reversed) counts
   as succeeded: the money is back either way.
 """
@@ -17,7 +19,6 @@ from typing import Any
 from novabilling.payments.providers.base import (
     EventKind,
     Outcome,
-    Refund,
     SignatureError,
     WebhookEvent,
 )
@@ -27,6 +28,7 @@ from novabilling.payments.providers.mpesa.ledger import Ledger
 
 
 def parse_callback(body: bytes, *, provider: str, ledger: Ledger) -> WebhookEvent:
+    """The normalised event; ``ledger`` is only read (our reference of a known push)."""
     payload = parse_json(body)
     envelope = payload.get("Body")
     callback = envelope.get("stkCallback") if isinstance(envelope, Mapping) else None
@@ -34,7 +36,7 @@ def parse_callback(body: bytes, *, provider: str, ledger: Ledger) -> WebhookEven
         return stk_event(callback, provider=provider, ledger=ledger)
     result = payload.get("Result") if payload else None
     if isinstance(result, Mapping):
-        return reversal_event(result, provider=provider, ledger=ledger)
+        return reversal_event(result, provider=provider)
     raise SignatureError("not an M-Pesa STK callback or Result body")
 
 
@@ -58,8 +60,6 @@ def stk_event(callback: Mapping[str, Any], *, provider: str, ledger: Ledger) -> 
     items = (callback.get("CallbackMetadata") or {}).get("Item") or []
     meta = {i["Name"]: i.get("Value") for i in items if isinstance(i, Mapping) and "Name" in i}
     receipt = meta.get("MpesaReceiptNumber")
-    if receipt:
-        ledger.receipts[checkout_request_id] = str(receipt)
     push = ledger.pushes.get(checkout_request_id)
     return WebhookEvent(
         provider=provider,
@@ -74,32 +74,29 @@ def stk_event(callback: Mapping[str, Any], *, provider: str, ledger: Ledger) -> 
             "needs_confirmation": True,  # unsigned: confirm with verify_transaction
             "result_code": code,
             "result_desc": callback.get("ResultDesc"),
-            "receipt": receipt,
+            "receipt": str(receipt) if receipt else None,
             "phone": meta.get("PhoneNumber"),
             "callback": dict(callback),
         },
     )
 
 
-def reversal_event(result: Mapping[str, Any], *, provider: str, ledger: Ledger) -> WebhookEvent:
+def reversal_event(result: Mapping[str, Any], *, provider: str) -> WebhookEvent:
     conversation = result.get("ConversationID")
     code = result.get("ResultCode")
     if not isinstance(conversation, str) or code is None:
         raise SignatureError("Result callback without ConversationID/ResultCode")
     ok = str(code) in ("0", "R000001")  # R000001 = already reversed
-    settled = Refund(
-        reference="",
-        outcome=Outcome.SUCCEEDED if ok else Outcome.FAILED,
-        provider_refund_id=conversation,
-        message=str(result.get("ResultDesc") or code),
-    )
-    ledger.reversals[conversation] = settled
     return WebhookEvent(
         provider=provider,
         event_id=f"reversal:{conversation}:{code}",
         kind=EventKind.REFUND_UPDATED,
         reference=None,
-        outcome=settled.outcome,
+        outcome=Outcome.SUCCEEDED if ok else Outcome.FAILED,
         provider_reference=conversation,
-        raw={"needs_confirmation": True, "result": dict(result)},
+        raw={
+            "needs_confirmation": True,
+            "result_desc": str(result.get("ResultDesc") or code),
+            "result": dict(result),
+        },
     )

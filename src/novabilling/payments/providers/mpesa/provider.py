@@ -52,6 +52,9 @@ class MpesaProvider:
         self.shortcode = extra.get("shortcode", "")
         self.passkey = extra.get("passkey", "")
         base_url = credentials.base_url or (PRODUCTION_URL if production else SANDBOX_URL)
+        # the real Daraja (no baseUrl) refuses plain-http callback URLs: say so before the
+        # call; a baseUrl (the simulator, a proxy) decides for itself
+        self.https_callbacks = not credentials.base_url
         self.client = DarajaClient(
             http.Endpoint(base_url, **options),
             consumer_key=consumer_key or credentials.public_key or "",
@@ -89,6 +92,14 @@ class MpesaProvider:
             message="STK prompt sent",
         )
 
+    def _check_callback_url(self, url: str, *, field: str) -> None:
+        if self.https_callbacks and not url.lower().startswith("https://"):
+            raise ProviderError(
+                f"Daraja needs an https {field}; set NB_PUBLIC_URL to this server's public "
+                "https address",
+                code=field,
+            )
+
     async def _push(
         self, request: CheckoutRequest | ChargeRequest, *, callback_url: str | None
     ) -> Push:
@@ -101,6 +112,7 @@ class MpesaProvider:
         url = extra.get("callback_url") or extra.get("callbackUrl") or callback_url
         if not url:
             raise ProviderError("no M-Pesa callback URL configured", code="callback_url")
+        self._check_callback_url(url, field="CallBackURL")
         body = {
             **stk_auth(self.shortcode, self.passkey),
             "TransactionType": extra.get("transaction_type", "CustomerPayBillOnline"),
@@ -176,6 +188,7 @@ class MpesaProvider:
             )
         extra = self.credentials.extra
         result_url = extra.get("result_url") or extra.get("callback_url") or ""
+        self._check_callback_url(result_url, field="ResultURL")
         body = {
             "Initiator": extra.get("initiator", ""),
             "SecurityCredential": extra.get("security_credential", ""),
@@ -217,4 +230,10 @@ class MpesaProvider:
         )
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Shape check only (Daraja does not sign): changes nothing. Confirm the event,
+        then hand it to :meth:`accept_callback`."""
         return parse_callback(body, provider=self.name, ledger=self.ledger)
+
+    def accept_callback(self, event: WebhookEvent) -> None:
+        """Remember what a *confirmed* callback says (receipt, reversal result)."""
+        self.ledger.accept(event)

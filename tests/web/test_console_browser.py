@@ -1,0 +1,83 @@
+"""The API console in a real headless chromium against a real ``novabilling serve``: the
+OpenAPI 3.1 document renders (every operation, no "Unable to render this definition"),
+Authorize takes an API key, and "Try it out" on GET /api/customers answers 200.
+
+Set NB_CONSOLE_SCREENSHOT=<file.png> to keep a screenshot of the console (docs/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from tests.browser import Browser, browser
+from tests.live import api_server, register
+
+_METHODS = {"get", "post", "put", "patch", "delete"}
+_CUSTOMERS_GET = "//div[contains(@class,'opblock-get')][.//*[@data-path='/api/customers']]"
+
+
+def _authorize_with_key(page: Browser, key: str) -> None:
+    page.click(page.wait_for(".auth-wrapper .btn.authorize")[0])
+    forms = page.wait_for(".modal-ux .auth-container", count=2)
+    assert "apiKey" in page.text(forms[0]) and "accessToken" in page.text(forms[1])
+    page.type(page.find_all(".modal-ux .auth-container:first-child input")[0], key)
+    page.click(page.find_all(".modal-ux .auth-container:first-child .btn.authorize")[0])
+    page.wait_xpath("(//div[contains(@class,'auth-container')])[1]//button[.='Logout']")
+    page.click(page.find_all(".modal-ux .btn-done")[0])
+
+
+def _try_customers(page: Browser) -> tuple[str, str, str]:
+    page.click(
+        page.wait_xpath(f"{_CUSTOMERS_GET}//button[contains(@class,'opblock-summary-control')]")
+    )
+    page.click(page.wait_xpath(f"{_CUSTOMERS_GET}//button[contains(@class,'try-out__btn')]"))
+    page.click(page.wait_xpath(f"{_CUSTOMERS_GET}//button[contains(@class,'execute')]"))
+    status = page.wait_xpath(
+        f"{_CUSTOMERS_GET}//table[contains(@class,'live-responses-table')]"
+        "//tbody//td[contains(@class,'response-col_status')]"
+    )
+    body = page.wait_xpath(f"{_CUSTOMERS_GET}//*[contains(@class,'response-col_description')]//pre")
+    curl = page.wait_xpath(f"{_CUSTOMERS_GET}//*[contains(@class,'curl-command')]")
+    return page.text(status), page.text(body), page.text(curl)
+
+
+def test_console_renders_the_spec_and_try_it_out_answers_200(tmp_path: Path) -> None:
+    with api_server(tmp_path) as server:
+        creds = register(server.url)
+        created = httpx.post(
+            f"{server.url}/api/customers",
+            json={
+                "externalId": "cus-1",
+                "email": "ngozi@example.com",
+                "name": "Ngozi Eze",
+                "currency": "NGN",
+            },
+            headers={"Authorization": f"Bearer {creds['apiKey']}"},
+        )
+        assert created.status_code == 201, created.text
+        spec = httpx.get(f"{server.url}/api/openapi.json").json()
+        operations = sum(len(set(ops) & _METHODS) for ops in spec["paths"].values())
+        with browser() as page:
+            for path in ("/api/reference", "/api/docs"):
+                page.get(server.url + path)
+                rendered = page.wait_for(".opblock", count=operations)
+                assert len(rendered) == operations
+                html = page.script("return document.body.innerText")
+                assert "Unable to render" not in html
+                assert not page.find_all(".errors-wrapper")
+            assert "OAS 3.1" in page.script("return document.body.innerText")
+            _authorize_with_key(page, creds["apiKey"])
+            status, body, curl = _try_customers(page)
+            shot = os.environ.get("NB_CONSOLE_SCREENSHOT")
+            if shot:
+                block = page.wait_xpath(
+                    f"{_CUSTOMERS_GET}//*[contains(@class,'responses-wrapper')]"
+                )
+                page.script("arguments[0].scrollIntoView({block: 'start'})", page.ref(block))
+                Path(shot).write_bytes(page.screenshot())
+    assert status.startswith("200"), (status, body)
+    assert "ngozi@example.com" in body
+    assert f"Bearer {creds['apiKey']}" in curl
