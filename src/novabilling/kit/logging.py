@@ -204,6 +204,9 @@ def _renderer(json: bool) -> Processor:
     )
 
 
+QUIET_LIBRARIES = ("fontTools", "fpdf")
+
+
 def configure_logging(*, json: bool, level: str, stream: IO[str] | None = None) -> None:
     """Configure structlog and the stdlib root logger. Safe to call more than once (the
     previous listener is drained and replaced). ``stream`` defaults to ``sys.stderr``."""
@@ -245,6 +248,8 @@ def configure_logging(*, json: bool, level: str, stream: IO[str] | None = None) 
         root.removeHandler(old)
     root.addHandler(_OffloopHandler(records))
     root.setLevel(numeric_level)
+    for chatty in QUIET_LIBRARIES:  # a line per glyph table of every PDF at INFO
+        logging.getLogger(chatty).setLevel(max(numeric_level, logging.WARNING))
 
 
 def _keep(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
