@@ -5,8 +5,8 @@ route can store (issue 14, defects 3, 4, 7, 8):
 - a NUL in a query parameter -> 400 naming the parameter;
 - a JSON body that is not strict JSON, nests deeper than 32 levels, holds an integer
   outside int64, a non-finite number or a NUL in any string or key -> 400 naming the
-  dotted path (``kit.jsonguard``). Webhook bodies included: they are parsed here, before
-  any other work.
+  dotted path (``kit.jsonguard``). Not ``/webhooks/*``: some providers post XML or forms,
+  so the intake applies the same check to the JSON providers' bodies itself, first.
 
 Authentication still comes first (contract README §2): on an ``/api`` route, a request
 without a valid credential gets the 401 it would have got anyway.
@@ -76,7 +76,11 @@ class InputGuardMiddleware:
             problem = FieldError(param, f"{param} must not contain NUL characters")
             await self._reject(scope, send, 400, "Validation failed", problem)
             return
-        if scope["method"] not in _BODY_METHODS or not _is_json(scope):
+        if (
+            scope["method"] not in _BODY_METHODS
+            or scope["path"].startswith("/webhooks/")
+            or not _is_json(scope)
+        ):
             await self.app(scope, receive, send)
             return
         body, leftovers = await _read_body(receive)
