@@ -37,6 +37,7 @@ from novabilling.kit.jobs import (
 from novabilling.kit.timestamps import parse_instant
 from novabilling.notifications import messages
 from novabilling.notifications.mailer import Mailer, SmtpMailer, sender_from_settings
+from novabilling.notifications.smtp_settings import open_settings
 from novabilling.notifications.views import Mailbox, PaymentView, SubscriptionView
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def queue_render_pdf(tenant_id: str, invoice_id: str) -> None:
 def _mailer(runtime: Runtime, tenant: TenantProfile) -> tuple[Mailer, Mailbox]:
     smtp = tenant.settings.get("smtp")
     if isinstance(smtp, dict) and smtp.get("host"):
+        smtp = open_settings(smtp, encryptor=runtime.encryptor, tenant_id=tenant.id)
         return SmtpMailer.from_tenant_settings(smtp), sender_from_settings(smtp) or runtime.sender
     return runtime.mailer, runtime.sender
 

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from novabilling.config import Settings
 from novabilling.kit.crypto import Encryptor, key_from_setting
 from novabilling.kit.db import make_engine
+from novabilling.notifications.smtp_settings import seal_stored
 from novabilling.tenancy import migrations
 from novabilling.tenancy.models import DatabaseConnection, Tenant
 
@@ -42,8 +44,23 @@ async def migrate_central(settings: Settings) -> None:
     engine = make_engine(url, null_pool=True)
     try:
         await migrations.upgrade(engine, "central")
+        await _seal_legacy_smtp_passwords(engine, settings)
     finally:
         await engine.dispose()
+
+
+async def _seal_legacy_smtp_passwords(engine: AsyncEngine, settings: Settings) -> None:
+    """Data step: SMTP passwords saved in clear before they were sealed get sealed now."""
+    assert settings.encryption_key
+    encryptor = Encryptor(key_from_setting(settings.encryption_key))
+    async with engine.begin() as conn:
+        rows = (await conn.execute(select(Tenant.id, Tenant.settings))).all()
+        for tenant_id, stored in rows:
+            sealed = seal_stored(stored, encryptor=encryptor, tenant_id=tenant_id)
+            if sealed is not None:
+                await conn.execute(
+                    update(Tenant).where(Tenant.id == tenant_id).values(settings=sealed)
+                )
 
 
 async def list_tenants(settings: Settings) -> list[TenantRow]:
