@@ -3,7 +3,8 @@ open the tenant session, call services and are safe to run twice (delivery is at
 
 - ``billing``: ``novabilling.billing.jobs.billing_handlers`` (``billing.tick``,
   ``billing.issued``, ``billing.first_invoice``);
-- ``emails``: ``novabilling.billing.emails.handlers`` (incl. ``invoice.render_pdf``);
+- ``emails``: ``novabilling.billing.emails.handlers`` (incl. ``invoice.render_pdf``) and
+  ``novabilling.auth.password_reset.handlers`` (``auth.password_reset``);
 - ``payments`` / ``webhooks``: ``novabilling.payments.jobs.payment_handlers`` (charge,
   reconcile, inbound processing) and ``novabilling.webhooks.outbound.handlers`` (delivery).
 """
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     """Every job handler, bound to ``runtime``. Domains add theirs here."""
+    from novabilling.auth import password_reset
     from novabilling.billing import emails
     from novabilling.billing.jobs import billing_handlers
     from novabilling.payments.jobs import payment_handlers
@@ -30,4 +32,5 @@ def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     handlers.update(emails.handlers(runtime))
     handlers.update(payment_handlers(runtime))
     handlers.update(outbound.handlers(runtime))
+    handlers.update(password_reset.handlers(runtime))
     return handlers
