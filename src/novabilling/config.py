@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     rate_limit: str = "100/60s"
     cors_origins: str = "http://localhost:4001,http://localhost:4002"
     provider_base_url_allowlist: str = ""
+    # None: public hosts only in production, any host elsewhere (local test receivers)
+    webhook_allow_private: bool | None = None
     public_url: str = ""  # empty: the address served, http://NB_HOST:NB_PORT
     log_level: str = "INFO"
     log_json: bool | None = None
@@ -122,6 +124,13 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.env == "production"
+
+    @property
+    def webhooks_public_only(self) -> bool:
+        """Tenant webhookUrls must be public http(s) hosts (checked again at delivery)."""
+        if self.webhook_allow_private is not None:
+            return not self.webhook_allow_private
+        return self.env == "production"
 
     @property
     def mail_dir(self) -> Path:

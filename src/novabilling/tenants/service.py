@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.auth.schemas import SMTP_PASSWORD_MASK, tenant_out
 from novabilling.auth.service import new_api_key
-from novabilling.errors import BusinessRule, Conflict, NotFound, Unauthorized
+from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound, Unauthorized
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor, sha256_hex
+from novabilling.kit.netguard import UnsafeDestination, check_public_url
 from novabilling.notifications import messages
 from novabilling.notifications.mailer import Mailer, MailError, SmtpMailer, sender_from_settings
 from novabilling.notifications.smtp_settings import open_settings, seal_password
@@ -49,7 +50,12 @@ async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str,
     can cache the old profile past the PATCH answer."""
     async with runtime.central() as session:
         tenant = await update_tenant(
-            session, tenant_id, changes=changes, clock=runtime.clock, encryptor=runtime.encryptor
+            session,
+            tenant_id,
+            changes=changes,
+            clock=runtime.clock,
+            encryptor=runtime.encryptor,
+            public_webhooks=runtime.settings.webhooks_public_only,
         )
         await session.commit()
     runtime.tenant_views.drop(tenant_id)
@@ -63,6 +69,7 @@ async def update_tenant(
     changes: dict[str, Any],
     clock: Clock,
     encryptor: Encryptor,
+    public_webhooks: bool = False,
 ) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     if "email" in changes and changes["email"] is not None:
@@ -77,6 +84,8 @@ async def update_tenant(
     if changes.get("name") is not None:
         tenant.name = changes["name"]
     if "webhook_url" in changes:
+        if public_webhooks and changes["webhook_url"] is not None:
+            _check_public_webhook(changes["webhook_url"])
         tenant.webhook_url = changes["webhook_url"]
     if changes.get("settings") is not None:
         incoming = _smtp_password_sealed(
@@ -87,6 +96,13 @@ async def update_tenant(
     await session.flush()
     log.info("tenant.updated", fields=sorted(changes))
     return tenant
+
+
+def _check_public_webhook(url: str) -> None:
+    try:
+        check_public_url(url)
+    except UnsafeDestination as exc:
+        raise Invalid("webhookUrl", f"webhookUrl {exc}") from None
 
 
 def _smtp_password_sealed(
