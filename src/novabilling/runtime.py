@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novabilling.auth import passwords
@@ -77,6 +80,19 @@ def _job_queue(runtime: Runtime) -> JobQueue:
     return InProcessQueue(build_handlers(runtime))
 
 
+def _redis_client(url: str) -> Redis:
+    """Short timeouts; one immediate retry on a connection error, so a pooled connection
+    that died with a Redis restart is replaced instead of failing the call (that gave
+    /health/ready a false 503 right after Redis came back, issue 14 defect 13)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     clock = clock or get_clock()
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
@@ -90,11 +106,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         access_minutes=settings.access_token_minutes,
         refresh_days=settings.refresh_token_days,
     )
-    redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        if settings.redis_url
-        else None
-    )
+    redis = _redis_client(settings.redis_url) if settings.redis_url else None
     rate = parse_rate_limit(settings.rate_limit)
     limiter: RateLimiter | None = None
     if rate is not None:

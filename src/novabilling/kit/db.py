@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -107,6 +110,62 @@ def make_engine(
         pool_recycle=1800,
         **kwargs,
     )
+
+
+# SQLSTATE classes/codes that mean "the server is not there for us right now"
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,  # connect timeout (asyncio's is the builtin since 3.11)
+    sa_exc.TimeoutError,  # pool exhausted for longer than pool_timeout
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the database cannot be reached or will
+    not serve now — down, restarting, out of connections — rather than a bug or bad data.
+    Such a request answers 503 with ``Retry-After``; the next one may succeed."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE_TYPES):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, socket.gaierror) or (
+            isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS
+        ):
+            return True
+        if (
+            isinstance(current, OSError)
+            and current.errno is None
+            and "connect" in str(current).lower()
+        ):
+            return True  # asyncpg: "Multiple exceptions: [Errno 111] Connect call failed ..."
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if type(current).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            "connection" in str(current).lower() and "closed" in str(current).lower()
+        ):
+            return True
+        todo.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+    return False
 
 
 def short_string(length: int = 255) -> String:
