@@ -83,10 +83,16 @@ class Settings(BaseSettings):
     refresh_token_days: int = 7
     refresh_reuse_grace_seconds: int = Field(default=60, ge=0)
     principal_cache_seconds: float = 5.0
-    tenant_engine_cache_size: int = 64
+    tenant_engine_cache_size: int = 2000
     tenant_pool_size: int = 5
     tenant_pool_overflow: int = 0
     tenant_engine_idle_seconds: float = 600.0
+    # every database connection one process may hold (central pool included); size it so
+    # processes x this stays under the server's max_connections
+    max_db_connections: int = Field(default=25, ge=2)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    # database URLs point at PgBouncer in transaction mode: no prepared-statement caches
+    pgbouncer: bool = False
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -120,6 +126,11 @@ class Settings(BaseSettings):
     def central_url(self) -> str:
         assert self.database_url is not None
         return self.database_url
+
+    @property
+    def central_pool_size(self) -> int:
+        """The central database's share of ``max_db_connections``; tenants share the rest."""
+        return max(1, min(10, self.max_db_connections // 5))
 
     @property
     def json_logs(self) -> bool:

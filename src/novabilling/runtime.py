@@ -23,6 +23,7 @@ from novabilling.kit.clock import Clock, get_clock
 from novabilling.kit.crypto import Encryptor, key_from_setting
 from novabilling.kit.db import make_engine
 from novabilling.kit.jobs import JobQueue
+from novabilling.kit.pools import ConnectionBudget
 from novabilling.kit.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
@@ -96,7 +97,13 @@ def _redis_client(url: str) -> Redis:
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     clock = clock or get_clock()
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
-    central_engine = make_engine(settings.central_url, pool_size=10)
+    central_engine = make_engine(
+        settings.central_url, pool_size=settings.central_pool_size, pgbouncer=settings.pgbouncer
+    )
+    budget = ConnectionBudget(
+        settings.max_db_connections - settings.central_pool_size,
+        timeout=settings.db_pool_timeout,
+    )
     central = async_sessionmaker(central_engine, expire_on_commit=False)
     assert settings.encryption_key and settings.secret_key
     register_secret(settings.secret_key, settings.encryption_key)
@@ -127,6 +134,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             pool_size=settings.tenant_pool_size,
             max_overflow=settings.tenant_pool_overflow,
             idle_seconds=settings.tenant_engine_idle_seconds,
+            budget=budget,
+            pgbouncer=settings.pgbouncer,
         ),
         encryptor=encryptor,
         signer=signer,

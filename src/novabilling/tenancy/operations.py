@@ -41,7 +41,7 @@ async def migrate_central(settings: Settings) -> None:
         database = make_url(url).database
         if database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url, null_pool=True)
+    engine = make_engine(url, null_pool=True, pgbouncer=settings.pgbouncer)
     try:
         await migrations.upgrade(engine, "central")
         await _seal_legacy_smtp_passwords(engine, settings)
@@ -64,7 +64,7 @@ async def _seal_legacy_smtp_passwords(engine: AsyncEngine, settings: Settings) -
 
 
 async def list_tenants(settings: Settings) -> list[TenantRow]:
-    engine = make_engine(settings.central_url, null_pool=True)
+    engine = make_engine(settings.central_url, null_pool=True, pgbouncer=settings.pgbouncer)
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
@@ -91,7 +91,7 @@ async def migrate_tenants(
     """Upgrade every tenant database; continue past failures and return them."""
     assert settings.encryption_key
     encryptor = Encryptor(key_from_setting(settings.encryption_key))
-    engine = make_engine(settings.central_url, null_pool=True)
+    engine = make_engine(settings.central_url, null_pool=True, pgbouncer=settings.pgbouncer)
     try:
         async with engine.connect() as conn:
             rows = (
@@ -107,7 +107,7 @@ async def migrate_tenants(
         try:
             url = encryptor.decrypt(url_encrypted, aad=tenant_id.encode())
             _require_sqlite_file(url)
-            tenant_engine = make_engine(url, null_pool=True)
+            tenant_engine = make_engine(url, null_pool=True, pgbouncer=settings.pgbouncer)
             try:
                 await migrations.upgrade(tenant_engine, "tenant")
             finally:
@@ -130,7 +130,7 @@ def _require_sqlite_file(url: str) -> None:
 
 
 async def count_tenant_databases(settings: Settings) -> int:
-    engine = make_engine(settings.central_url, null_pool=True)
+    engine = make_engine(settings.central_url, null_pool=True, pgbouncer=settings.pgbouncer)
     try:
         async with engine.connect() as conn:
             return len((await conn.execute(select(DatabaseConnection.id))).all())

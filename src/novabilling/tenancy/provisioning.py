@@ -45,16 +45,16 @@ def _sqlite_path(settings: Settings, tenant_id: str) -> Path:
     return settings.tenants_dir / f"{database_name(settings, tenant_id)}.db"
 
 
-async def _migrate(url: str) -> None:
-    engine = make_engine(url, null_pool=True)
+async def _migrate(url: str, *, pgbouncer: bool) -> None:
+    engine = make_engine(url, null_pool=True, pgbouncer=pgbouncer)
     try:
         await migrations.upgrade(engine, "tenant")
     finally:
         await engine.dispose()
 
 
-async def _admin_execute(server_url: str, *statements: str) -> None:
-    engine = make_engine(server_url, null_pool=True)
+async def _admin_execute(server_url: str, *statements: str, pgbouncer: bool = False) -> None:
+    engine = make_engine(server_url, null_pool=True, pgbouncer=pgbouncer)
     try:
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -81,12 +81,13 @@ async def provision(settings: Settings, tenant_id: str) -> ProvisionedDatabase:
                 f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'",
                 f'CREATE DATABASE "{name}" OWNER "{name}"',
                 f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC',
+                pgbouncer=settings.pgbouncer,
             )
             url = server.set(database=name, username=name, password=password).render_as_string(
                 hide_password=False
             )
             db = ProvisionedDatabase("postgresql", name, url)
-        await _migrate(db.url)
+        await _migrate(db.url, pgbouncer=settings.pgbouncer)
         return db
     except Exception as exc:
         log.error("tenancy.provision_failed", tenant_id=tenant_id, error=type(exc).__name__)
@@ -110,6 +111,7 @@ async def drop(settings: Settings, tenant_id: str) -> None:
             settings.tenant_database_url,
             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
             f'DROP ROLE IF EXISTS "{name}"',
+            pgbouncer=settings.pgbouncer,
         )
     except Exception as exc:  # pragma: no cover - logged; the caller already failed
         log.error("tenancy.drop_failed", tenant_id=tenant_id, error=str(exc))
