@@ -21,9 +21,11 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from novabilling.config import Settings, describe_error, get_settings, served_url
+from novabilling.errors import DomainError
 from novabilling.kit.clock import utcnow
 from novabilling.kit.timestamps import parse_when, to_wire
 from novabilling.tenancy import operations
+from novabilling.tenancy.moving import MoveFailed, move_tenant
 
 app = typer.Typer(
     help="NovaBilling: multi-tenant subscription billing API.",
@@ -162,17 +164,59 @@ def tenants_list() -> None:
             row.email,
             "yes" if row.is_active else "no",
             f"{row.dialect}:{row.database_name}" if row.dialect else "-",
+            row.server or "-",
         )
         for row in rows
     ]
     if not console.is_terminal:  # piped: whole values, tab-separated (never truncated)
-        for line in [("id", "name", "slug", "email", "active", "database"), *lines]:
+        for line in [("id", "name", "slug", "email", "active", "database", "server"), *lines]:
             typer.echo("\t".join(line))
         return
-    table = Table("id", "name", "slug", "email", "active", "database")
+    table = Table("id", "name", "slug", "email", "active", "database", "server")
     for line in lines:
         table.add_row(*line)
     console.print(table)
+
+
+@tenants_app.command("servers")
+def tenants_servers() -> None:
+    """Tenant database servers (NB_TENANT_DATABASE_URLS) and how many tenants each holds."""
+    settings = get_settings()
+    counts = asyncio.run(operations.tenants_per_server(settings))
+    if not counts:
+        console.print("embedded: tenant databases are SQLite files")
+        return
+    table = Table("server", "tenants")
+    for name, count in counts.items():
+        table.add_row(name, str(count))
+    console.print(table)
+
+
+@tenants_app.command("move")
+def tenants_move(
+    tenant: str = typer.Argument(..., help="tenant id"),
+    server: str = typer.Argument(..., help="target server, host:port (see `tenants servers`)"),
+    grace: float = typer.Option(
+        None, help="seconds between the switch and dropping the source (default TTL + 1)"
+    ),
+) -> None:
+    """Move a tenant's database, data included, to another server (writes 503 meanwhile)."""
+
+    async def show(stage: str) -> None:
+        console.print(f"  {stage}")
+
+    try:
+        report = asyncio.run(
+            move_tenant(get_settings(), tenant_id=tenant, target=server, grace=grace, on_stage=show)
+        )
+    except (DomainError, MoveFailed) as exc:
+        console.print(f"[red]move failed:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    total = sum(report.rows.values())
+    console.print(
+        f"[green]moved[/green] {report.tenant_id} {report.source} -> {report.target}: "
+        f"{total} rows in {len(report.rows)} tables, verified, {report.seconds:.1f}s"
+    )
 
 
 @app.command()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     tenant_database_url: str | None = None
+    # several tenant database servers, comma-separated (new tenants go to the emptiest)
+    tenant_database_urls: str | None = None
     tenant_db_prefix: str = "nb_tenant_"
     redis_url: str | None = None
     redis_prefix: str = "nb"
@@ -93,6 +95,10 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=30.0, gt=0)
     # database URLs point at PgBouncer in transaction mode: no prepared-statement caches
     pgbouncer: bool = False
+    # how long a process trusts a tenant's database location before re-reading it (moves)
+    tenant_url_ttl: float = Field(default=30.0, gt=0)
+    # new tenant databases are copies of a migrated template (CREATE DATABASE ... TEMPLATE)
+    tenant_templates: bool = True
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -119,8 +125,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def tenant_server_urls(self) -> list[str]:
+        if self.tenant_database_urls:
+            return [u.strip() for u in self.tenant_database_urls.split(",") if u.strip()]
+        return [self.tenant_database_url] if self.tenant_database_url else []
+
+    @property
     def embedded(self) -> bool:
-        return self.tenant_database_url is None
+        return not self.tenant_server_urls
 
     @property
     def central_url(self) -> str:

@@ -136,6 +136,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             idle_seconds=settings.tenant_engine_idle_seconds,
             budget=budget,
             pgbouncer=settings.pgbouncer,
+            url_ttl=settings.tenant_url_ttl,
         ),
         encryptor=encryptor,
         signer=signer,

@@ -34,6 +34,8 @@ class _Entry:
     sessions: async_sessionmaker[AsyncSession]
     readers: async_sessionmaker[AsyncSession]
     last_used: float
+    url: str
+    checked: float  # when the URL was last read from the central database
 
 
 def _server_key(url: str) -> str:
@@ -55,6 +57,7 @@ class EngineRegistry:
         idle_seconds: float = 600.0,
         budget: ConnectionBudget | None = None,
         pgbouncer: bool = False,
+        url_ttl: float = 30.0,
     ) -> None:
         self._central = central
         self._encryptor = encryptor
@@ -64,6 +67,7 @@ class EngineRegistry:
         self._idle = idle_seconds
         self.budget = budget
         self._pgbouncer = pgbouncer
+        self._url_ttl = url_ttl
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._templates: dict[str, AsyncEngine] = {}
         self._lock = asyncio.Lock()
@@ -81,8 +85,25 @@ class EngineRegistry:
             entry = await self._open(tenant_id)
         else:
             self._entries.move_to_end(tenant_id)
+            if now - entry.checked >= self._url_ttl:
+                entry = await self._revalidate(tenant_id, entry, now)
         entry.last_used = now
         return entry.sessions
+
+    async def _revalidate(self, tenant_id: str, entry: _Entry, now: float) -> _Entry:
+        """Re-read where the tenant's database lives: a move (tenants move) changes it, and
+        every process follows within ``url_ttl``."""
+        entry.checked = now  # one re-read at a time, not one per concurrent request
+        try:
+            url = await self._tenant_url(tenant_id)
+        except NotFound:
+            await self.forget(tenant_id)
+            raise
+        if url == entry.url:
+            return entry
+        log.info("tenancy.database_moved", tenant_id=tenant_id)
+        await self.forget(tenant_id)
+        return await self._open(tenant_id)
 
     async def read_sessionmaker(self, tenant_id: str) -> async_sessionmaker[AsyncSession]:
         """Sessions for pure reads: autocommit, so no BEGIN/COMMIT round trips."""
@@ -115,6 +136,8 @@ class EngineRegistry:
                     expire_on_commit=False,
                 ),
                 last_used=time.monotonic(),
+                url=url,
+                checked=time.monotonic(),
             )
             self._entries[tenant_id] = entry
             evicted = []
