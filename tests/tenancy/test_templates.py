@@ -50,7 +50,7 @@ async def test_a_tenant_database_is_a_copy_of_the_template_at_the_head(backend: 
         assert {"customers", "plans", "subscriptions", "invoices", "payments"} <= tables
         if backend.name == "sqlite":
             head = migrations.head_revision("tenant")
-            assert (settings.tenants_dir / f"_template_{head}.db").is_file()
+            assert (settings.data_dir / "templates" / f"tenant_{head}.db").is_file()
             return
         template = templates.template_name(settings)
         frozen = await _pg(

@@ -9,7 +9,7 @@ connected to) and a comment that marks it complete. A tenant database is then
 A new migration head means a new template name: processes running the previous release
 keep using theirs during a rolling deploy; ``novabilling migrate`` drops stale ones.
 
-SQLite: ``_template_<head>.db`` in the tenants folder, built under a temp name and renamed
+SQLite: ``templates/tenant_<head>.db`` in NB_DATA_DIR, built under a temp name and renamed
 into place; a tenant database is a copy of that file.
 
 Anything unexpected makes the caller fall back to creating and migrating from scratch."""
@@ -123,13 +123,14 @@ async def drop_stale(settings: Settings, server_url: str) -> list[str]:
 
 def _sqlite_template(settings: Settings) -> Path:
     head = (migrations.head_revision("tenant") or "none").lower()
-    return settings.tenants_dir / f"_template_{head}.db"
+    return settings.data_dir / "templates" / f"tenant_{head}.db"
 
 
 async def copy_sqlite_template(settings: Settings, target: Path) -> None:
     """Make ``target`` a copy of the migrated SQLite template (built on first use)."""
     template = _sqlite_template(settings)
     if not template.is_file():
+        template.parent.mkdir(parents=True, exist_ok=True)
         building = template.with_name(f".{template.name}.{random_hex(6)}.tmp")
         try:
             engine = make_engine(f"sqlite+aiosqlite:///{building}", null_pool=True)
