@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     tenant_engine_idle_seconds: float = 600.0
     # every database connection one process may hold (central pool included); size it so
     # processes x this stays under the server's max_connections
-    max_db_connections: int = Field(default=25, ge=2)
+    max_db_connections: int = Field(default=30, ge=2)
     db_pool_timeout: float = Field(default=30.0, gt=0)
     # database URLs point at PgBouncer in transaction mode: no prepared-statement caches
     pgbouncer: bool = False
@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     @property
     def central_pool_size(self) -> int:
         """The central database's share of ``max_db_connections``; tenants share the rest."""
-        return max(1, min(10, self.max_db_connections // 5))
+        return max(1, min(10, self.max_db_connections // 4))
 
     @property
     def json_logs(self) -> bool:
