@@ -20,12 +20,14 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from novabilling import worker_main
 from novabilling.config import Settings, describe_error, get_settings, served_url
 from novabilling.errors import DomainError
 from novabilling.kit.clock import utcnow
 from novabilling.kit.timestamps import parse_when, to_wire
 from novabilling.tenancy import operations
 from novabilling.tenancy.moving import MoveFailed, move_tenant
+from novabilling.web import serving
 
 app = typer.Typer(
     help="NovaBilling: multi-tenant subscription billing API.",
@@ -129,7 +131,7 @@ def serve(
     ),
 ) -> None:
     """Migrate, then serve the HTTP API; prints its URL, the API console URL and where
-    the data lives."""
+    the data lives. One process, or one small supervisor plus N workers."""
     for name, value in (("NB_HOST", host), ("NB_PORT", port), ("NB_WORKERS", workers)):
         if value:  # the options win over the environment, in this process and its workers
             os.environ[name] = str(value)
@@ -138,18 +140,7 @@ def serve(
     if migrate_first and _migrate_all():
         console.print("[yellow]some tenant migrations failed; serving anyway[/yellow]")
     _banner(settings)
-    uvicorn.run(
-        "novabilling.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        log_config=None,  # uvicorn's own records go through our (off-loop, scrubbing) handler
-        proxy_headers=True,
-    )
+    serving.exec_serve(host=settings.host, port=settings.port, workers=settings.workers)
 
 
 @tenants_app.command("list")
@@ -318,13 +309,11 @@ def worker(
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="also run the tick"),
 ) -> None:
     """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
-    from novabilling.billing.cli import run_worker_process
-
     settings = _settings()
     if not settings.redis_url:
         console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in serve[/red]")
         raise typer.Exit(code=2)
-    asyncio.run(run_worker_process(settings, concurrency=concurrency, scheduler=scheduler))
+    worker_main.exec_worker(concurrency=concurrency, scheduler=scheduler)
 
 
 def main() -> None:  # pragma: no cover

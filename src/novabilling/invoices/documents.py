@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from novabilling.customers.models import Customer
 from novabilling.errors import NotFound
 from novabilling.invoices.models import Invoice, InvoiceLine
-from novabilling.invoices.pdf import render_invoice_pdf
 from novabilling.notifications.views import InvoiceLineView, InvoiceView, TenantView
 from novabilling.tenancy.models import Tenant
 
@@ -158,7 +157,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 async def render_pdf(view: InvoiceView) -> bytes:
-    """Render off the event loop (fpdf2 is CPU work)."""
+    """Render off the event loop (fpdf2 is CPU work). fpdf2 with fontTools (~35 MiB
+    resident) loads with the first PDF, not in every process at start."""
+    from novabilling.invoices.pdf import render_invoice_pdf  # heavy: on first use
+
     return await asyncio.to_thread(render_invoice_pdf, view)
 
 
