@@ -10,9 +10,11 @@ All or nothing: any failure drops what was made.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import structlog
 
 from novabilling.config import Settings
@@ -85,12 +87,21 @@ async def _adopt(settings: Settings, server: Server, name: str, template: str) -
     """Give the tenant's role what the copy of the template holds; False (the database
     dropped) when that fails."""
     try:
-        await pgadmin.execute(
-            pgadmin.on_database(server.url, name),
-            f'REASSIGN OWNED BY "{template}" TO "{name}"',
-            pgbouncer=settings.pgbouncer,
-        )
-        return True
+        for attempt in range(4):
+            try:
+                await pgadmin.execute(
+                    pgadmin.on_database(server.url, name),
+                    f'REASSIGN OWNED BY "{template}" TO "{name}"',
+                    pgbouncer=settings.pgbouncer,
+                )
+                return True
+            except asyncpg.InternalServerError as exc:
+                # parallel provisionings update the template role's shared dependency
+                # rows at once ("tuple concurrently updated"): try again shortly
+                if "concurrently" not in str(exc) or attempt == 3:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return False  # pragma: no cover - the loop returns or raises
     except Exception as exc:
         log.warning("tenancy.template_unusable", error=f"{type(exc).__name__}: {exc}")
         await pgadmin.execute(
