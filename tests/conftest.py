@@ -185,6 +185,14 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory, pg_prefix: str) -> Set
     return settings
 
 
+@pytest.fixture(autouse=True)
+def _system_clock() -> None:
+    """Every test starts on the real clock: a TestClock another test left set (set_clock
+    is process-wide) would freeze time-based values, e.g. the suffix that makes a second
+    tenant's slug unique, and make tests depend on the order they run in."""
+    set_clock(SystemClock())
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> Backend:
     name: str = request.param
