@@ -114,6 +114,6 @@ def round_robin(
         url,
         connections=connections,
         duration=duration,
-        options=["-s", str(LUA / "tenants.lua")],
+        options=["-s", str(LUA / "tenants.lua"), "--timeout", "10s"],
         script_args=[path, str(keys_file)],
     )
