@@ -146,8 +146,10 @@ def make_engine(
     )
 
 
-# SQLSTATE classes/codes that mean "the server is not there for us right now"
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
+# SQLSTATE classes/codes that mean "the server is not there for us right now"; 25006
+# (read-only transaction) and 3D000 (no such database): a tenant database being moved to
+# another server (tenancy/moving.py) refuses writes, then is gone from the old one
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "53400", "25006", "3D000")
 _NETWORK_ERRNOS = frozenset(
     {
         errno.ECONNREFUSED,

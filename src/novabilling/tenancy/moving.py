@@ -2,7 +2,7 @@
 
 1. The source database turns read-only (``default_transaction_read_only``) and its
    sessions are ended, so no write lands there any more: a write to that tenant answers
-   503 from here on (web/errors.py) while reads go on.
+   503 from here on (kit/db.py is_unavailable) while reads go on.
 2. The tenant's role and database are made on the target; ``pg_dump`` of the source is
    restored there as the tenant's own role (which then owns every object, as before).
 3. Every table's row count must match on both sides, else nothing changes.

@@ -8,7 +8,6 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from novabilling.errors import DomainError, FieldError, Invalid, RateLimited, Unauthorized
@@ -30,18 +29,6 @@ _REASONS = {
     500: "Internal server error",
     503: "Service Unavailable",
 }
-
-
-# read_only_sql_transaction (a tenant database being moved), admin_shutdown (its sessions
-# ended by the move), invalid_catalog_name (moved away before this process noticed)
-_UNAVAILABLE_SQLSTATES = frozenset({"25006", "57P01", "3D000"})
-
-
-def database_unavailable(exc: DBAPIError) -> bool:
-    """A database error that means "retry shortly", not a bug."""
-    if exc.connection_invalidated:
-        return True
-    return getattr(exc.orig, "sqlstate", None) in _UNAVAILABLE_SQLSTATES
 
 
 def _path(request: Request) -> str:
@@ -138,20 +125,6 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"Cannot {request.method} {request.url.path}"
         return error_response(request, exc.status_code, message or "Error")
-
-    @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> ORJSONResponse:
-        if database_unavailable(exc):
-            log.warning("request.database_unavailable", error=str(exc.orig)[:200])
-            return error_response(
-                request,
-                503,
-                "Tenant database unavailable; retry shortly",
-                None,
-                {"Retry-After": "2"},
-            )
-        log.exception("request.unhandled", error_type=type(exc).__name__)
-        return error_response(request, 500, "Internal server error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
