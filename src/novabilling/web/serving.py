@@ -46,7 +46,8 @@ def run_worker(sock: socket.socket) -> None:
     config = uvicorn.Config(
         "novabilling.asgi:app",
         loop="uvloop",
-        http="httptools",
+        # httptools, with the server's own 400s in the contract's error body (web/server.py)
+        http="novabilling.web.server:ContractHttpToolsProtocol",
         access_log=False,
         log_level="warning",
         log_config=None,  # uvicorn's own records go through the app's (off-loop) handler
