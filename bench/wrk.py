@@ -104,3 +104,16 @@ def replay(url: str, requests: list[bytes], *, connections: int, duration: float
             options=["-s", str(LUA / "replay.lua")],
             script_args=[str(data), SEPARATOR, "1"],
         )
+
+
+def round_robin(
+    url: str, *, path: str, keys_file: Path, connections: int, duration: float
+) -> dict[str, Any]:
+    """GET ``path``, each request with the next API key of ``keys_file`` (one a line)."""
+    return _wrk(
+        url,
+        connections=connections,
+        duration=duration,
+        options=["-s", str(LUA / "tenants.lua"), "--timeout", "10s"],
+        script_args=[path, str(keys_file)],
+    )

@@ -24,6 +24,7 @@ ROOTS = {
     "novabilling.routes",
     "novabilling.worker",
     "novabilling.tenant_schema",
+    "novabilling.worker_main",
 }
 ROOT_PACKAGES = ("novabilling.cli",)
 # below the domains: they never reach into one
@@ -211,8 +212,8 @@ RULES = [
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "config"),
     ("kit",),
-    ("tenancy",),
     ("notifications",),
+    ("tenancy",),
     ("runtime",),
     ("webhooks",),
     ("web",),
@@ -225,7 +226,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("payments",),
     ("billing",),
     ("api",),
-    ("routes", "worker", "bootstrap", "tenant_schema", "app", "cli", "asgi"),
+    ("routes", "worker", "bootstrap", "tenant_schema", "app", "cli", "asgi", "worker_main"),
 )
 STANDALONE = ("simulators",)  # fakes of other companies' servers: import only themselves
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

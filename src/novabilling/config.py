@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     tenant_database_url: str | None = None
+    # several tenant database servers, comma-separated (new tenants go to the emptiest)
+    tenant_database_urls: str | None = None
     tenant_db_prefix: str = "nb_tenant_"
     redis_url: str | None = None
     redis_prefix: str = "nb"
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     rate_limit: str = "100/60s"
     cors_origins: str = "http://localhost:4001,http://localhost:4002"
     provider_base_url_allowlist: str = ""
+    # None: public hosts only in production, any host elsewhere (local test receivers)
+    webhook_allow_private: bool | None = None
     public_url: str = ""  # empty: the address served, http://NB_HOST:NB_PORT
     log_level: str = "INFO"
     log_json: bool | None = None
@@ -81,10 +85,20 @@ class Settings(BaseSettings):
     refresh_token_days: int = 7
     refresh_reuse_grace_seconds: int = Field(default=60, ge=0)
     principal_cache_seconds: float = 5.0
-    tenant_engine_cache_size: int = 64
+    tenant_engine_cache_size: int = 2000
     tenant_pool_size: int = 5
     tenant_pool_overflow: int = 0
     tenant_engine_idle_seconds: float = 600.0
+    # every database connection one process may hold (central pool included); size it so
+    # processes x this stays under the server's max_connections
+    max_db_connections: int = Field(default=30, ge=2)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    # database URLs point at PgBouncer in transaction mode: no prepared-statement caches
+    pgbouncer: bool = False
+    # how long a process trusts a tenant's database location before re-reading it (moves)
+    tenant_url_ttl: float = Field(default=30.0, gt=0)
+    # new tenant databases are copies of a migrated template (CREATE DATABASE ... TEMPLATE)
+    tenant_templates: bool = True
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -111,8 +125,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def tenant_server_urls(self) -> list[str]:
+        if self.tenant_database_urls:
+            return [u.strip() for u in self.tenant_database_urls.split(",") if u.strip()]
+        return [self.tenant_database_url] if self.tenant_database_url else []
+
+    @property
     def embedded(self) -> bool:
-        return self.tenant_database_url is None
+        return not self.tenant_server_urls
 
     @property
     def central_url(self) -> str:
@@ -120,8 +140,20 @@ class Settings(BaseSettings):
         return self.database_url
 
     @property
+    def central_pool_size(self) -> int:
+        """The central database's share of ``max_db_connections``; tenants share the rest."""
+        return max(1, min(10, self.max_db_connections // 4))
+
+    @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.env == "production"
+
+    @property
+    def webhooks_public_only(self) -> bool:
+        """Tenant webhookUrls must be public http(s) hosts (checked again at delivery)."""
+        if self.webhook_allow_private is not None:
+            return not self.webhook_allow_private
+        return self.env == "production"
 
     @property
     def mail_dir(self) -> Path:

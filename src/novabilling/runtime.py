@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novabilling.config import Settings
@@ -22,6 +25,7 @@ from novabilling.kit.db import make_engine
 from novabilling.kit.jobs import JobHandlers, JobQueue
 from novabilling.kit.jobs_bullmq import BullMQQueue
 from novabilling.kit.jobs_inprocess import InProcessQueue
+from novabilling.kit.pools import ConnectionBudget
 from novabilling.kit.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
@@ -79,11 +83,30 @@ def attach_jobs(runtime: Runtime, handlers: JobHandlers) -> JobQueue:
     return runtime.jobs
 
 
+def _redis_client(url: str) -> Redis:
+    """Short timeouts; one immediate retry on a connection error, so a pooled connection
+    that died with a Redis restart is replaced instead of failing the call (that gave
+    /health/ready a false 503 right after Redis came back, issue 14 defect 13)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
 def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """Every process service but the job queue (``attach_jobs``; ``bootstrap`` does both)."""
     clock = clock or SystemClock()
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
-    central_engine = make_engine(settings.central_url, pool_size=10)
+    central_engine = make_engine(
+        settings.central_url, pool_size=settings.central_pool_size, pgbouncer=settings.pgbouncer
+    )
+    budget = ConnectionBudget(
+        settings.max_db_connections - settings.central_pool_size,
+        timeout=settings.db_pool_timeout,
+    )
     central = async_sessionmaker(central_engine, expire_on_commit=False)
     assert settings.encryption_key and settings.secret_key
     register_secret(settings.secret_key, settings.encryption_key)
@@ -93,11 +116,7 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         access_minutes=settings.access_token_minutes,
         refresh_days=settings.refresh_token_days,
     )
-    redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        if settings.redis_url
-        else None
-    )
+    redis = _redis_client(settings.redis_url) if settings.redis_url else None
     rate = parse_rate_limit(settings.rate_limit)
     limiter: RateLimiter | None = None
     if rate is not None:
@@ -118,6 +137,9 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             pool_size=settings.tenant_pool_size,
             max_overflow=settings.tenant_pool_overflow,
             idle_seconds=settings.tenant_engine_idle_seconds,
+            budget=budget,
+            pgbouncer=settings.pgbouncer,
+            url_ttl=settings.tenant_url_ttl,
         ),
         encryptor=encryptor,
         signer=signer,

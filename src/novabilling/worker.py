@@ -6,11 +6,13 @@ least once):
 - ``invoices.jobs`` / ``invoices.emails``: the fan-out of a batch of issued invoices, the
   invoice e-mails and PDF rendering;
 - ``payments.emails``, ``subscriptions.emails``: the customer e-mails of those domains;
+- ``auth.password_reset``: the password reset e-mail (lookup and token in the job);
 - ``webhooks.outbound``: delivery of outbound tenant webhooks.
 """
 
 from __future__ import annotations
 
+from novabilling.auth import password_reset
 from novabilling.billing import jobs as billing_jobs
 from novabilling.invoices import emails as invoice_emails
 from novabilling.invoices import jobs as invoice_jobs
@@ -31,6 +33,7 @@ def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         payment_emails.handlers(runtime),
         subscription_emails.handlers(runtime),
         outbound.handlers(runtime),
+        password_reset.handlers(runtime),
     ):
         overlap = set(part) & set(handlers)
         if overlap:

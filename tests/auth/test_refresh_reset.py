@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from novabilling.kit.clock import TestClock
+from novabilling.kit.jobs_inprocess import InProcessQueue
 from novabilling.runtime import Runtime
+from novabilling.worker import build_handlers
 from tests.conftest import Backend, TenantCreds, assert_error, register_tenant
 from tests.tenancy import PROBE, app_client, client_app, install_probe
 
@@ -238,8 +240,16 @@ def _reset_token(msg: EmailMessage) -> str:
     return match.group(1)
 
 
-async def _forgot(client: httpx.AsyncClient, email: str) -> httpx.Response:
-    return await client.post("/api/auth/forgot-password", json={"email": email})
+async def _forgot(client: httpx.AsyncClient, email: str, runtime: Runtime) -> httpx.Response:
+    """Ask for a reset mail and run the queued job (in process, on both backends)."""
+    queue = runtime.jobs
+    if not isinstance(queue, InProcessQueue):
+        if queue is not None:
+            await queue.close()
+        queue = runtime.jobs = InProcessQueue(build_handlers(runtime))
+    response = await client.post("/api/auth/forgot-password", json={"email": email})
+    await queue.join()
+    return response
 
 
 async def _reset(client: httpx.AsyncClient, token: str, password: str) -> httpx.Response:
@@ -252,8 +262,8 @@ async def test_forgot_password_answers_the_same_for_unknown_email(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
 ) -> None:
     unknown = f"nobody-{secrets.token_hex(4)}@test.local"
-    known = await _forgot(client, tenant.email)
-    other = await _forgot(client, unknown)
+    known = await _forgot(client, tenant.email, runtime)
+    other = await _forgot(client, unknown, runtime)
     assert known.status_code == other.status_code == 200
     assert known.json() == other.json()
     assert set(known.json()) == {"message"}
@@ -264,7 +274,7 @@ async def test_forgot_password_answers_the_same_for_unknown_email(
 async def test_reset_password_flow(
     client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime, probe: str
 ) -> None:
-    await _forgot(client, tenant.email)
+    await _forgot(client, tenant.email, runtime)
     [mail] = _mails_to(runtime.settings.mail_dir, tenant.email)
     token = _reset_token(mail)
 
@@ -306,7 +316,7 @@ async def test_access_token_is_not_a_reset_token(
 
 async def test_expired_reset_token_is_400(clocked: Clocked) -> None:
     creds = await register_tenant(clocked.client)
-    await _forgot(clocked.client, creds.email)
+    await _forgot(clocked.client, creds.email, clocked.runtime)
     [mail] = _mails_to(clocked.runtime.settings.mail_dir, creds.email)
     clocked.clock.advance(timedelta(hours=1, seconds=1))
     assert_error(await _reset(clocked.client, _reset_token(mail), "a-brand-new-password"), 400)

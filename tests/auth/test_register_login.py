@@ -263,6 +263,8 @@ async def test_provisioning_failure_leaves_nothing_behind(
 
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "upgrade", boom)
+        # no template copy: the new database is migrated, and that explodes
+        patch.setattr(runtime.settings, "tenant_templates", False)
         await _assert_provisioning_failure_leaves_nothing(client, runtime, backend, before, email)
 
     r = await client.post("/api/auth/register", json=_body(email=email))

@@ -180,9 +180,10 @@ async def test_failed_migration_drops_database_and_role(
 
     monkeypatch.setattr(migrations, "upgrade", boom)
     tenant_id = new_id()
-    name = provisioning.database_name(backend.settings, tenant_id)
+    settings = backend.settings.model_copy(update={"tenant_templates": False})
+    name = provisioning.database_name(settings, tenant_id)
     with pytest.raises(ProvisioningFailed):
-        await provisioning.provision(backend.settings, tenant_id)
+        await provisioning.provision(settings, tenant_id)
     if backend.name == "sqlite":
         assert not (backend.settings.tenants_dir / f"{name}.db").exists()
     else:

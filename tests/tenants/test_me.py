@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import inspect, select
 
+from novabilling.notifications.smtp_settings import open_settings
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import Tenant
 from tests.conftest import TenantCreds, assert_error
@@ -49,6 +50,11 @@ async def _stored(runtime: Runtime, tenant_id: str) -> Tenant:
         tenant = await session.get(Tenant, tenant_id)
     assert tenant is not None
     return tenant
+
+
+def _opened(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
+    assert tenant.settings is not None
+    return open_settings(tenant.settings["smtp"], encryptor=runtime.encryptor, tenant_id=tenant.id)
 
 
 # --- GET -------------------------------------------------------------------------------------
@@ -228,7 +234,9 @@ async def test_smtp_password_is_masked_but_kept(
     assert "password" in me.json()["settings"]["smtp"]
     stored = await _stored(runtime, tenant.id)
     assert stored.settings is not None
-    assert stored.settings["smtp"]["password"] == "s3cret-pass"
+    sealed = stored.settings["smtp"]["password"]
+    assert sealed.startswith("enc:") and "s3cret-pass" not in str(stored.settings)
+    assert _opened(runtime, stored)["password"] == "s3cret-pass"
 
     # the dashboard sends back what it read: the mask must not overwrite the password
     echoed = me.json()["settings"]
@@ -238,7 +246,7 @@ async def test_smtp_password_is_masked_but_kept(
     stored = await _stored(runtime, tenant.id)
     assert stored.settings is not None
     assert stored.settings["smtp"]["host"] == "smtp2.example.com"
-    assert stored.settings["smtp"]["password"] == "s3cret-pass"
+    assert stored.settings["smtp"]["password"] == sealed
 
 
 # --- usage -----------------------------------------------------------------------------------

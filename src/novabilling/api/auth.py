@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import APIRouter
 
-from novabilling.auth import schemas, service
-from novabilling.notifications import messages
+from novabilling.auth import password_reset, schemas, service
 from novabilling.web.deps import RuntimeDep
 
-log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 _FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent"
@@ -40,20 +37,7 @@ async def refresh(body: schemas.RefreshIn, runtime: RuntimeDep) -> dict[str, str
 
 @router.post("/forgot-password", status_code=200)
 async def forgot_password(body: schemas.ForgotPasswordIn, runtime: RuntimeDep) -> dict[str, str]:
-    token = await service.forgot_password(runtime, email=body.email)
-    if token is not None:
-        message = messages.password_reset(
-            account_name=body.email,
-            reset_url=f"{runtime.settings.public_url}/reset-password",
-            token=token,
-            expires_minutes=int(service.RESET_TTL.total_seconds() // 60),
-            sender=runtime.sender,
-            recipient=body.email,
-        )
-        try:
-            await runtime.mailer.send(message)
-        except Exception as exc:  # never reveal whether the account exists
-            log.error("auth.reset_email_failed", error=type(exc).__name__)
+    await password_reset.request_reset(runtime, email=body.email)
     return {"message": _FORGOT_MESSAGE}
 
 

@@ -6,9 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from novabilling.errors import BusinessRule
-from novabilling.notifications import messages
-from novabilling.notifications.mailer import SmtpMailer, sender_from_settings
 from novabilling.tenants import schemas, service, usage
 from novabilling.web.deps import CentralSession, RuntimeDep, SessionPrincipal
 
@@ -78,14 +75,5 @@ async def smtp_test(
     runtime: RuntimeDep,
 ) -> dict[str, str]:
     tenant = await service.get_tenant(session, principal.tenant_id)
-    smtp = (tenant.settings or {}).get("smtp")
-    mailer = SmtpMailer.from_tenant_settings(smtp) if isinstance(smtp, dict) else runtime.mailer
-    sender = sender_from_settings(smtp if isinstance(smtp, dict) else None) or runtime.sender
-    message = messages.smtp_test(
-        tenant_name=tenant.name, sent_at=runtime.clock.now(), sender=sender, recipient=body.to
-    )
-    try:
-        await mailer.send(message)
-    except Exception as exc:
-        raise BusinessRule(f"Failed to send test email: {exc}") from exc
+    await service.send_smtp_test(runtime, tenant, recipient=body.to)
     return {"message": f"Test email sent to {body.to}"}

@@ -15,23 +15,38 @@ from fastapi import APIRouter, Request
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from novabilling.errors import Invalid
+from novabilling.kit.jsonguard import JsonRejected, parse_body
 from novabilling.payments import inbound
 from novabilling.web.deps import check_rate_limit, get_runtime
 from novabilling.web.responses import JSONBytes
 
 BARE = "/webhooks/{provider}"
+JSON_PROVIDERS = frozenset({"paystack", "flutterwave", "stripe", "mpesa"})
+
+
+def _check_json(body: bytes) -> None:
+    """The JSON providers' bodies: strict JSON, <= 32 levels, int64, finite, no NUL."""
+    try:
+        parse_body(body)
+    except JsonRejected as exc:
+        raise Invalid(exc.field, exc.message) from None
+
+
 PER_TENANT = "/webhooks/{provider}/{tenant_key}"
 
 
 async def intake(request: Request) -> JSONBytes:
-    route = request.scope["route"]
-    headers = await check_rate_limit(request, route.path)
     params = request.path_params
+    body = await request.body()
+    if params["provider"].lower() in JSON_PROVIDERS:
+        _check_json(body)  # hostile nesting / values: 400 before any other work
+    headers = await check_rate_limit(request, request.scope["route"].path)
     answer = await inbound.receive(
         get_runtime(request),
         provider=params["provider"],
         tenant_key=params.get("tenant_key"),
-        body=await request.body(),
+        body=body,
         headers=request.headers,
     )
     return JSONBytes(answer, headers=headers)

@@ -19,7 +19,7 @@ from novabilling.kit.crypto import random_hex, sha256_hex
 from novabilling.kit.ids import new_id
 from novabilling.kit.tokens import TokenError
 from novabilling.runtime import Runtime
-from novabilling.tenancy import provisioning
+from novabilling.tenancy import provisioning, servers
 from novabilling.tenancy.models import DatabaseConnection, PasswordReset, RefreshToken, Tenant
 from novabilling.tenancy.principal import API_KEY_PREFIX
 
@@ -98,9 +98,10 @@ async def register(
     async with runtime.central() as session:
         if await _email_taken(session, email):
             raise Conflict("Email already registered")
+        server = await servers.choose(session, runtime.settings)
     tenant_id = new_id()
     password_hash = await passwords.hash_password(password)
-    db = await provisioning.provision(runtime.settings, tenant_id)
+    db = await provisioning.provision(runtime.settings, tenant_id, server=server)
     try:
         async with runtime.central() as session:
             now = runtime.clock.now()
@@ -128,6 +129,7 @@ async def register(
                     dialect=db.dialect,
                     database_name=db.database_name,
                     url_encrypted=runtime.encryptor.encrypt(db.url, aad=aad),
+                    server=db.server,
                     created_at=now,
                 )
             )
@@ -136,10 +138,10 @@ async def register(
             await session.commit()
     except IntegrityError as exc:
         log.warning("tenant.register_conflict", error=str(exc.orig))
-        await provisioning.drop(runtime.settings, tenant_id)
+        await provisioning.drop(runtime.settings, tenant_id, server=server)
         raise Conflict("Email already registered") from exc
     except BaseException:
-        await provisioning.drop(runtime.settings, tenant_id)
+        await provisioning.drop(runtime.settings, tenant_id, server=server)
         raise
     log.info("tenant.registered", tenant_id=tenant_id, dialect=db.dialect)
     return {

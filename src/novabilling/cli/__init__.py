@@ -20,12 +20,16 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from novabilling.cli.billing import run_billing_once, run_worker_process
+from novabilling import worker_main
+from novabilling.cli.billing import run_billing_once
 from novabilling.config import Settings, describe_error, get_settings, served_url
+from novabilling.errors import DomainError
 from novabilling.kit.clock import SystemClock
 from novabilling.kit.timestamps import parse_when, to_wire
 from novabilling.simulators import create_simulator_app, sandbox_credentials
 from novabilling.tenancy import operations
+from novabilling.tenancy.moving import MoveFailed, move_tenant
+from novabilling.web import serving
 
 app = typer.Typer(
     help="NovaBilling: multi-tenant subscription billing API.",
@@ -129,7 +133,7 @@ def serve(
     ),
 ) -> None:
     """Migrate, then serve the HTTP API; prints its URL, the API console URL and where
-    the data lives."""
+    the data lives. One process, or one small supervisor plus N workers."""
     for name, value in (("NB_HOST", host), ("NB_PORT", port), ("NB_WORKERS", workers)):
         if value:  # the options win over the environment, in this process and its workers
             os.environ[name] = str(value)
@@ -138,18 +142,7 @@ def serve(
     if migrate_first and _migrate_all():
         console.print("[yellow]some tenant migrations failed; serving anyway[/yellow]")
     _banner(settings)
-    uvicorn.run(
-        "novabilling.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        log_config=None,  # uvicorn's own records go through our (off-loop, scrubbing) handler
-        proxy_headers=True,
-    )
+    serving.exec_serve(host=settings.host, port=settings.port, workers=settings.workers)
 
 
 @tenants_app.command("list")
@@ -164,17 +157,59 @@ def tenants_list() -> None:
             row.email,
             "yes" if row.is_active else "no",
             f"{row.dialect}:{row.database_name}" if row.dialect else "-",
+            row.server or "-",
         )
         for row in rows
     ]
     if not console.is_terminal:  # piped: whole values, tab-separated (never truncated)
-        for line in [("id", "name", "slug", "email", "active", "database"), *lines]:
+        for line in [("id", "name", "slug", "email", "active", "database", "server"), *lines]:
             typer.echo("\t".join(line))
         return
-    table = Table("id", "name", "slug", "email", "active", "database")
+    table = Table("id", "name", "slug", "email", "active", "database", "server")
     for line in lines:
         table.add_row(*line)
     console.print(table)
+
+
+@tenants_app.command("servers")
+def tenants_servers() -> None:
+    """Tenant database servers (NB_TENANT_DATABASE_URLS) and how many tenants each holds."""
+    settings = get_settings()
+    counts = asyncio.run(operations.tenants_per_server(settings))
+    if not counts:
+        console.print("embedded: tenant databases are SQLite files")
+        return
+    table = Table("server", "tenants")
+    for name, count in counts.items():
+        table.add_row(name, str(count))
+    console.print(table)
+
+
+@tenants_app.command("move")
+def tenants_move(
+    tenant: str = typer.Argument(..., help="tenant id"),
+    server: str = typer.Argument(..., help="target server, host:port (see `tenants servers`)"),
+    grace: float = typer.Option(
+        None, help="seconds between the switch and dropping the source (default TTL + 1)"
+    ),
+) -> None:
+    """Move a tenant's database, data included, to another server (writes 503 meanwhile)."""
+
+    async def show(stage: str) -> None:
+        console.print(f"  {stage}")
+
+    try:
+        report = asyncio.run(
+            move_tenant(get_settings(), tenant_id=tenant, target=server, grace=grace, on_stage=show)
+        )
+    except (DomainError, MoveFailed) as exc:
+        console.print(f"[red]move failed:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    total = sum(report.rows.values())
+    console.print(
+        f"[green]moved[/green] {report.tenant_id} {report.source} -> {report.target}: "
+        f"{total} rows in {len(report.rows)} tables, verified, {report.seconds:.1f}s"
+    )
 
 
 @app.command()
@@ -274,12 +309,11 @@ def worker(
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="also run the tick"),
 ) -> None:
     """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
-
     settings = _settings()
     if not settings.redis_url:
         console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in serve[/red]")
         raise typer.Exit(code=2)
-    asyncio.run(run_worker_process(settings, concurrency=concurrency, scheduler=scheduler))
+    worker_main.exec_worker(concurrency=concurrency, scheduler=scheduler)
 
 
 def main() -> None:  # pragma: no cover

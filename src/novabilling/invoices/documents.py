@@ -118,7 +118,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 async def render_pdf(view: InvoiceView, *, created_at: datetime) -> bytes:
-    """Render off the event loop (fpdf2 is CPU work)."""
+    """Render off the event loop (fpdf2 is CPU work; it loads with the first PDF, see
+    ``invoices.pdf``)."""
     return await asyncio.to_thread(render_invoice_pdf, view, created_at=created_at)
 
 

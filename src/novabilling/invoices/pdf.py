@@ -25,14 +25,14 @@ from datetime import datetime
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-
-from fontTools.ttLib import TTFont
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from typing import TYPE_CHECKING, Any
 
 from novabilling.kit.clock import SystemClock
 from novabilling.kit.money import format_display
 from novabilling.notifications.views import InvoiceView, format_day
+
+if TYPE_CHECKING:  # fpdf2 and fontTools (~35 MiB) load with the first PDF, not at start
+    from fpdf import FPDF
 
 FONT = "sans"
 FALLBACK = "cjk"
@@ -54,6 +54,8 @@ _SHADE = (238, 241, 245)
 @cache
 def _covered() -> frozenset[int]:
     """Code points the main font draws (read once per process)."""
+    from fontTools.ttLib import TTFont  # third-party, heavy: on first use
+
     with TTFont(str(FONT_FILES[""]), lazy=True) as font:
         return frozenset(font.getBestCmap())
 
@@ -108,46 +110,53 @@ def _rule(pdf: FPDF, y: float) -> None:
     pdf.line(pdf.l_margin, y, pdf.l_margin + pdf.epw, y)
 
 
-class _InvoicePdf(FPDF):
-    def __init__(self, view: InvoiceView) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self.view = view
-        texts = _view_texts(view)
-        for style, path in FONT_FILES.items():
-            self.add_font(FONT, style, str(path))
-        if needs_fallback(texts):
-            self.add_font(FALLBACK, "", str(FALLBACK_FILE))
-            self.set_fallback_fonts([FALLBACK], exact_match=False)
-        if has_marks(texts):
-            self.set_text_shaping(use_shaping_engine=True)
-        self.set_margins(16, 16, 16)
-        self.set_auto_page_break(auto=True, margin=20)
-        self.alias_nb_pages()
-        self.in_table = False
+@cache
+def _pdf_class() -> type[Any]:
+    """The invoice document class, built on first use (imports fpdf2)."""
+    from fpdf import FPDF  # third-party, heavy: on first use
 
-    def header(self) -> None:
-        if self.page_no() == 1:
-            return
-        _style(self, 10, bold=True)
-        self.cell(self.epw / 2, 6, self.view.tenant.name)
-        _style(self, 9, grey=True)
-        self.cell(self.epw / 2, 6, f"Invoice {self.view.number} (continued)", align="R")
-        self.ln(6)
-        _rule(self, self.get_y())
-        self.ln(4)
-        if self.in_table:
-            _table_headings(self)
+    class InvoicePdf(FPDF):
+        def __init__(self, view: InvoiceView) -> None:
+            super().__init__(orientation="P", unit="mm", format="A4")
+            self.view = view
+            texts = _view_texts(view)
+            for style, path in FONT_FILES.items():
+                self.add_font(FONT, style, str(path))
+            if needs_fallback(texts):
+                self.add_font(FALLBACK, "", str(FALLBACK_FILE))
+                self.set_fallback_fonts([FALLBACK], exact_match=False)
+            if has_marks(texts):
+                self.set_text_shaping(use_shaping_engine=True)
+            self.set_margins(16, 16, 16)
+            self.set_auto_page_break(auto=True, margin=20)
+            self.alias_nb_pages()
+            self.in_table = False
 
-    def footer(self) -> None:
-        self.set_y(-14)
-        _style(self, 8, grey=True)
-        self.cell(self.epw / 2, 5, f"{self.view.tenant.name} · Invoice {self.view.number}")
-        self.cell(self.epw / 2, 5, f"Page {self.page_no()} of {{nb}}", align="R")
+        def header(self) -> None:
+            if self.page_no() == 1:
+                return
+            _style(self, 10, bold=True)
+            self.cell(self.epw / 2, 6, self.view.tenant.name)
+            _style(self, 9, grey=True)
+            self.cell(self.epw / 2, 6, f"Invoice {self.view.number} (continued)", align="R")
+            self.ln(6)
+            _rule(self, self.get_y())
+            self.ln(4)
+            if self.in_table:
+                _table_headings(self)
+
+        def footer(self) -> None:
+            self.set_y(-14)
+            _style(self, 8, grey=True)
+            self.cell(self.epw / 2, 5, f"{self.view.tenant.name} · Invoice {self.view.number}")
+            self.cell(self.epw / 2, 5, f"Page {self.page_no()} of {{nb}}", align="R")
+
+    return InvoicePdf
 
 
 def render_invoice_pdf(view: InvoiceView, *, created_at: datetime | None = None) -> bytes:
     """The invoice as PDF bytes. ``created_at`` (default: now) is the only varying input."""
-    pdf = _InvoicePdf(view)
+    pdf = _pdf_class()(view)
     pdf.set_creation_date(created_at or SystemClock().now())
     pdf.set_title(f"Invoice {view.number}")
     pdf.set_author(view.tenant.name)
@@ -178,20 +187,20 @@ def _header(pdf: FPDF, view: InvoiceView) -> None:
     top = pdf.get_y()
     left_w = 108.0
     _style(pdf, 16, bold=True)
-    pdf.multi_cell(left_w, 7.5, tenant.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    pdf.multi_cell(left_w, 7.5, tenant.name, new_x="LMARGIN", new_y="NEXT", align="L")
     _style(pdf, 9)
     details = [*(tenant.address or "").splitlines(), tenant.country or ""]
     if tenant.tax_id:
         details.append(f"Tax ID: {tenant.tax_id}")
     for text in filter(None, (d.strip() for d in details)):
-        pdf.multi_cell(left_w, 4.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.multi_cell(left_w, 4.5, text, new_x="LMARGIN", new_y="NEXT", align="L")
     left_bottom = pdf.get_y()
 
     right_x = pdf.l_margin + left_w
     right_w = pdf.epw - left_w
     pdf.set_xy(right_x, top)
     _style(pdf, 20, bold=True)
-    pdf.cell(right_w, 9, "INVOICE", align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.cell(right_w, 9, "INVOICE", align="R", new_x="LEFT", new_y="NEXT")
     pdf.ln(1)
     for label, value in (
         ("Number", view.number),
@@ -203,19 +212,19 @@ def _header(pdf: FPDF, view: InvoiceView) -> None:
         _style(pdf, 9, grey=True)
         pdf.cell(right_w - 38, 4.8, f"{label}:", align="R")
         _style(pdf, 9, bold=label == "Number")
-        pdf.cell(38, 4.8, value, align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
+        pdf.cell(38, 4.8, value, align="R", new_x="LEFT", new_y="NEXT")
     pdf.set_y(max(left_bottom, pdf.get_y()) + 8)
 
 
 def _bill_to(pdf: FPDF, view: InvoiceView) -> None:
     _style(pdf, 9, bold=True, grey=True)
-    pdf.cell(0, 5, "BILL TO", new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    pdf.cell(0, 5, "BILL TO", new_x="LMARGIN", new_y="NEXT", align="L")
     _style(pdf, 11, bold=True)
     if view.customer_name:
-        pdf.multi_cell(110, 5.5, view.customer_name, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.multi_cell(110, 5.5, view.customer_name, new_x="LMARGIN", new_y="NEXT", align="L")
     _style(pdf, 10)
     if view.customer_email:
-        pdf.multi_cell(110, 5, view.customer_email, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.multi_cell(110, 5, view.customer_email, new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(7)
 
 
@@ -247,7 +256,7 @@ def _line_row(
     y = pdf.get_y()
     pdf.set_xy(pdf.l_margin, y + _PAD)
     if wrapped:
-        pdf.multi_cell(_COLS[0], _LINE_H, text, new_x=XPos.RIGHT, new_y=YPos.TOP, align="L")
+        pdf.multi_cell(_COLS[0], _LINE_H, text, new_x="RIGHT", new_y="TOP", align="L")
     else:
         pdf.cell(_COLS[0], _LINE_H, text)
     x = pdf.l_margin + _COLS[0]
@@ -302,6 +311,6 @@ def _notes(pdf: FPDF, view: InvoiceView) -> None:
     if pdf.get_y() + 15 > pdf.page_break_trigger:
         pdf.add_page()
     _style(pdf, 9, bold=True, grey=True)
-    pdf.cell(0, 5, "NOTES", new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    pdf.cell(0, 5, "NOTES", new_x="LMARGIN", new_y="NEXT", align="L")
     _style(pdf, 9)
-    pdf.multi_cell(0, 4.5, view.notes, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    pdf.multi_cell(0, 4.5, view.notes, new_x="LMARGIN", new_y="NEXT", align="L")

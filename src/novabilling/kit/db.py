@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
 from novabilling.kit.ids import new_id
+from novabilling.kit.pools import BudgetPool, ConnectionBudget
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -71,35 +76,67 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-def _connect_args(url: str) -> dict[str, Any]:
-    """asyncpg's default ``sslmode=prefer`` builds an SSL context (loading the CA bundle)
+def _unique_statement_name() -> str:
+    return f"__nb_{uuid4().hex}__"
+
+
+def connect_args(url: str, *, pgbouncer: bool = False) -> dict[str, Any]:
+    """asyncpg connect arguments for ``url``.
+
+    asyncpg's default ``sslmode=prefer`` builds an SSL context (loading the CA bundle)
     for every new connection, even when the server then says no. On loopback, with no
-    ``ssl``/``sslmode`` in the URL, connect in plain text; anything else is left as given."""
+    ``ssl``/``sslmode`` in the URL, connect in plain text; anything else is left as given.
+
+    ``pgbouncer``: the server is PgBouncer in transaction mode, where consecutive
+    transactions of one client connection may run on different server connections. No
+    statement caches (a statement prepared on one server connection is unknown on the
+    next) and a unique name per prepared statement (asyncpg's numbered names would collide
+    on a server connection that another client prepared on)."""
+    args: dict[str, Any] = {}
     parsed = make_url(url)
     if parsed.host in LOOPBACK_HOSTS and not {"ssl", "sslmode"} & set(parsed.query):
-        return {"ssl": False}
-    return {}
+        args["ssl"] = False
+    if pgbouncer:
+        args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unique_statement_name,
+        )
+    return args
 
 
 def make_engine(
-    url: str, *, pool_size: int = 5, max_overflow: int = 0, null_pool: bool = False
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 0,
+    null_pool: bool = False,
+    budget: ConnectionBudget | None = None,
+    pgbouncer: bool = False,
 ) -> AsyncEngine:
     """An async engine with sane pools; SQLite gets WAL, foreign keys and a busy timeout.
 
     ``max_overflow`` defaults to 0 on purpose: under sustained concurrency above the pool
     size, SQLAlchemy closes every overflow connection on return (the pool is full), so the
     next request pays a fresh connect. Waiting a few ms for a pooled connection is cheaper
-    than a connect per request."""
+    than a connect per request.
+
+    ``budget``: a ``BudgetPool`` of ``pool_size`` connections that opens connections only
+    within that process-wide budget (kit/pools.py)."""
     # hide_parameters: a failing statement's text never carries its bound values (password
     # hashes, emails, encrypted secrets) into an exception message or a log line
     kwargs: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
+    if budget is not None:
+        kwargs.update(poolclass=BudgetPool, budget=budget, pool_size=pool_size)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs["connect_args"] = _connect_args(url)
+    kwargs["connect_args"] = connect_args(url, pgbouncer=pgbouncer)
     if null_pool:
         return create_async_engine(url, poolclass=NullPool, **kwargs)
+    if budget is not None:
+        return create_async_engine(url, pool_recycle=1800, **kwargs)
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -107,6 +144,64 @@ def make_engine(
         pool_recycle=1800,
         **kwargs,
     )
+
+
+# SQLSTATE classes/codes that mean "the server is not there for us right now"; 25006
+# (read-only transaction) and 3D000 (no such database): a tenant database being moved to
+# another server (tenancy/moving.py) refuses writes, then is gone from the old one
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "53400", "25006", "3D000")
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,  # connect timeout (asyncio's is the builtin since 3.11)
+    sa_exc.TimeoutError,  # pool exhausted for longer than pool_timeout
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the database cannot be reached or will
+    not serve now — down, restarting, out of connections — rather than a bug or bad data.
+    Such a request answers 503 with ``Retry-After``; the next one may succeed."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE_TYPES):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, socket.gaierror) or (
+            isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS
+        ):
+            return True
+        if (
+            isinstance(current, OSError)
+            and current.errno is None
+            and "connect" in str(current).lower()
+        ):
+            return True  # asyncpg: "Multiple exceptions: [Errno 111] Connect call failed ..."
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if type(current).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            "connection" in str(current).lower() and "closed" in str(current).lower()
+        ):
+            return True
+        todo.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+    return False
 
 
 def short_string(length: int = 255) -> String:

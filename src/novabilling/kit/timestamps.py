@@ -1,5 +1,7 @@
 """Wire time: responses use UTC ISO 8601 with exactly 3 fractional digits and ``Z``;
-requests take any ISO 8601 date or date-time (contract README §4)."""
+requests take any ISO 8601 date or date-time (contract README §4) **between 2000-01-01 and
+ten years from now** (issue 14, defects 5-6: a start date in year 1 made the billing engine
+issue thousands of invoices; dates at the calendar's edges overflowed into 500s)."""
 
 from __future__ import annotations
 
@@ -7,33 +9,68 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
+
+from novabilling.kit.clock import SystemClock
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+HORIZON_YEARS = 10
+DATE_RANGE_TEXT = "an ISO 8601 date or date-time between 2000-01-01 and 10 years from now"
+_INVALID = "must be a valid ISO 8601 date string"
 
 
 def to_wire(value: datetime) -> str:
+    """``2026-03-01T09:15:02.123Z``; four-digit years always (never ``1-01-01T...``)."""
     value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}."
+        f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def latest_accepted(now: datetime | None = None) -> datetime:
+    """The far end of the accepted range: ten years after ``now``."""
+    now = now or SystemClock().now()
+    try:
+        return now.replace(year=now.year + HORIZON_YEARS)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year + HORIZON_YEARS, day=28)
+
+
+def _parse(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith(("z", "Z")):
+            text = text[:-1] + "+00:00"
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            parsed = datetime(day.year, day.month, day.day)
+        else:
+            parsed = datetime.fromisoformat(text)
+    else:
+        raise ValueError(_INVALID)
+    # far-edge offsets (0001-01-01T00:00:00+01:00) overflow when moved to UTC
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_instant(value: Any) -> datetime:
-    """Parse an ISO 8601 date or date-time into an aware UTC datetime (ValueError if not)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a valid ISO 8601 date string")
-    text = value.strip()
-    if text.endswith(("z", "Z")):
-        text = text[:-1] + "+00:00"
+    """Parse an ISO 8601 date or date-time into an aware UTC datetime inside the accepted
+    range (``ValueError`` otherwise: unparsable, or before 2000-01-01, or more than ten
+    years ahead)."""
     try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError("must be a valid ISO 8601 date string") from exc
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        instant = _parse(value)
+    except OverflowError as exc:  # a real date, too close to the calendar's ends
+        raise ValueError(f"must be {DATE_RANGE_TEXT}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ValueError(_INVALID) from exc
+    if not EARLIEST <= instant <= latest_accepted():
+        raise ValueError(f"must be {DATE_RANGE_TEXT}")
+    return instant
 
 
 _OFFSET = re.compile(r"([+-])(\d+)([wdhms])")
@@ -63,5 +100,9 @@ def parse_when(value: str, *, now: datetime) -> datetime:
 WireTime = Annotated[datetime, PlainSerializer(to_wire, return_type=str)]
 """A datetime field serialised as ``2026-03-01T09:15:02.123Z``."""
 
-InstantInput = Annotated[datetime, BeforeValidator(parse_instant)]
-"""A request field that takes any ISO 8601 date or date-time."""
+InstantInput = Annotated[
+    datetime,
+    BeforeValidator(parse_instant),
+    Field(description=f"{DATE_RANGE_TEXT[0].upper()}{DATE_RANGE_TEXT[1:]}."),
+]
+"""A request field that takes any ISO 8601 date or date-time in the accepted range."""

@@ -1,12 +1,16 @@
-"""Base for request bodies: camelCase on the wire, unknown keys rejected (400)."""
+"""Base for request bodies: camelCase on the wire, unknown keys rejected (400), free-form
+objects (``metadata``, ``settings``, ``properties``, ``credentials``) bounded: at most
+``MAX_FREEFORM_BYTES`` as JSON, 32 levels, int64 integers, finite numbers, no NUL."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
+
+from novabilling.kit.jsonguard import MAX_FREEFORM_BYTES, JsonRejected, check_value
 
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)*\.[A-Za-z]{2,}$")
 
@@ -18,6 +22,20 @@ class WireModel(BaseModel):
         populate_by_name=True,
         str_strip_whitespace=False,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_freeform(cls, value: Any) -> Any:
+        """Every object-valued field of every body, in one place (issue 14, defect 4)."""
+        if isinstance(value, dict):
+            try:
+                check_value(value, max_bytes=MAX_FREEFORM_BYTES)
+            except JsonRejected as exc:
+                detail = exc.message.removeprefix("body ")
+                raise ValueError(
+                    detail if exc.field == "body" else f"is invalid: {detail}"
+                ) from None
+        return value
 
 
 def _check_email(value: str) -> str:

@@ -1,5 +1,11 @@
 """Tenant engine registry: one AsyncEngine per tenant database, LRU-bounded, small pools,
-idle engines disposed. Nothing outside tenancy sees a tenant DSN."""
+idle engines disposed. Nothing outside tenancy sees a tenant DSN.
+
+With a ``ConnectionBudget`` (PostgreSQL tenants), every tenant pool draws from the one
+process-wide cap on connections (kit/pools.py), and the tenant engines of one server share
+that server's dialect and compiled-statement cache: an engine per tenant is then a pool and
+a small object, so thousands of them fit in memory and a new one costs no dialect start-up
+and no SQL compilation."""
 
 from __future__ import annotations
 
@@ -10,12 +16,14 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novabilling.errors import NotFound
 from novabilling.kit.crypto import Encryptor
-from novabilling.kit.db import make_engine
+from novabilling.kit.db import connect_args, make_engine
 from novabilling.kit.outbox import outbox_sessionmaker
+from novabilling.kit.pools import ConnectionBudget, derive_engine
 from novabilling.tenancy.models import DatabaseConnection
 
 log = structlog.get_logger(__name__)
@@ -27,6 +35,15 @@ class _Entry:
     sessions: async_sessionmaker[AsyncSession]
     readers: async_sessionmaker[AsyncSession]
     last_used: float
+    url: str
+    checked: float  # when the URL was last read from the central database
+
+
+def _server_key(url: str) -> str:
+    """The server part of a URL: tenant databases with the same key share a dialect."""
+    parsed = make_url(url)
+    query = sorted((k, str(v)) for k, v in parsed.query.items())
+    return f"{parsed.drivername}://{parsed.host}:{parsed.port}?{query}"
 
 
 class EngineRegistry:
@@ -39,6 +56,9 @@ class EngineRegistry:
         pool_size: int = 5,
         max_overflow: int = 0,
         idle_seconds: float = 600.0,
+        budget: ConnectionBudget | None = None,
+        pgbouncer: bool = False,
+        url_ttl: float = 30.0,
     ) -> None:
         self._central = central
         self._encryptor = encryptor
@@ -46,20 +66,45 @@ class EngineRegistry:
         self._pool_size = pool_size
         self._overflow = max_overflow
         self._idle = idle_seconds
+        self.budget = budget
+        self._pgbouncer = pgbouncer
+        self._url_ttl = url_ttl
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._templates: dict[str, AsyncEngine] = {}
         self._lock = asyncio.Lock()
+        self._next_sweep = time.monotonic() + idle_seconds
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def sessionmaker(self, tenant_id: str) -> async_sessionmaker[AsyncSession]:
+        now = time.monotonic()
         entry = self._entries.get(tenant_id)
         if entry is None:
+            if now >= self._next_sweep:
+                await self.sweep_idle()
             entry = await self._open(tenant_id)
         else:
             self._entries.move_to_end(tenant_id)
-        entry.last_used = time.monotonic()
+            if now - entry.checked >= self._url_ttl:
+                entry = await self._revalidate(tenant_id, entry, now)
+        entry.last_used = now
         return entry.sessions
+
+    async def _revalidate(self, tenant_id: str, entry: _Entry, now: float) -> _Entry:
+        """Re-read where the tenant's database lives: a move (tenants move) changes it, and
+        every process follows within ``url_ttl``."""
+        entry.checked = now  # one re-read at a time, not one per concurrent request
+        try:
+            url = await self._tenant_url(tenant_id)
+        except NotFound:
+            await self.forget(tenant_id)
+            raise
+        if url == entry.url:
+            return entry
+        log.info("tenancy.database_moved", tenant_id=tenant_id)
+        await self.forget(tenant_id)
+        return await self._open(tenant_id)
 
     async def read_sessionmaker(self, tenant_id: str) -> async_sessionmaker[AsyncSession]:
         """Sessions for pure reads: autocommit, so no BEGIN/COMMIT round trips."""
@@ -76,17 +121,24 @@ class EngineRegistry:
             if entry is not None:
                 return entry
             url = await self._tenant_url(tenant_id)
-            engine = make_engine(url, pool_size=self._pool_size, max_overflow=self._overflow)
+            engine = await self._build(url)
+            sessions = outbox_sessionmaker(engine)
             entry = _Entry(
                 engine=engine,
-                sessions=outbox_sessionmaker(engine),
+                sessions=sessions,
                 # Same pool; no BEGIN/COMMIT round trips (each statement is its own
-                # transaction: what READ COMMITTED gives each statement anyway).
-                readers=async_sessionmaker(
+                # transaction: what READ COMMITTED gives each statement anyway). Not behind
+                # PgBouncer: there a statement outside a transaction may be prepared on one
+                # server connection and executed on another.
+                readers=sessions
+                if self._pgbouncer
+                else async_sessionmaker(
                     engine.execution_options(isolation_level="AUTOCOMMIT"),
                     expire_on_commit=False,
                 ),
                 last_used=time.monotonic(),
+                url=url,
+                checked=time.monotonic(),
             )
             self._entries[tenant_id] = entry
             evicted = []
@@ -96,6 +148,30 @@ class EngineRegistry:
         for old_engine in evicted:
             await old_engine.dispose()
         return entry
+
+    async def _build(self, url: str) -> AsyncEngine:
+        if self.budget is None or url.startswith("sqlite"):
+            return make_engine(
+                url,
+                pool_size=self._pool_size,
+                max_overflow=self._overflow,
+                pgbouncer=self._pgbouncer,
+            )
+        key = _server_key(url)
+        args = connect_args(url, pgbouncer=self._pgbouncer)
+        template = self._templates.get(key)
+        if template is not None:
+            return derive_engine(template, url, connect_args=args)
+        template = make_engine(
+            url, budget=self.budget, pool_size=self._pool_size, pgbouncer=self._pgbouncer
+        )
+        engine = derive_engine(template, url, connect_args=args)
+        # The first connection initialises the shared dialect; do it now, alone, before
+        # concurrent requests race to use a half-initialised one.
+        async with engine.connect():
+            pass
+        self._templates[key] = template
+        return engine
 
     async def _tenant_url(self, tenant_id: str) -> str:
         async with self._central() as session:
@@ -113,7 +189,9 @@ class EngineRegistry:
 
     async def sweep_idle(self) -> int:
         """Dispose engines unused for ``idle_seconds``; returns how many were closed."""
-        cutoff = time.monotonic() - self._idle
+        now = time.monotonic()
+        self._next_sweep = now + max(self._idle / 10, 1.0)
+        cutoff = now - self._idle
         stale = [tid for tid, e in self._entries.items() if e.last_used < cutoff]
         for tid in stale:
             await self.forget(tid)
@@ -124,3 +202,6 @@ class EngineRegistry:
     async def dispose_all(self) -> None:
         for tid in list(self._entries):
             await self.forget(tid)
+        for template in self._templates.values():
+            await template.dispose()
+        self._templates.clear()

@@ -61,6 +61,8 @@ class DatabaseConnection(CentralBase):
     dialect: Mapped[str] = mapped_column(String(20))
     database_name: Mapped[str] = mapped_column(String(255))
     url_encrypted: Mapped[str] = mapped_column(Text)
+    # the tenant database server (``host:port``); None for SQLite files
+    server: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column()
 
 

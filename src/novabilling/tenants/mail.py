@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.kit.jobs import Job, JobHandler
 from novabilling.notifications.mailer import Mailer, SmtpMailer, sender_from_settings
+from novabilling.notifications.smtp_settings import open_settings
 from novabilling.notifications.views import Mailbox
 from novabilling.runtime import Runtime
 from novabilling.tenancy.profiles import TenantProfile
@@ -30,6 +31,7 @@ def mailer_for(runtime: Runtime, tenant: TenantProfile) -> tuple[Mailer, Mailbox
     """The mailer and sender address for ``tenant``'s messages."""
     smtp = tenant.settings.get("smtp")
     if isinstance(smtp, dict) and smtp.get("host"):
+        smtp = open_settings(smtp, encryptor=runtime.encryptor, tenant_id=tenant.id)
         return SmtpMailer.from_tenant_settings(smtp), sender_from_settings(smtp) or runtime.sender
     return runtime.mailer, runtime.sender
 

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, StringConstraints
 
 from novabilling.auth.schemas import masked_settings
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import Email, WireModel
 from novabilling.tenancy.models import ApiKey, Tenant
 
 
@@ -47,7 +47,7 @@ class ApiKeyCreate(WireModel):
 
 
 class SmtpTestIn(WireModel):
-    to: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    to: Email  # a syntactic address: no CR/LF (header injection), no display-name tricks
 
 
 def tenant_reduced(tenant: Tenant) -> dict[str, Any]:

@@ -11,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.auth.schemas import SMTP_PASSWORD_MASK, tenant_out
 from novabilling.auth.service import new_api_key
-from novabilling.errors import Conflict, NotFound, Unauthorized
+from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound, Unauthorized
 from novabilling.kit.clock import Clock
-from novabilling.kit.crypto import sha256_hex
+from novabilling.kit.crypto import Encryptor, sha256_hex
+from novabilling.kit.netguard import UnsafeDestination, check_public_url
+from novabilling.notifications import messages
+from novabilling.notifications.mailer import Mailer, MailError, SmtpMailer, sender_from_settings
+from novabilling.notifications.smtp_settings import open_settings, seal_password
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import ApiKey, Tenant
 
@@ -41,14 +45,27 @@ async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str,
     Dropping only after the commit (and the versioned put in ``tenant_view``) means no GET
     can cache the old profile past the PATCH answer."""
     async with runtime.central() as session:
-        tenant = await update_tenant(session, tenant_id, changes=changes, clock=runtime.clock)
+        tenant = await update_tenant(
+            session,
+            tenant_id,
+            changes=changes,
+            clock=runtime.clock,
+            encryptor=runtime.encryptor,
+            public_webhooks=runtime.settings.webhooks_public_only,
+        )
         await session.commit()
     runtime.tenant_profiles.drop(tenant_id)
     return tenant
 
 
 async def update_tenant(
-    session: AsyncSession, tenant_id: str, *, changes: dict[str, Any], clock: Clock
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    changes: dict[str, Any],
+    clock: Clock,
+    encryptor: Encryptor,
+    public_webhooks: bool = False,
 ) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     if "email" in changes and changes["email"] is not None:
@@ -63,9 +80,13 @@ async def update_tenant(
     if changes.get("name") is not None:
         tenant.name = changes["name"]
     if "webhook_url" in changes:
+        if public_webhooks and changes["webhook_url"] is not None:
+            _check_public_webhook(changes["webhook_url"])
         tenant.webhook_url = changes["webhook_url"]
     if changes.get("settings") is not None:
-        incoming = _keep_smtp_password(changes["settings"], tenant.settings)
+        incoming = _smtp_password_sealed(
+            changes["settings"], tenant.settings, encryptor=encryptor, tenant_id=tenant_id
+        )
         tenant.settings = {**(tenant.settings or {}), **incoming}
     tenant.updated_at = clock.now()
     await session.flush()
@@ -73,20 +94,56 @@ async def update_tenant(
     return tenant
 
 
-def _keep_smtp_password(
-    incoming: dict[str, Any], existing: dict[str, Any] | None
+def _check_public_webhook(url: str) -> None:
+    try:
+        check_public_url(url)
+    except UnsafeDestination as exc:
+        raise Invalid("webhookUrl", f"webhookUrl {exc}") from None
+
+
+def _smtp_password_sealed(
+    incoming: dict[str, Any],
+    existing: dict[str, Any] | None,
+    *,
+    encryptor: Encryptor,
+    tenant_id: str,
 ) -> dict[str, Any]:
-    """A settings.smtp echoed back with the masked password keeps the stored password
-    (GET shows ``********``; sending that back must not overwrite the real one)."""
+    """A new SMTP password is stored sealed (never in clear). A settings.smtp echoed back
+    with the masked password keeps the stored one (GET shows ``********``; sending that
+    back must not overwrite the real password)."""
     smtp, old = incoming.get("smtp"), (existing or {}).get("smtp")
-    if (
-        isinstance(smtp, dict)
-        and smtp.get("password") == SMTP_PASSWORD_MASK
-        and isinstance(old, dict)
-        and old.get("password")
-    ):
-        return {**incoming, "smtp": {**smtp, "password": old["password"]}}
-    return incoming
+    if not isinstance(smtp, dict):
+        return incoming
+    if smtp.get("password") == SMTP_PASSWORD_MASK:
+        kept = old.get("password") if isinstance(old, dict) else None
+        return {**incoming, "smtp": {**smtp, "password": kept}}
+    sealed = seal_password(smtp, encryptor=encryptor, tenant_id=tenant_id)
+    return {**incoming, "smtp": sealed}
+
+
+async def send_smtp_test(runtime: Runtime, tenant: Tenant, *, recipient: str) -> None:
+    """POST /api/tenants/me/smtp/test: through the tenant's own SMTP settings (password
+    opened here, for this send only) or the system mailer. Any failure is a 400 whose
+    message carries the server's reply, never the password."""
+    smtp = (tenant.settings or {}).get("smtp")
+    try:
+        if isinstance(smtp, dict):
+            opened = open_settings(smtp, encryptor=runtime.encryptor, tenant_id=tenant.id)
+            mailer: Mailer = SmtpMailer.from_tenant_settings(opened)
+            sender = sender_from_settings(opened) or runtime.sender
+        else:
+            mailer, sender = runtime.mailer, runtime.sender
+        message = messages.smtp_test(
+            tenant_name=tenant.name, sent_at=runtime.clock.now(), sender=sender, recipient=recipient
+        )
+        await mailer.send(message)
+    except MailError as exc:
+        raise BusinessRule(f"Failed to send test email: {exc.message}") from None
+    except ValueError:  # e.g. a CR/LF in settings.smtp.from: no header injection
+        raise BusinessRule(
+            "Failed to send test email: settings.smtp holds an invalid address"
+        ) from None
+    log.info("tenant.smtp_tested", own_server=isinstance(smtp, dict))
 
 
 async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:

@@ -89,7 +89,7 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
-async def _auth_first(request: Request) -> ORJSONResponse | None:
+async def auth_first(request: Request) -> ORJSONResponse | None:
     """Auth is checked before validation: a bad body without a credential is a 401."""
     guard = getattr(request.app.state, "auth_guard", None)
     if guard is None:
@@ -114,7 +114,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        denied = await _auth_first(request)
+        denied = await auth_first(request)
         if denied is not None:
             return denied
         return error_response(request, 400, "Validation failed", field_errors(exc))

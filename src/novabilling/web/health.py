@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from novabilling.kit.db import is_unavailable
 from novabilling.kit.timestamps import to_wire
 from novabilling.web.deps import get_runtime
 from novabilling.web.responses import JSONBytes
@@ -31,12 +32,16 @@ async def health(request: Request) -> dict[str, Any]:
 async def ready(request: Request) -> JSONBytes:
     runtime = get_runtime(request)
     checks: dict[str, str] = {}
-    try:
-        async with runtime.central_engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"down: {type(exc).__name__}"
+    for attempt in (1, 2):  # a pooled connection killed by a restart fails once, then
+        try:  # the pool is invalidated: only a second failure means "down"
+            async with runtime.central_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            break
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+            if attempt == 2 or not is_unavailable(exc):
+                break
     if runtime.redis is not None:
         try:
             await runtime.redis.ping()

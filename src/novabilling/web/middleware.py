@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from novabilling.kit.clock import SystemClock
+from novabilling.kit.db import is_unavailable
 from novabilling.kit.timestamps import to_wire
 
 log = structlog.get_logger("novabilling.access")
@@ -38,6 +39,7 @@ _SECURITY_HEADERS = [
     ),
 ]
 _QUIET_PATHS = ("/health", "/metrics")
+RETRY_AFTER_SECONDS = 5
 
 
 def _request_path(scope: Scope) -> str:
@@ -119,9 +121,18 @@ class RequestContextMiddleware:
             # would answer without them).
             if response_started:
                 raise
-            log.exception("request.unhandled", error_type=type(exc).__name__)
-            body = _error_body(scope, 500, "Internal server error")
-            await send_wrapper(_json_start(500, body))
+            if is_unavailable(exc):
+                # the database (or another backing service) is down or restarting: not a
+                # bug, a retry later may succeed (issue 14, defect 9)
+                log.warning("request.unavailable", error_type=type(exc).__name__)
+                body = _error_body(scope, 503, "Service Unavailable")
+                start = _json_start(503, body)
+                start["headers"].append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+                await send_wrapper(start)
+            else:
+                log.exception("request.unhandled", error_type=type(exc).__name__)
+                body = _error_body(scope, 500, "Internal server error")
+                await send_wrapper(_json_start(500, body))
             await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             self._record(scope, status, time.perf_counter() - started)

@@ -7,6 +7,8 @@ after the commit the ``webhooks`` queue job ``webhook.deliver`` POSTs
 webhookSecret) and, as the contract's replay-protection improvement, ``X-Webhook-Timestamp``
 plus ``X-Webhook-Signature-V2`` = hex HMAC-SHA256(``"{timestamp}.{body}"``). 10 s timeout;
 non-2xx or network error -> retried by the queue: 3 attempts, exponential backoff from 2 s.
+In production only public hosts are called (``kit.netguard``: checked, resolved, pinned;
+redirects never followed).
 The body (and so the signature) is fixed when the event is emitted: a retry sends the very
 same bytes.
 """
@@ -22,6 +24,7 @@ from sqlalchemy import select
 
 from novabilling.kit.crypto import hmac_sha256_hex
 from novabilling.kit.jobs import QUEUE_WEBHOOKS, Job, JobHandler, enqueue_after_commit
+from novabilling.kit.netguard import Pinned, UnsafeDestination, check_public_url, resolve_public
 from novabilling.kit.timestamps import to_wire
 from novabilling.tenancy.models import Tenant
 
@@ -93,8 +96,22 @@ async def deliver(runtime: Runtime, job: Job) -> None:
     transport = runtime.extras.get(_TRANSPORT_KEY)
     attempt = job.attempts_made + 1
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT_SECONDS) as client:
-            response = await client.post(tenant.webhook_url, content=body, headers=headers)
+        target = await destination(
+            tenant.webhook_url, public_only=runtime.settings.webhooks_public_only
+        )
+    except UnsafeDestination:
+        log.warning("webhook.destination_refused", webhook_event=event, attempt=attempt)
+        raise DeliveryFailed("destination refused") from None
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False
+        ) as client:
+            response = await client.post(
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                extensions=target.extensions,
+            )
     except httpx.HTTPError as exc:
         log.warning("webhook.delivery_failed", webhook_event=event, attempt=attempt, error=str(exc))
         raise DeliveryFailed(str(exc)) from exc
@@ -107,6 +124,15 @@ async def deliver(runtime: Runtime, job: Job) -> None:
         )
         raise DeliveryFailed(f"HTTP {response.status_code}")
     log.info("webhook.delivered", webhook_event=event, attempt=attempt)
+
+
+async def destination(url: str, *, public_only: bool) -> Pinned:
+    """Where to send: as configured, or (``public_only``, production) the URL checked,
+    its host resolved to public addresses only and pinned to one of them. Redirects are
+    never followed (a 3xx is a failed delivery), so none can lead to a private range."""
+    if not public_only:
+        return Pinned(url=httpx.URL(url), headers={}, extensions={})
+    return await resolve_public(check_public_url(url))
 
 
 def handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:

@@ -1,0 +1,146 @@
+"""Migrated templates, so a new tenant database is a copy instead of a full migration run.
+
+PostgreSQL: one template database per server and tenant schema head, named
+``<prefix>tpl_<head>``, built once (under an advisory lock, so concurrent provisioners
+build it once) by migrating it as its own role, then frozen: ``IS_TEMPLATE``,
+``ALLOW_CONNECTIONS false`` (``CREATE DATABASE ... TEMPLATE`` needs a template nobody is
+connected to) and a comment that marks it complete. A tenant database is then
+``CREATE DATABASE ... TEMPLATE`` plus ``REASSIGN OWNED`` of its tables to the tenant's role.
+A new migration head means a new template name: processes running the previous release
+keep using theirs during a rolling deploy; ``novabilling migrate`` drops stale ones.
+
+SQLite: ``templates/tenant_<head>.db`` in NB_DATA_DIR, built under a temp name and renamed
+into place; a tenant database is a copy of that file.
+
+Anything unexpected makes the caller fall back to creating and migrating from scratch."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import structlog
+
+from novabilling.config import Settings
+from novabilling.kit.crypto import random_hex
+from novabilling.kit.db import make_engine
+from novabilling.tenancy import migrations, pgadmin
+
+log = structlog.get_logger(__name__)
+
+READY = "novabilling tenant template: complete"
+_ready: set[tuple[str, str]] = set()  # (server URL, template) known complete in this process
+
+
+def template_name(settings: Settings) -> str:
+    head = (migrations.head_revision("tenant") or "none").lower()
+    return pgadmin.safe_name(f"{settings.tenant_db_prefix}tpl_{head}".lower())
+
+
+async def _migrate(url: str, *, pgbouncer: bool) -> None:
+    engine = make_engine(url, null_pool=True, pgbouncer=pgbouncer)
+    try:
+        await migrations.upgrade(engine, "tenant")
+    finally:
+        await engine.dispose()
+
+
+async def _build(settings: Settings, server_url: str, name: str) -> None:
+    password = random_hex(24)
+    bouncer = settings.pgbouncer
+    rows = await pgadmin.fetch(server_url, "SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+    role = "ALTER" if rows else "CREATE"
+    await pgadmin.execute(
+        server_url,
+        f"{role} ROLE \"{name}\" LOGIN PASSWORD '{password}'",
+        f'CREATE DATABASE "{name}" OWNER "{name}"',
+        f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC',
+        pgbouncer=bouncer,
+    )
+    login = pgadmin.with_login(server_url, database=name, user=name, password=password)
+    await _migrate(login, pgbouncer=bouncer)
+    await pgadmin.execute(
+        server_url,
+        f'ALTER ROLE "{name}" NOLOGIN',
+        f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false',
+        f"COMMENT ON DATABASE \"{name}\" IS '{READY}'",
+        pgbouncer=bouncer,
+    )
+
+
+async def server_template(settings: Settings, server_url: str) -> str:
+    """The complete template on ``server_url`` (built if missing); its name."""
+    name = template_name(settings)
+    if (server_url, name) in _ready:
+        return name
+    conn = await pgadmin.connect(server_url, pgbouncer=settings.pgbouncer)
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+        try:
+            state = await conn.fetchrow(
+                "SELECT shobj_description(oid, 'pg_database') AS note FROM pg_database "
+                "WHERE datname = $1",
+                name,
+            )
+            if state is None or state["note"] != READY:
+                if state is not None:  # a build that died half way
+                    await _discard(server_url, name, pgbouncer=settings.pgbouncer)
+                await _build(settings, server_url, name)
+                log.info("tenancy.template_built", template=name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+    finally:
+        await conn.close()
+    _ready.add((server_url, name))
+    return name
+
+
+async def _discard(server_url: str, name: str, *, pgbouncer: bool) -> None:
+    await pgadmin.execute(
+        server_url,
+        f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false',
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        pgbouncer=pgbouncer,
+    )
+
+
+async def drop_stale(settings: Settings, server_url: str) -> list[str]:
+    """Drop this prefix's templates of other schema heads; returns their names."""
+    current = template_name(settings)
+    rows = await pgadmin.fetch(
+        server_url,
+        "SELECT datname FROM pg_database WHERE datistemplate AND starts_with(datname, $1)",
+        f"{settings.tenant_db_prefix}tpl_",
+    )
+    stale = [row[0] for row in rows if row[0] != current]
+    for name in stale:
+        await _discard(server_url, pgadmin.safe_name(name), pgbouncer=settings.pgbouncer)
+        await pgadmin.execute(server_url, f'DROP ROLE IF EXISTS "{name}"')
+        _ready.discard((server_url, name))
+    return stale
+
+
+def _sqlite_template(settings: Settings) -> Path:
+    head = (migrations.head_revision("tenant") or "none").lower()
+    return settings.data_dir / "templates" / f"tenant_{head}.db"
+
+
+async def copy_sqlite_template(settings: Settings, target: Path) -> None:
+    """Make ``target`` a copy of the migrated SQLite template (built on first use)."""
+    template = _sqlite_template(settings)
+    if not template.is_file():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        building = template.with_name(f".{template.name}.{random_hex(6)}.tmp")
+        try:
+            engine = make_engine(f"sqlite+aiosqlite:///{building}", null_pool=True)
+            try:
+                await migrations.upgrade(engine, "tenant")
+                async with engine.connect() as conn:  # fold the WAL into the file
+                    await conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+            finally:
+                await engine.dispose()
+            building.replace(template)
+        finally:
+            building.unlink(missing_ok=True)
+    await asyncio.to_thread(shutil.copyfile, template, target)

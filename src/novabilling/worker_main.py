@@ -1,0 +1,75 @@
+"""``python -m novabilling.worker_main``: the job worker process.
+
+``novabilling worker`` replaces itself (``exec``) with this module, so the command line's
+own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from novabilling.billing.scheduler import EmbeddedScheduler
+from novabilling.bootstrap import build_runtime
+from novabilling.config import Settings, get_settings
+from novabilling.kit.jobs import ALL_QUEUES
+from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
+from novabilling.kit.logging import configure_logging
+from novabilling.worker import build_handlers
+
+
+def exec_worker(*, concurrency: int, scheduler: bool) -> None:
+    """Replace this process with the job worker; does not return."""
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")  # see novabilling/web/serving.py
+    args = [sys.executable, "-m", "novabilling.worker_main", "--concurrency", str(concurrency)]
+    if not scheduler:
+        args.append("--no-scheduler")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, args, env)
+
+
+async def run_worker_process(
+    settings: Settings, *, concurrency: int, scheduler: bool = True
+) -> None:
+    """BullMQ consumers for every queue, plus the single-flight scheduler loop."""
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    assert settings.redis_url
+    runtime = build_runtime(settings)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    loop = EmbeddedScheduler(runtime) if scheduler else None
+    try:
+        if loop is not None:
+            loop.start()
+        await run_worker(
+            settings.redis_url,
+            build_handlers(runtime),
+            queues=ALL_QUEUES,
+            concurrency=concurrency,
+            stop=stop,
+            prefix=settings.redis_prefix,
+        )
+    finally:
+        if loop is not None:
+            await loop.stop()
+        await runtime.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m novabilling.worker_main")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-scheduler", action="store_true")
+    args = parser.parse_args(argv)
+    asyncio.run(
+        run_worker_process(
+            get_settings(), concurrency=args.concurrency, scheduler=not args.no_scheduler
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

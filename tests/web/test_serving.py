@@ -1,0 +1,93 @@
+"""``novabilling serve --workers N`` leaves one small supervisor plus N workers running,
+nothing else (``--workers 1``: a single process), all serving one port; SIGTERM stops
+them all. Embedded mode in a temporary NB_DATA_DIR, on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import free_port
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        if children.exists():
+            todo += [int(c) for c in children.read_text().split()]
+    return out
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _serve(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NB_")}
+    env.update(NB_ENV="test", NB_DATA_DIR=str(tmp_path), NB_PORT=str(port), NB_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "novabilling"), "serve", "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, "serve exited"
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail("serve did not answer /health")
+
+
+def _stop(proc: subprocess.Popen[bytes], pids: list[int]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    left = [p for p in pids if Path(f"/proc/{p}/cmdline").exists()]
+    assert left == [], f"processes left running: {left}"
+
+
+def test_two_workers_are_one_supervisor_plus_two_processes(tmp_path: Path) -> None:
+    proc, base = _serve(tmp_path, 2)
+    pids = _tree(proc.pid)
+    try:
+        assert len(pids) == 3, [Path(f"/proc/{p}/cmdline").read_text() for p in pids]
+        supervisor, workers = pids[0], pids[1:]
+        assert all(_tree(w) == [w] for w in workers)  # no helpers below a worker
+        assert _rss_mib(supervisor) < 40  # the supervisor holds no app, CLI or migrations
+        with httpx.Client(base_url=base) as client:
+            assert all(client.get("/health").status_code == 200 for _ in range(20))
+    finally:
+        _stop(proc, pids)
+
+
+def test_one_worker_is_one_process(tmp_path: Path) -> None:
+    proc, base = _serve(tmp_path, 1)
+    pids = _tree(proc.pid)
+    try:
+        assert pids == [proc.pid]
+        assert httpx.get(f"{base}/api/currencies", timeout=10).status_code == 200
+    finally:
+        _stop(proc, pids)
