@@ -68,8 +68,8 @@ def settings_env(
 async def register_all(env: dict[str, str], count: int, parallel: int) -> list[str]:
     """Register ``count`` tenants in process (the API's own register service); API keys."""
     from novabilling.auth import service
+    from novabilling.bootstrap import build_runtime
     from novabilling.config import Settings
-    from novabilling.runtime import build_runtime
     from novabilling.tenancy.operations import migrate_central
 
     os.environ.update(env)

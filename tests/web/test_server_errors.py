@@ -14,8 +14,8 @@ import uvicorn
 import uvicorn.importer
 
 from novabilling.app import create_app
+from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
-from novabilling.runtime import build_runtime
 from novabilling.web import serving
 from novabilling.web.server import ContractH11Protocol, ContractHttpToolsProtocol
 from tests.outages import free_port
