@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from novabilling.auth import service as auth_service
+from novabilling.billing import accounts as customer_service
 from novabilling.config import Settings
-from novabilling.customers import service as customer_service
 from novabilling.kit import passwords
 from novabilling.kit.logging import configure_logging, flush_logs
 from novabilling.payments import credentials as provider_credentials
