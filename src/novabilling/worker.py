@@ -25,6 +25,7 @@ def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     from novabilling.billing import emails
     from novabilling.billing.jobs import billing_handlers
     from novabilling.payments.jobs import payment_handlers
+    from novabilling.tenancy import idempotency_expiry
     from novabilling.webhooks import outbound
 
     handlers: dict[tuple[str, str], JobHandler] = {}
@@ -33,4 +34,5 @@ def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     handlers.update(payment_handlers(runtime))
     handlers.update(outbound.handlers(runtime))
     handlers.update(password_reset.handlers(runtime))
+    handlers.update(idempotency_expiry.handlers(runtime))
     return handlers

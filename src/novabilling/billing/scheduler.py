@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import select, text
 
 from novabilling.kit.jobs import QUEUE_BILLING
+from novabilling.tenancy.idempotency_expiry import schedule_expiry
 from novabilling.tenancy.models import Tenant
 from novabilling.webhooks.inbox import sweep_unqueued
 
@@ -101,6 +102,7 @@ async def schedule_once(runtime: Runtime, *, now: datetime | None = None) -> int
                 attempts=2,
             )
         await sweep_unqueued(runtime)  # webhook deliveries whose job was lost
+        await schedule_expiry(runtime, tenants, at=at)  # idempotency records, hourly
     log.info("billing.scheduled", tenants=len(tenants), minute=minute)
     return len(tenants)
 
