@@ -19,6 +19,7 @@ from novabilling.runtime import Runtime
 from novabilling.web import docs, errors, health, openapi
 from novabilling.web.deps import data_principal, rate_limit, session_principal
 from novabilling.web.guard import InputGuardMiddleware
+from novabilling.web.idempotency import IdempotencyMiddleware
 from novabilling.web.middleware import RequestContextMiddleware
 from novabilling.web.responses import JSONBytes
 
@@ -101,7 +102,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(health.router)
     docs.install(app)
     openapi.install(app, public_prefixes=_PUBLIC_PREFIXES)
-    app.add_middleware(InputGuardMiddleware)  # innermost: its answers get CORS and ids too
+    app.add_middleware(IdempotencyMiddleware)  # innermost: after the input guard
+    app.add_middleware(InputGuardMiddleware)  # its answers get CORS and ids too
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],

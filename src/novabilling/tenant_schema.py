@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import novabilling.customers.models  # noqa: F401
 import novabilling.invoices.models  # noqa: F401
+import novabilling.kit.idempotency  # noqa: F401
 import novabilling.kit.outbox  # noqa: F401
 import novabilling.payments.models  # noqa: F401
 import novabilling.plans.models  # noqa: F401

@@ -20,6 +20,7 @@ from novabilling.kit.jobs import JobHandler
 from novabilling.payments import emails as payment_emails
 from novabilling.runtime import Runtime
 from novabilling.subscriptions import emails as subscription_emails
+from novabilling.tenants import idempotency_expiry
 from novabilling.webhooks import outbound
 
 
@@ -34,6 +35,7 @@ def build_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         subscription_emails.handlers(runtime),
         outbound.handlers(runtime),
         password_reset.handlers(runtime),
+        idempotency_expiry.handlers(runtime),
     ):
         overlap = set(part) & set(handlers)
         if overlap:

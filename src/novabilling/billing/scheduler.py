@@ -34,6 +34,7 @@ from novabilling.kit.jobs import QUEUE_BILLING
 from novabilling.payments.inbox import sweep_unqueued
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import Tenant
+from novabilling.tenants.idempotency_expiry import schedule_expiry
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +110,7 @@ async def schedule_once(runtime: Runtime, *, now: datetime | None = None) -> int
                 attempts=2,
             )
         await sweep_unqueued(runtime)  # webhook deliveries whose job was lost
+        await schedule_expiry(runtime, tenants, at=at)  # idempotency records, hourly
     log.info("billing.scheduled", tenants=len(tenants), minute=minute)
     return len(tenants)
 

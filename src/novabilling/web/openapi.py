@@ -134,13 +134,46 @@ def security(schema: dict[str, Any], *, public_prefixes: tuple[str, ...]) -> dic
     return schema
 
 
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any 1-255 visible ASCII characters, unique per operation you mean "
+    "(e.g. a UUID). Repeating a request with the same key and the same body within 24 h "
+    "replays the first 2xx answer (status and body, header `Idempotent-Replayed: true`) "
+    "without doing the work again. Keys are per tenant.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+_IDEMPOTENCY_CONFLICT: dict[str, Any] = {
+    "description": "Idempotency-Key already used with a different request, or the first "
+    "request with this key is still being processed (retry later)",
+    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
+}
+
+
+def idempotency(schema: dict[str, Any], *, public_prefixes: tuple[str, ...]) -> dict[str, Any]:
+    """Every mutating ``/api`` operation outside the public ones takes ``Idempotency-Key``."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/") or path.startswith(public_prefixes):
+            continue
+        for method, operation in operations.items():
+            if method in ("post", "put", "patch", "delete") and isinstance(operation, dict):
+                operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_PARAMETER))
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("400", dict(_BAD_REQUEST))  # a malformed key
+                responses.setdefault("409", dict(_IDEMPOTENCY_CONFLICT))
+    return schema
+
+
 def install(app: FastAPI, *, public_prefixes: tuple[str, ...]) -> None:
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = contract_errors(generate())
-            app.openapi_schema = security(schema, public_prefixes=public_prefixes)
+            schema = security(schema, public_prefixes=public_prefixes)
+            app.openapi_schema = idempotency(schema, public_prefixes=public_prefixes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
