@@ -392,6 +392,38 @@ def test_layering(modules: dict[str, Module], rule: Rule) -> None:
     assert violations(modules, [rule]) == []
 
 
+def foreign_repositories(modules: dict[str, Module]) -> list[str]:
+    """Imports of another top-level package's ``repository`` module: a domain is reached
+    through its service, never its repository (STYLE §2)."""
+    known = set(modules)
+    found = []
+    for name, module in modules.items():
+        own = top_level(name)
+        for imported in imports_of(module, known):
+            parts = imported.split(".")
+            if len(parts) >= 3 and parts[2] == "repository" and parts[1] != own:
+                found.append(f"{name} imports {imported}")
+    return sorted(found)
+
+
+def test_other_domains_repositories_are_not_imported(modules: dict[str, Module]) -> None:
+    assert foreign_repositories(modules) == []
+
+
+def test_foreign_repository_check_catches_one(tmp_path: Path) -> None:
+    files = {
+        "novabilling/__init__.py": "",
+        "novabilling/invoices/__init__.py": "",
+        "novabilling/invoices/repository.py": "",
+        "novabilling/invoices/service.py": "from novabilling.invoices import repository\n",
+        "novabilling/billing/__init__.py": "",
+        "novabilling/billing/x.py": "from novabilling.invoices import repository\n",
+    }
+    assert foreign_repositories(_fake(tmp_path, files)) == [
+        "novabilling.billing.x imports novabilling.invoices.repository"
+    ]
+
+
 def test_routers_do_not_query(modules: dict[str, Module]) -> None:
     bad = []
     for name, module in modules.items():

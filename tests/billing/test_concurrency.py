@@ -178,7 +178,7 @@ async def test_sigkill_mid_run_then_restart(pg: Settings) -> None:
         await producer.enqueue(
             QUEUE_BILLING, "billing.tick", {"tenant_id": tenant_id}, job_id=f"{tenant_id}:kill2"
         )
-        await _wait(runtime, tenant_id, total, 240)
+        await _wait(runtime, tenant_id, total, 600)  # returns as soon as all are in
         await _check(runtime, tenant_id, total)
     finally:
         _stop(worker)

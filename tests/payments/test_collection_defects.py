@@ -162,3 +162,33 @@ async def test_stripe_checkout_settles_end_to_end(
         stored = await db.get(Invoice, invoice["id"])
     assert [m.provider for m in methods] == ["stripe"]  # the card is saved for renewals
     assert stored is not None and stored.status == "PAID"
+
+
+async def test_a_superseded_stripe_checkout_is_expired_at_stripe(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    use_inprocess_jobs(runtime)
+    sim = stripe_sim.StripeSimulator(hang_seconds=0.01)
+    attach(runtime, STRIPE_URL, sim.app)
+    h = tenant.key_headers
+    await configure(
+        client,
+        h,
+        "stripe",
+        {
+            "secretKey": stripe_sim.DEFAULT_SECRET_KEY,
+            "webhookSecret": stripe_sim.DEFAULT_WEBHOOK_SECRET,
+            "baseUrl": STRIPE_URL,
+        },
+    )
+    invoice = await make_invoice(client, h, currency="USD", amount="25.00", email="pay@x.test")
+    url = f"/api/invoices/{invoice['id']}/checkout"
+    first = (await client.post(url, json={"callbackUrl": "https://a.test/r"}, headers=h)).json()
+    second = (await client.post(url, json={"callbackUrl": "https://b.test/r"}, headers=h)).json()
+    old = await _payment(runtime, tenant.id, first["paymentId"])
+    new = await _payment(runtime, tenant.id, second["paymentId"])
+    assert sim.sessions[str(old.provider_transaction_id)]["status"] == "expired"
+    assert sim.sessions[str(new.provider_transaction_id)]["status"] == "open"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app)) as payer:
+        r = await payer.post(f"{STRIPE_URL}/_sim/pay/{old.reference}")
+    assert r.status_code == 400  # the old page can no longer be paid

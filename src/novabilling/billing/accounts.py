@@ -27,7 +27,6 @@ from novabilling.errors import BusinessRule
 from novabilling.invoices import service as invoices_service
 from novabilling.kit.clock import Clock
 from novabilling.payments import service as payments_service
-from novabilling.subscriptions import queries as subscription_queries
 from novabilling.subscriptions import service as subscriptions_service
 from novabilling.subscriptions.transitions import Status
 from novabilling.webhooks import outbound
@@ -58,7 +57,7 @@ def active_subscriptions_of(
     customer_id: ColumnElement[str] | InstrumentedAttribute[str],
 ) -> ScalarSelect[int]:
     """Correlated count of ACTIVE subscriptions, selected with the customers page."""
-    return subscription_queries.active_count_of(customer_id)
+    return subscriptions_service.active_count_of(customer_id)
 
 
 async def total_spent(session: AsyncSession, customer_ids: list[str]) -> dict[str, Decimal]:

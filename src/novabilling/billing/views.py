@@ -17,7 +17,6 @@ from novabilling.invoices import service as invoices
 from novabilling.payments import service as payments
 from novabilling.plans import schemas as plan_schemas
 from novabilling.plans import service as plans
-from novabilling.subscriptions import queries as subscription_queries
 from novabilling.subscriptions import schemas as subscription_schemas
 from novabilling.subscriptions import service as subscriptions
 from novabilling.subscriptions.models import Subscription
@@ -29,7 +28,7 @@ async def plan_detail(session: AsyncSession, plan_id: str) -> dict[str, Any]:
     plan = await plans.get_plan(session, plan_id)
     prices = await plans.prices_of(session, [plan.id])
     out = plan_schemas.plan_out(plan, prices[plan.id])
-    out["_count"] = {"subscriptions": await subscription_queries.count_for_plan(session, plan.id)}
+    out["_count"] = {"subscriptions": await subscriptions.count_for_plan(session, plan.id)}
     return out
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, insert, or_, select
+from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from novabilling.customers import repository
 from novabilling.customers.models import Customer
-from novabilling.customers.schemas import SORTABLE, CustomerCreate, CustomerPatch
-from novabilling.errors import Conflict, Invalid, NotFound
+from novabilling.customers.schemas import CustomerCreate, CustomerPatch
+from novabilling.errors import Conflict, Invalid
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.webhooks import outbound
@@ -26,12 +27,9 @@ log = structlog.get_logger(__name__)
 _COLUMNS = [(attr.key, attr.columns[0]) for attr in sa_inspect(Customer).column_attrs]
 
 
-async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
-    """The customer or ``NotFound("Customer not found")``."""
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound("Customer not found")
-    return customer
+get_customer = repository.get
+filtered = repository.filtered
+ordering = repository.ordering
 
 
 def customer_event(customer: Customer) -> dict[str, Any]:
@@ -100,37 +98,3 @@ async def update_customer(
     outbound.emit(tenant_id, "customer.updated", customer_event(customer), clock=clock, key=key)
     log.info("customer.updated", customer_id=customer.id, fields=sorted(changes))
     return customer
-
-
-def _escape_like(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
-    stmt = select(Customer)
-    if search:
-        pattern = f"%{_escape_like(search.lower())}%"
-        stmt = stmt.where(
-            or_(
-                Customer.name.ilike(pattern, escape="\\"),
-                Customer.email.ilike(pattern, escape="\\"),
-            )
-        )
-    if country is not None:
-        stmt = stmt.where(Customer.country == country)
-    if currency is not None:
-        stmt = stmt.where(Customer.currency == currency)
-    return stmt
-
-
-def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
-    key = sort_by if sort_by is not None else "createdAt"
-    if key not in SORTABLE:
-        raise Invalid("sortBy", f"sortBy must be one of: {', '.join(SORTABLE)}")
-    direction = sort_order if sort_order is not None else "desc"
-    if direction not in ("asc", "desc"):
-        raise Invalid("sortOrder", "sortOrder must be one of: asc, desc")
-    column = getattr(Customer, SORTABLE[key])
-    if direction == "asc":
-        return [column.asc(), Customer.id.asc()]
-    return [column.desc(), Customer.id.desc()]

@@ -6,50 +6,37 @@ Marking paid and checkout are payments' use cases (``payments.service.mark_paid`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
 from novabilling.errors import BusinessRule, Invalid, NotFound
-from novabilling.invoices import builder, lifecycle, schemas
+from novabilling.invoices import builder, lifecycle, repository, schemas
 from novabilling.invoices.documents import remove_pdfs_after_commit, render_and_store
-from novabilling.invoices.models import DRAFT, PAID, STATUSES, Invoice, InvoiceLine
+from novabilling.invoices.models import DRAFT, STATUSES, Invoice
 from novabilling.kit import money
 from novabilling.kit.clock import Clock
-from novabilling.kit.pagination import PageParams, paginate
+from novabilling.kit.pagination import PageParams
 from novabilling.kit.timestamps import parse_instant
 from novabilling.notifications import jobs as emails
 from novabilling.plans.models import Plan
-from novabilling.subscriptions.models import Subscription
 from novabilling.tenancy.profiles import TenantProfile
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_NET_TERMS_DAYS = 30
-_DELETE_CHUNK = 500  # ids per IN (...) list when deleting a customer's invoices
 
 
-async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound("Customer not found")
-    return customer
+get_customer = repository.get_customer
 
 
 async def get_invoice(session: AsyncSession, invoice_id: str, *, lock: bool = False) -> Invoice:
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    invoice = await session.scalar(stmt)
-    if invoice is None:
-        raise NotFound("Invoice not found")
-    return invoice
+    return await repository.get(session, invoice_id, lock=lock)
 
 
 async def with_customer(session: AsyncSession, invoice: Invoice) -> tuple[Invoice, Customer]:
@@ -76,8 +63,8 @@ async def create_invoice(
     status = _status(body.status) or DRAFT
     currency = money.normalize_code(body.currency or customer.currency)
     money.exponent(currency)
-    if body.subscription_id is not None and not await session.scalar(
-        select(Subscription.id).where(Subscription.id == body.subscription_id)
+    if body.subscription_id is not None and not await repository.subscription_exists(
+        session, body.subscription_id
     ):
         raise NotFound("Subscription not found")
     items = tuple(
@@ -124,16 +111,7 @@ async def list_invoices(
     date_from: str | None = None,
     date_to: str | None = None,
 ) -> tuple[list[tuple[Invoice, Customer]], int]:
-    stmt = cast(
-        "Select[Any]",
-        select(Invoice, Customer).join(Customer, Customer.id == Invoice.customer_id),
-    )
-    if (checked := _status(status)) is not None:
-        stmt = stmt.where(Invoice.status == checked)
-    if customer_id is not None:
-        stmt = stmt.where(Invoice.customer_id == customer_id)
-    if subscription_id is not None:
-        stmt = stmt.where(Invoice.subscription_id == subscription_id)
+    bounds: dict[str, datetime] = {}
     for name, raw in (("dateFrom", date_from), ("dateTo", date_to)):
         if raw is None:
             continue
@@ -142,15 +120,20 @@ async def list_invoices(
         except ValueError:
             raise Invalid(name, f"{name} must be a valid ISO 8601 date string") from None
         if name == "dateFrom":
-            stmt = stmt.where(Invoice.created_at >= instant)
+            bounds["created_from"] = instant
         elif len(raw.strip()) == 10:  # a whole day: inclusive to its end
-            stmt = stmt.where(Invoice.created_at < instant + timedelta(days=1))
+            bounds["created_before"] = instant + timedelta(days=1)
         else:
-            stmt = stmt.where(Invoice.created_at <= instant)
-    rows, total = await paginate(
-        session, stmt, params.page, params.limit, Invoice.created_at.desc(), Invoice.id.desc()
+            bounds["created_until"] = instant
+    return await repository.page(
+        session,
+        page=params.page,
+        limit=params.limit,
+        status=_status(status),
+        customer_id=customer_id,
+        subscription_id=subscription_id,
+        **bounds,
     )
-    return [(row[0], row[1]) for row in rows], total
 
 
 def net_terms_days(
@@ -187,10 +170,11 @@ async def finalize_if_draft(
     session: AsyncSession, *, tenant: TenantProfile, invoice_id: str, clock: Clock
 ) -> bool:
     """``finalize`` for the billing tick: False when the invoice left DRAFT meanwhile."""
-    invoice = await session.scalar(
-        select(Invoice).where(Invoice.id == invoice_id).with_for_update()
-    )
-    if invoice is None or invoice.status != DRAFT:
+    try:
+        invoice = await repository.get(session, invoice_id, lock=True)
+    except NotFound:
+        return False
+    if invoice.status != DRAFT:
         return False
     await finalize(session, tenant=tenant, invoice_id=invoice_id, clock=clock)
     return True
@@ -231,13 +215,8 @@ async def recent_for_subscription(
     session: AsyncSession, *, subscription_id: str, limit: int
 ) -> list[dict[str, Any]]:
     """The newest invoices of a subscription as wire objects (subscription detail)."""
-    rows = await session.scalars(
-        select(Invoice)
-        .where(Invoice.subscription_id == subscription_id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
-        .limit(limit)
-    )
-    return [schemas.invoice_out(invoice) for invoice in rows.all()]
+    rows = await repository.newest(session, subscription_id=subscription_id, limit=limit)
+    return [schemas.invoice_out(invoice) for invoice in rows]
 
 
 # --- reads of the domains above (billing.accounts, billing.views) ------------------------
@@ -247,14 +226,8 @@ async def list_for_customer(
     session: AsyncSession, customer_id: str, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """A customer's invoices as wire objects (no embeds), newest first."""
-    stmt = (
-        select(Invoice)
-        .where(Invoice.customer_id == customer_id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
-    )
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [schemas.invoice_out(invoice) for invoice in (await session.scalars(stmt)).all()]
+    rows = await repository.newest(session, customer_id=customer_id, limit=limit)
+    return [schemas.invoice_out(invoice) for invoice in rows]
 
 
 async def paid_totals_by_customer(
@@ -262,29 +235,16 @@ async def paid_totals_by_customer(
 ) -> dict[str, Decimal]:
     """Sum of PAID invoice amounts per customer in major units, currencies mixed
     (customers.md ``totalSpent``). Missing ids: 0."""
-    if not customer_ids:
-        return {}
-    rows = await session.execute(
-        select(Invoice.customer_id, Invoice.currency, func.sum(Invoice.total_minor))
-        .where(Invoice.customer_id.in_(customer_ids), Invoice.status == PAID)
-        .group_by(Invoice.customer_id, Invoice.currency)
-    )
     out: dict[str, Decimal] = {}
-    for customer_id, currency, minor in rows.tuples():
-        total = Decimal(money.to_wire(int(minor or 0), currency))
+    for customer_id, currency, minor in await repository.paid_minor_by_customer(
+        session, customer_ids
+    ):
+        total = Decimal(money.to_wire(minor, currency))
         out[customer_id] = out.get(customer_id, Decimal(0)) + total
     return out
 
 
-async def lock_for_customer(session: AsyncSession, customer_id: str) -> None:
-    """Row-lock a customer's invoices on PostgreSQL before deleting the customer: invoices
-    first, then subscriptions, the order the charge job and the dunning hook lock in."""
-    await session.execute(
-        select(Invoice.id)
-        .where(Invoice.customer_id == customer_id)
-        .order_by(Invoice.id)
-        .with_for_update()
-    )
+lock_for_customer = repository.lock_for_customer
 
 
 async def delete_for_customer(
@@ -292,15 +252,9 @@ async def delete_for_customer(
 ) -> None:
     """Delete a customer's invoices and their lines (the number counter is not rolled
     back). Their stored PDFs (served without auth) are removed after the commit."""
-    ids = list(
-        (await session.scalars(select(Invoice.id).where(Invoice.customer_id == customer_id))).all()
-    )
+    ids = await repository.delete_for_customer(session, customer_id)
     if not ids:
         return
-    for offset in range(0, len(ids), _DELETE_CHUNK):
-        chunk = ids[offset : offset + _DELETE_CHUNK]
-        await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(chunk)))
-        await session.execute(delete(Invoice).where(Invoice.id.in_(chunk)))
     if data_dir is not None:
         remove_pdfs_after_commit(session, data_dir, ids)
     log.info("invoice.deleted_for_customer", customer_id=customer_id, invoices=len(ids))

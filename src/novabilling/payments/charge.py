@@ -47,6 +47,7 @@ from novabilling.payments.providers import paystack, registry
 from novabilling.payments.providers.base import (
     ChargeRequest,
     CheckoutRequest,
+    ExpiresCheckouts,
     Outcome,
     ProviderError,
     ProviderUnavailable,
@@ -161,6 +162,7 @@ class _CheckoutPlan:
     payment_id: str
     handle: ProviderHandle
     request: CheckoutRequest
+    superseded: tuple[tuple[str, str], ...]  # (provider, its page id) of replaced checkouts
 
 
 async def _plan_checkout(
@@ -225,7 +227,10 @@ async def _plan_checkout(
             metadata={"invoiceId": invoice.id, "paymentId": payment.id},
         )
         await session.commit()
-    return _CheckoutPlan(payment.id, handle, request)
+    superseded = tuple(
+        (p.provider, p.provider_transaction_id) for p in open_ones if p.provider_transaction_id
+    )
+    return _CheckoutPlan(payment.id, handle, request, superseded)
 
 
 async def checkout(
@@ -270,11 +275,27 @@ async def checkout(
             payment.expires_at = now + CHECKOUT_TTL
         payment.updated_at = now
         await session.commit()
+    await _expire_superseded(plan, tenant_id=tenant_id, factory=factory)
     if error is not None:
         log.warning("payment.checkout_failed", payment_id=payment.id, error=error.message)
         raise ProviderRefused(payment.failure_reason or error.message) from error
     log.info("payment.checkout_created", payment_id=payment.id, provider=plan.handle.name)
     return payment
+
+
+async def _expire_superseded(
+    plan: _CheckoutPlan, *, tenant_id: str, factory: ProviderFactory
+) -> None:
+    """Close the replaced pages at providers that allow it (best effort: a page paid after
+    all is an overpayment, refunded - see ``service.record_outcome``)."""
+    for provider, page_id in plan.superseded:
+        handle = await factory.get(tenant_id, provider)
+        if handle is None or not isinstance(handle.adapter, ExpiresCheckouts):
+            continue
+        try:
+            await handle.adapter.expire_checkout(page_id)
+        except ProviderError as exc:
+            log.info("payment.checkout_not_expired", provider=provider, error=exc.message)
 
 
 # --- confirmation -------------------------------------------------------------------------

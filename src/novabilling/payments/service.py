@@ -23,11 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.customers.models import Customer
-from novabilling.errors import BusinessRule, Invalid, NotFound
+from novabilling.errors import BusinessRule, Invalid
 from novabilling.invoices import lifecycle as invoice_lifecycle
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
@@ -36,9 +34,8 @@ from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor, sha256_hex
 from novabilling.kit.jobs import QUEUE_PAYMENTS, enqueue_after_commit
-from novabilling.kit.pagination import paginate
 from novabilling.notifications import jobs as emails
-from novabilling.payments import schemas
+from novabilling.payments import repository, schemas
 from novabilling.payments.models import (
     FAILED,
     KIND_CHARGE,
@@ -48,7 +45,6 @@ from novabilling.payments.models import (
     SUCCEEDED,
     Payment,
     PaymentMethod,
-    Refund,
 )
 from novabilling.payments.providers.base import Outcome, Transaction
 from novabilling.webhooks import outbound
@@ -80,31 +76,13 @@ class Recorded:
 
 
 async def get_payment(session: AsyncSession, *, payment_id: str, lock: bool = False) -> Payment:
-    stmt = select(Payment).where(Payment.id == payment_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    payment = await session.scalar(stmt)
-    if payment is None:
-        raise NotFound("Payment not found")
-    return payment
+    return await repository.get(session, payment_id, lock=lock)
 
 
 async def render(session: AsyncSession, payments: Sequence[Payment]) -> list[dict[str, Any]]:
     """Payment objects with the embedded ``invoice`` (+ ``customer``), two queries."""
-    invoice_ids = {p.invoice_id for p in payments}
-    invoices = (
-        {i.id: i for i in await session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)))}
-        if invoice_ids
-        else {}
-    )
-    customer_ids = {i.customer_id for i in invoices.values()}
-    customers = (
-        {
-            c.id: c
-            for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
-        }
-        if customer_ids
-        else {}
+    invoices, customers = await repository.invoices_with_customers(
+        session, {p.invoice_id for p in payments}
     )
     out = []
     for p in payments:
@@ -114,55 +92,27 @@ async def render(session: AsyncSession, payments: Sequence[Payment]) -> list[dic
     return out
 
 
-async def list_payments(
-    session: AsyncSession,
-    *,
-    page: int,
-    limit: int,
-    status: str | None = None,
-    provider: str | None = None,
-    invoice_id: str | None = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
-) -> tuple[list[Payment], int]:
-    stmt = select(Payment)
-    if status is not None:
-        stmt = stmt.where(Payment.status == status)
-    if provider is not None:
-        stmt = stmt.where(Payment.provider == provider)
-    if invoice_id is not None:
-        stmt = stmt.where(Payment.invoice_id == invoice_id)
-    if date_from is not None:
-        stmt = stmt.where(Payment.created_at >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(Payment.created_at <= date_to)
-    return await paginate(session, stmt, page, limit)
+list_payments = repository.page
+find_for_event = repository.find_for_event
 
 
 async def list_for_invoice(session: AsyncSession, invoice_id: str) -> list[dict[str, Any]]:
     """The invoice's payments, oldest first, as Payment objects without embeds."""
-    rows = await session.scalars(
-        select(Payment)
-        .where(Payment.invoice_id == invoice_id)
-        .order_by(Payment.created_at, Payment.id)
-    )
-    return [schemas.payment_out(p, embed=False) for p in rows.all()]
+    return [
+        schemas.payment_out(p, embed=False)
+        for p in await repository.of_invoice(session, invoice_id)
+    ]
 
 
-async def find_for_event(
-    session: AsyncSession, *, payment_id: str | None, provider_reference: str | None
-) -> Payment | None:
-    """The payment an inbound event is about: our id from the echoed reference, else the
-    provider's transaction id."""
-    if payment_id:
-        found = await session.get(Payment, payment_id)
-        if found is not None:
-            return found
-    if provider_reference:
-        return await session.scalar(
-            select(Payment).where(Payment.provider_transaction_id == provider_reference)
-        )
-    return None
+async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's payments (``billing.accounts``), newest invoice first."""
+    return await render(session, list(await repository.of_customer(session, customer_id)))
+
+
+async def delete_for_customer(session: AsyncSession, customer_id: str) -> None:
+    """Customer deletion (customers.md: cascades to payments and payment methods)."""
+    await repository.delete_for_customer(session, customer_id)
+    log.info("payment.deleted_for_customer", customer_id=customer_id)
 
 
 async def flag_for_attention(
@@ -170,40 +120,13 @@ async def flag_for_attention(
 ) -> None:
     """Mark a payment the tenant must look at (``metadata.needsAttention``)."""
     async with maker() as session:
-        payment = await get_payment(session, payment_id=payment_id, lock=True)
+        payment = await repository.get(session, payment_id, lock=True)
         payment.metadata_ = {
             **(payment.metadata_ or {}),
             "needsAttention": True,
             "attentionReason": reason[:500],
         }
         await session.commit()
-
-
-async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
-    """The customer's payments (``billing.accounts``), newest invoice first."""
-    rows = await session.execute(
-        select(Payment)
-        .join(Invoice, Invoice.id == Payment.invoice_id)
-        .where(Invoice.customer_id == customer_id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc(), Payment.created_at.desc())
-    )
-    return await render(session, list(rows.scalars().all()))
-
-
-async def delete_for_customer(session: AsyncSession, customer_id: str) -> None:
-    """Customer deletion (customers.md: cascades to payments and payment methods): the
-    customer's payments - by ``customer_id`` or through the customer's invoices, so call
-    this before the invoices go - with their refunds, and the saved payment methods."""
-    theirs = or_(
-        Payment.customer_id == customer_id,
-        Payment.invoice_id.in_(select(Invoice.id).where(Invoice.customer_id == customer_id)),
-    )
-    await session.execute(
-        delete(Refund).where(Refund.payment_id.in_(select(Payment.id).where(theirs)))
-    )
-    await session.execute(delete(Payment).where(theirs))
-    await session.execute(delete(PaymentMethod).where(PaymentMethod.customer_id == customer_id))
-    log.info("payment.deleted_for_customer", customer_id=customer_id)
 
 
 # -- manual recording ---------------------------------------------------------------------
@@ -460,21 +383,9 @@ def _overpaid(tenant_id: str, payment: Payment, invoice: Invoice, *, clock: Cloc
 
 
 async def _claim(session: AsyncSession, payment: Payment, status: str, **values: Any) -> bool:
-    """Compare-and-set the payment's status from the one this worker read: of two workers
-    recording answers for the same payment (two webhooks, a webhook and a reconcile), one
-    wins - also on SQLite, which has no row locks."""
+    """Move the payment to ``status`` only from the one this worker read it in."""
     sources = (PROCESSING, FAILED) if status == SUCCEEDED else (PROCESSING,)
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status.in_(sources))
-        .values(status=status, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        await session.refresh(payment)
-        return False
-    await session.refresh(payment)
-    return True
+    return await repository.claim(session, payment, sources, status=status, **values)
 
 
 async def fail_payment(
@@ -511,14 +422,10 @@ async def save_method(
 ) -> PaymentMethod:
     """Save a reusable authorization (sealed); default when the customer has none."""
     digest = sha256_hex(f"{provider}:{token}")
-    existing = await session.scalar(select(PaymentMethod).where(PaymentMethod.token_hash == digest))
+    existing = await repository.method_by_token_hash(session, digest)
     if existing is not None:
         return existing
-    has_default = await session.scalar(
-        select(PaymentMethod.id).where(
-            PaymentMethod.customer_id == customer_id, PaymentMethod.is_default.is_(True)
-        )
-    )
+    has_default = await repository.has_default_method(session, customer_id)
     auth = raw.get("authorization") if isinstance(raw, dict) else None
     auth = auth if isinstance(auth, dict) else {}
     now = clock.now()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.money import MAX_MINOR, normalize_code, parse_amount, to_minor
-from novabilling.kit.pagination import newest_first
+from novabilling.plans import repository
 from novabilling.plans.models import Plan, PlanPrice
 from novabilling.plans.schemas import E4, PlanCreate, PlanPatch, plan_out
 
@@ -59,45 +59,15 @@ def _price_minor(currency: str, amount: Decimal, *, prefix: str = "") -> tuple[s
     return code, minor
 
 
-async def get_plan(session: AsyncSession, plan_id: str) -> Plan:
-    """The plan or ``NotFound("Plan not found")``."""
-    plan = await session.get(Plan, plan_id)
-    if plan is None:
-        raise NotFound("Plan not found")
-    return plan
-
-
-async def prices_of(session: AsyncSession, plan_ids: list[str]) -> dict[str, list[PlanPrice]]:
-    """Prices per plan id (every id present, oldest price first)."""
-    out: dict[str, list[PlanPrice]] = {pid: [] for pid in plan_ids}
-    if not plan_ids:
-        return out
-    rows = await session.scalars(
-        select(PlanPrice)
-        .where(PlanPrice.plan_id.in_(plan_ids))
-        .order_by(PlanPrice.created_at, PlanPrice.id)
-    )
-    for price in rows:
-        out[price.plan_id].append(price)
-    return out
-
-
-async def price_for(session: AsyncSession, plan_id: str, currency: str) -> PlanPrice | None:
-    """The plan's price in ``currency`` (matched case-insensitively), or None."""
-    return await session.scalar(
-        select(PlanPrice).where(
-            PlanPrice.plan_id == plan_id, PlanPrice.currency == currency.upper()
-        )
-    )
+get_plan = repository.get
+prices_of = repository.prices_of
+price_for = repository.price_for
 
 
 async def list_plans(
     session: AsyncSession, *, is_active: bool | None
 ) -> list[tuple[Plan, list[PlanPrice]]]:
-    stmt = select(Plan).order_by(*newest_first(Plan))
-    if is_active is not None:
-        stmt = stmt.where(Plan.is_active.is_(is_active))
-    plans = list(await session.scalars(stmt))
+    plans = await repository.newest(session, is_active=is_active)
     prices = await prices_of(session, [p.id for p in plans])
     return [(p, prices[p.id]) for p in plans]
 

@@ -42,9 +42,10 @@ from novabilling.subscriptions.lifecycle import (
 )
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
 from novabilling.subscriptions.prorations import PlanTarget
-from novabilling.subscriptions.queries import (
+from novabilling.subscriptions.repository import (
     active_count_of,
     count_active,
+    count_for_plan,
     due_for_renewal,
     due_for_retry,
     pending_items,
@@ -66,6 +67,7 @@ __all__ = [
     "cancel_now",
     "change_plan",
     "count_active",
+    "count_for_plan",
     "create_subscription",
     "delete_for_customer",
     "due_action",

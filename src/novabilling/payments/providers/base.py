@@ -146,6 +146,14 @@ class WebhookEvent:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
+class ExpiresCheckouts(Protocol):
+    """A provider whose hosted payment pages can be closed before they are paid (Stripe
+    Checkout Sessions): a superseded checkout is expired there too."""
+
+    async def expire_checkout(self, provider_reference: str) -> None: ...
+
+
 class PaymentProvider(Protocol):
     """Async interface implemented by every adapter (one instance per credentials)."""
 

@@ -246,6 +246,13 @@ class StripeProvider:
             provider_reference=session.get("id"),
         )
 
+    async def expire_checkout(self, provider_reference: str) -> None:
+        """Close an open Checkout Session (a newer checkout superseded it)."""
+        response = await self._call(
+            "POST", f"/v1/checkout/sessions/{provider_reference}/expire", form={}
+        )
+        self._raise_for(response)
+
     async def verify_transaction(self, reference: str) -> Transaction:
         if reference.startswith("pi_"):
             response = await self._call("GET", f"/v1/payment_intents/{reference}")

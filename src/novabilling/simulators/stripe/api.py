@@ -64,6 +64,7 @@ class StripeApi(SimulatorApi["StripeSimulator"]):
             Route("/v1/balance", api(self._balance), methods=["GET"]),
             Route("/v1/checkout/sessions", api(self._post(self._session)), methods=["POST"]),
             Route("/v1/checkout/sessions/{id}", api(self._get(sim.sessions)), methods=["GET"]),
+            Route("/v1/checkout/sessions/{id}/expire", api(self._expire), methods=["POST"]),
             Route("/v1/payment_intents", api(self._post(self._intent)), methods=["POST"]),
             Route("/v1/payment_intents/search", api(self._search), methods=["GET"]),
             Route("/v1/payment_intents/{id}", api(self._get(sim.intents)), methods=["GET"]),
@@ -180,6 +181,20 @@ class StripeApi(SimulatorApi["StripeSimulator"]):
         session = self.sim.new_session(fields, payment_intent_data=intent_data)
         return 200, public(session), False
 
+    async def _expire(self, request: Request) -> Response:
+        """``POST /v1/checkout/sessions/{id}/expire``: an open session can no longer be
+        paid; any other status is a 400, as Stripe answers."""
+        session = self.sim.sessions.get(request.path_params["id"])
+        if session is None:
+            error = {"type": "invalid_request_error", "code": "resource_missing"}
+            return json_error(404, {"error": {**error, "message": "No such checkout.session"}})
+        if session["status"] != "open":
+            message = "Only Checkout Sessions with a status of `open` can be expired."
+            return json_error(400, {"error": {"type": "invalid_request_error", "message": message}})
+        session["status"] = "expired"
+        self.sim.event("checkout.session.expired", public(session))
+        return json_ok(public(session))
+
     def _intent(self, form: dict[str, str]) -> Result:
         amount = _amount(form, "amount")
         currency = form.get("currency", "")
@@ -257,8 +272,11 @@ class StripeApi(SimulatorApi["StripeSimulator"]):
 
     async def _sim_pay(self, request: Request) -> Response:
         reference = request.path_params["reference"]
-        if self.sim.find_session(reference) is None:
+        found = self.sim.find_session(reference)
+        if found is None:
             return json_error(404, {"status": "error", "message": "unknown session"})
+        if found["status"] == "expired":
+            return json_error(400, {"status": "error", "message": "this session has expired"})
         success = request.query_params.get("outcome", "success") == "success"
         session = await self.sim.complete(reference, success=success)
         return json_ok(

@@ -1,5 +1,5 @@
-"""Read queries on subscriptions for the billing engine and other domains (re-exported by
-``service``)."""
+"""Queries of the subscriptions domain (STYLE §2): read queries for the billing engine and
+the other domains, which reach them through ``subscriptions.service`` (re-exported)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from novabilling.subscriptions.transitions import Status
 __all__ = [
     "active_count_of",
     "count_active",
+    "count_for_plan",
     "due_for_renewal",
     "due_for_retry",
     "pending_items",

@@ -1,0 +1,58 @@
+"""Queries of the customers domain (STYLE §2): one customer, and the list's filters and
+order as a statement the caller pages (``billing.accounts`` adds the columns it embeds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.customers.models import Customer
+from novabilling.customers.schemas import SORTABLE
+from novabilling.errors import Invalid, NotFound
+
+
+async def get(session: AsyncSession, customer_id: str) -> Customer:
+    """The customer or ``NotFound("Customer not found")``."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("Customer not found")
+    return customer
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
+    """Customers whose name or e-mail contains ``search`` (case-insensitive), exact
+    ``country`` and ``currency``."""
+    stmt = select(Customer)
+    if search:
+        pattern = f"%{_escape_like(search.lower())}%"
+        stmt = stmt.where(
+            or_(
+                Customer.name.ilike(pattern, escape="\\"),
+                Customer.email.ilike(pattern, escape="\\"),
+            )
+        )
+    if country is not None:
+        stmt = stmt.where(Customer.country == country)
+    if currency is not None:
+        stmt = stmt.where(Customer.currency == currency)
+    return stmt
+
+
+def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
+    """The list's ORDER BY: an allow-listed column, then the id (stable pages)."""
+    key = sort_by if sort_by is not None else "createdAt"
+    if key not in SORTABLE:
+        raise Invalid("sortBy", f"sortBy must be one of: {', '.join(SORTABLE)}")
+    direction = sort_order if sort_order is not None else "desc"
+    if direction not in ("asc", "desc"):
+        raise Invalid("sortOrder", "sortOrder must be one of: asc, desc")
+    column = getattr(Customer, SORTABLE[key])
+    if direction == "asc":
+        return [column.asc(), Customer.id.asc()]
+    return [column.desc(), Customer.id.desc()]
