@@ -44,6 +44,7 @@ DOMAINS = (
     "novabilling.customers",
     "novabilling.plans",
     "novabilling.subscriptions",
+    "novabilling.usage",
     "novabilling.invoices",
     "novabilling.payments",
     "novabilling.billing",
@@ -222,6 +223,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("customers",),
     ("plans",),
     ("subscriptions",),
+    # usage: metrics, events, charges, plan overrides - inputs to invoices (DESIGN), it
+    # reads plans, customers and subscriptions
+    ("usage",),
     ("invoices",),
     ("payments",),
     ("billing",),

@@ -5,8 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from novabilling.api.auth import router as auth_router
+from novabilling.api.billable_metrics import router as billable_metrics_router
+from novabilling.api.charges import router as charges_router
 from novabilling.api.currencies import router as currencies_router
 from novabilling.api.customers import router as customers_router
+from novabilling.api.events import router as events_router
 from novabilling.api.invoice_files import router as invoice_files_router
 from novabilling.api.invoices import router as invoices_router
 from novabilling.api.payment_providers import router as payment_providers_router
@@ -29,6 +32,9 @@ def api_routers() -> list[APIRouter]:
         payment_providers_router,
         payments_router,
         webhooks_router,
+        billable_metrics_router,
+        events_router,
+        charges_router,
     ]
 
 

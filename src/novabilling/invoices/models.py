@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from novabilling.kit.db import JSONType, TenantBase, id_column
+from novabilling.kit.db import ExactDecimal, JSONType, TenantBase, id_column
 
 DRAFT = "DRAFT"
 PENDING = "PENDING"
@@ -86,11 +87,17 @@ class InvoiceLine(TenantBase):
     position: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(32), default="manual")
     description: Mapped[str] = mapped_column(String(500))
-    quantity: Mapped[int] = mapped_column(BigInteger, default=1)
+    # Exact decimal: usage lines bill fractional units (a SUM of decimals).
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(1))
     unit_amount_minor: Mapped[int] = mapped_column(BigInteger)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None] = mapped_column(default=None)
     period_end: Mapped[datetime | None] = mapped_column(default=None)
+    # ``usage`` lines: the charge billed and its bucket ("" the charge's own events, a
+    # filter id, "minimum"), so a later invoice of the period bills only what is not yet
+    # billed (contract charges.md).
+    charge_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    charge_bucket: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class InvoiceCounter(TenantBase):

@@ -5,18 +5,21 @@ from __future__ import annotations
 import errno
 import socket
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, TypeDecorator, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeEngine
 
 from novabilling.kit.ids import new_id
 from novabilling.kit.pools import BudgetPool, ConnectionBudget
+from novabilling.kit.sqlite_decimal import register as register_sqlite_decimal
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -50,6 +53,30 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON()
 
 
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal: ``NUMERIC`` on PostgreSQL; canonical text on SQLite, whose
+    ``NUMERIC`` affinity would turn ``'0.1'`` into a binary float."""
+
+    impl = Numeric()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(80))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        number = Decimal(value)
+        return format(number, "f") if dialect.name == "sqlite" else number
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
 def id_column() -> Mapped[str]:
     return mapped_column(String(32), primary_key=True, default=new_id)
 
@@ -71,6 +98,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    register_sqlite_decimal(dbapi_connection)
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -88,14 +88,21 @@ class JobQueue(Protocol):
 
 
 async def enqueue_many(jobs: JobQueue, queue: str, batch: list[dict[str, Any]]) -> None:
-    """Enqueue ``batch`` (dicts of ``name``, ``data``, optional ``job_id``) in one call when
+    """Enqueue ``batch`` (dicts of ``name``, ``data``, optional ``job_id`` and
+    ``delay_seconds``) in one call when
     the backend can (``BullMQQueue.enqueue_many``: one Redis pipeline), else one by one."""
     bulk = getattr(jobs, "enqueue_many", None)
     if bulk is not None:
         await bulk(queue, batch)
         return
     for job in batch:
-        await jobs.enqueue(queue, job["name"], job["data"], job_id=job.get("job_id"))
+        await jobs.enqueue(
+            queue,
+            job["name"],
+            job["data"],
+            job_id=job.get("job_id"),
+            delay_seconds=float(job.get("delay_seconds") or 0),
+        )
 
 
 class PermanentJobError(Exception):

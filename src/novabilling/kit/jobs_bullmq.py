@@ -108,13 +108,16 @@ class BullMQQueue:
         await self.bullmq_queue(queue).add(name, data, opts)  # type: ignore[arg-type]
 
     async def enqueue_many(self, queue: str, batch: list[dict[str, Any]]) -> None:
-        """One ``addBulk`` (one Redis round trip) for many jobs with default options."""
+        """One ``addBulk`` (one Redis round trip) for many jobs with default options (and an
+        optional ``delay_seconds`` each)."""
         jobs: list[dict[str, Any]] = []
         for job in batch:
             check_enqueue_args(queue, job["name"], job["data"], job.get("job_id"), DEFAULT_ATTEMPTS)
             opts = self._options(DEFAULT_ATTEMPTS)
             if job.get("job_id") is not None:
                 opts["jobId"] = job["job_id"]
+            if job.get("delay_seconds"):
+                opts["delay"] = int(float(job["delay_seconds"]) * 1000)
             jobs.append({"name": job["name"], "data": job["data"], "opts": opts})
         await self.bullmq_queue(queue).addBulk(jobs)  # type: ignore[arg-type]
 

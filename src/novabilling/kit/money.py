@@ -34,6 +34,8 @@ __all__ = [
     "Currency",
     "WireAmount",
     "allocate",
+    "decimal_to_number",
+    "decimal_to_wire",
     "exponent",
     "format_display",
     "get_currency",
@@ -190,6 +192,24 @@ def to_wire(minor: int, currency: str) -> str:
     sign, whole, fraction = _split(minor, exponent(currency))
     fraction = fraction.rstrip("0")
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
+
+
+def decimal_to_wire(value: Decimal) -> str:
+    """Canonical string of a currency-less exact decimal (a per-unit rate, a unit count):
+    no exponent, no trailing zeros (``"0.0025"``, ``"12"``, ``"-1.5"``)."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def decimal_to_number(value: Decimal) -> float | int:
+    """JSON number of an exact decimal (a computed unit count): int when whole. Only for
+    the JSON edge; never compute with the result."""
+    text = decimal_to_wire(value)
+    return float(text) if "." in text else int(text)
 
 
 def to_number(minor: int, currency: str) -> float | int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -54,7 +55,7 @@ class TenantView:
 @dataclass(frozen=True, slots=True)
 class InvoiceLineView:
     description: str
-    quantity: int
+    quantity: Decimal  # usage lines may bill fractional units
     unit_amount_minor: int
     amount_minor: int
 
