@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from novabilling.api.analytics import router as analytics_router
 from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
 from novabilling.api.charges import router as charges_router
@@ -32,6 +33,7 @@ def api_routers() -> list[APIRouter]:
         invoices_router,
         payment_providers_router,
         payments_router,
+        analytics_router,
         webhooks_router,
         billable_metrics_router,
         events_router,
