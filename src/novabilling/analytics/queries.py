@@ -2,12 +2,11 @@
 returned as a few rows per currency (never the invoices, payments or subscriptions
 themselves). Money comes back as sums of integer minor units.
 
-Indexes these lean on (migration 0009, named in docs/benchmarks.md):
-``ix_invoices_status_paid_at`` (revenue), ``ix_invoices_status_created_at`` (net revenue),
-``ix_invoices_subscription_id`` (ltv), ``ix_payments_created_at_status`` (payments),
-``ix_payments_status_created_at`` (refunds), ``ix_subscriptions_status_created_at``
-(mrr, counts), ``ix_subscriptions_customer_id_created_at`` (cohorts),
-``ix_credit_notes_status_created_at`` (net revenue).
+Indexes these lean on (tenant migration 0009; docs/benchmarks.md, "Analytics"):
+``ix_invoices_status_paid_at`` (revenue, customers, LTV), ``ix_invoices_status_created_at``
+and ``ix_payments_status_created_at`` and ``ix_credit_notes_status_created_at`` (net
+revenue), ``ix_payments_created_at_id`` (payment counts), ``ix_subscriptions_created_at_id``
+(new MRR, cohorts), ``uq_plan_prices_plan_id_currency`` (MRR).
 """
 
 from __future__ import annotations
