@@ -47,6 +47,7 @@ DOMAINS = (
     "novabilling.usage",
     "novabilling.invoices",
     "novabilling.payments",
+    "novabilling.analytics",
     "novabilling.billing",
 )
 HTTP = ("fastapi", "starlette")
@@ -228,6 +229,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("usage",),
     ("invoices",),
     ("payments",),
+    # reports: aggregate reads over customers .. payments (credit notes included); billing
+    # (the portal, the demo seed) and the routers read them, no domain below needs them
+    ("analytics",),
     ("billing",),
     ("api",),
     ("routes", "worker", "bootstrap", "tenant_schema", "app", "cli", "asgi", "worker_main"),

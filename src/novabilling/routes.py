@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from novabilling.api.analytics import router as analytics_router
 from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
 from novabilling.api.charges import router as charges_router
+from novabilling.api.checkout_return import router as checkout_return_router
 from novabilling.api.currencies import router as currencies_router
 from novabilling.api.customers import router as customers_router
 from novabilling.api.events import router as events_router
@@ -31,6 +33,7 @@ def api_routers() -> list[APIRouter]:
         invoices_router,
         payment_providers_router,
         payments_router,
+        analytics_router,
         webhooks_router,
         billable_metrics_router,
         events_router,
@@ -39,5 +42,6 @@ def api_routers() -> list[APIRouter]:
 
 
 def static_routers() -> list[APIRouter]:
-    """Static files (contract README §1): no auth and, per §9, not rate limited."""
-    return [invoice_files_router]
+    """Static files (contract README §1) and the checkout return page: no auth and, per
+    §9, not rate limited."""
+    return [invoice_files_router, checkout_return_router]

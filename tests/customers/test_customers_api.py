@@ -16,6 +16,7 @@ CUSTOMER_KEYS = {
     "externalId",
     "email",
     "name",
+    "phone",
     "country",
     "currency",
     "netPaymentTerms",
@@ -58,6 +59,27 @@ async def test_create_customer(client: httpx.AsyncClient, tenant: TenantCreds) -
     assert TIMESTAMP.match(body["createdAt"]) and TIMESTAMP.match(body["updatedAt"])
 
 
+async def test_phone_is_a_customer_field(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+    """Additive optional field (not in the original contract): kept as sent, null by
+    default, set and cleared by PATCH, returned by every read."""
+    body = await create_customer(client, tenant, phone="+254 708-374-149")
+    assert body["phone"] == "+254 708-374-149"
+    h = tenant.key_headers
+    assert (await client.get(f"/api/customers/{body['id']}", headers=h)).json()["phone"] == (
+        "+254 708-374-149"
+    )
+    listed = (await client.get("/api/customers", headers=h)).json()["data"]
+    assert [c["phone"] for c in listed] == ["+254 708-374-149"]
+    r = await client.patch(f"/api/customers/{body['id']}", headers=h, json={"phone": "0708374149"})
+    assert r.status_code == 200 and r.json()["phone"] == "0708374149"
+    r = await client.patch(f"/api/customers/{body['id']}", headers=h, json={"name": "Wanjiku"})
+    assert r.json()["phone"] == "0708374149"  # untouched when not sent
+    r = await client.patch(f"/api/customers/{body['id']}", headers=h, json={"phone": None})
+    assert r.status_code == 200 and r.json()["phone"] is None
+    bare = await create_customer(client, tenant, externalId="cus_2")
+    assert bare["phone"] is None
+
+
 async def test_create_customer_defaults_and_backdating(
     client: httpx.AsyncClient, tenant: TenantCreds
 ) -> None:
@@ -94,7 +116,10 @@ async def test_create_customer_defaults_and_backdating(
         ({"metadata": "text"}, "metadata"),
         ({"metadata": {"blob": "x" * 17_000}}, "metadata"),
         ({"createdAt": "yesterday"}, "createdAt"),
-        ({"phone": "+234"}, "property"),
+        ({"phone": "+234"}, "phone"),
+        ({"phone": "call me"}, "phone"),
+        ({"phone": 254708374149}, "phone"),
+        ({"phone": "+254 708 374 149 0000"}, "phone"),
     ],
 )
 async def test_create_customer_rejects_bad_input(
@@ -249,6 +274,7 @@ async def test_patch_customer(client: httpx.AsyncClient, tenant: TenantCreds) ->
         ({"currency": "TOOLONG"}, "currency"),
         ({"name": "n" * 201}, "name"),
         ({"netPaymentTerms": 400}, "netPaymentTerms"),
+        ({"phone": "12"}, "phone"),
         ({"tenantId": "x"}, "property"),
     ],
 )

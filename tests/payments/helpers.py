@@ -66,6 +66,7 @@ async def make_invoice(
     amount: int | str = 5000,
     email: str = paystack_sim.TEST_EMAIL,
     metadata: dict[str, Any] | None = None,
+    phone: str | None = None,
 ) -> dict[str, Any]:
     """A customer and a finalized (PENDING) invoice for ``amount`` major units."""
     customer = await client.post(
@@ -75,6 +76,7 @@ async def make_invoice(
             "email": email,
             "currency": currency,
             "metadata": metadata,
+            "phone": phone,
         },
         headers=headers,
     )

@@ -44,8 +44,13 @@ async def test_stk_checkout_callback_confirmed_paid(
     callback = f"https://billing.test/webhooks/mpesa/{tenant.id}"  # Daraja wants https
     creds = {**CREDENTIALS, "callbackUrl": callback}
     await configure(client, h, name="mpesa", credentials=creds)
-    invoice = await make_invoice(
-        client, h, currency="KES", amount=1500, metadata={"phone": mpesa_sim.PHONE_SUCCESS}
+    invoice = await make_invoice(  # the phone field wins over a metadata.phone
+        client,
+        h,
+        currency="KES",
+        amount=1500,
+        phone=mpesa_sim.PHONE_SUCCESS,
+        metadata={"phone": mpesa_sim.PHONE_CANCELLED},
     )
 
     forged = {
@@ -99,7 +104,7 @@ async def test_failed_stk_marks_payment_failed(
     callback = f"https://billing.test/webhooks/mpesa/{tenant.id}"  # Daraja wants https
     creds = {**CREDENTIALS, "callbackUrl": callback}
     await configure(client, h, name="mpesa", credentials=creds)
-    invoice = await make_invoice(
+    invoice = await make_invoice(  # no phone field: metadata.phone is the fallback
         client, h, currency="KES", amount=700, metadata={"phone": mpesa_sim.PHONE_CANCELLED}
     )
     out = await client.post(f"/api/invoices/{invoice['id']}/checkout", headers=h)

@@ -67,7 +67,7 @@ def _invoice(http: httpx.Client, provider: str) -> dict[str, Any]:
             "email": "ada@example.com",
             "name": "Ada Obi",
             "currency": currency,
-            "metadata": {"phone": PHONE_SUCCESS},
+            "phone": PHONE_SUCCESS,
         },
     )
     assert customer.status_code == 201, customer.text

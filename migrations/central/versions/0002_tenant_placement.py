@@ -19,9 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("database_connections") as batch:
         batch.add_column(sa.Column("server", sa.String(length=255), nullable=True))
-        batch.create_index(
-            batch.f("ix_database_connections_server"), ["server"], unique=False
-        )
+        batch.create_index(batch.f("ix_database_connections_server"), ["server"], unique=False)
 
 
 def downgrade() -> None:

@@ -1,7 +1,7 @@
 """tenant baseline (empty: the alembic_version row marks a provisioned database)
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations

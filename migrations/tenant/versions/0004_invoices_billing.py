@@ -55,12 +55,8 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_invoices_created_at_id", "invoices", ["created_at", "id"])
-    op.create_index(
-        "ix_invoices_status_next_retry_at", "invoices", ["status", "next_retry_at"]
-    )
-    op.create_index(
-        "ix_invoices_status_grace_ends_at", "invoices", ["status", "grace_ends_at"]
-    )
+    op.create_index("ix_invoices_status_next_retry_at", "invoices", ["status", "next_retry_at"])
+    op.create_index("ix_invoices_status_grace_ends_at", "invoices", ["status", "grace_ends_at"])
     op.create_index(op.f("ix_invoices_customer_id"), "invoices", ["customer_id"])
     op.create_index(op.f("ix_invoices_subscription_id"), "invoices", ["subscription_id"])
 

@@ -19,7 +19,7 @@ class Customer(TenantBase):
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
     email: Mapped[str] = mapped_column(String(320), index=True)
     name: Mapped[str | None] = mapped_column(String(200), default=None)
-    # Not on the wire yet (the contract has no phone field); kept for provider checkouts.
+    # Additive wire field ``phone`` (not in the original contract): M-Pesa STK pushes.
     phone: Mapped[str | None] = mapped_column(String(50), default=None)
     country: Mapped[str | None] = mapped_column(String(3), default=None)
     # Stored exactly as sent (contract: not upper-cased).

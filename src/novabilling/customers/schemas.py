@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,18 +32,38 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def _check_phone(value: str | None) -> str | None:
+    """Digits (7-15, as in E.164), optionally a leading ``+``; spaces, dots, dashes and
+    parentheses between them are allowed and kept as sent."""
+    if value is None:
+        return None
+    text = value.strip()
+    digits = _PHONE_SEPARATORS.sub("", text)
+    if not _PHONE.fullmatch(digits):
+        raise ValueError(
+            "must be a phone number: 7 to 15 digits, optionally starting with + "
+            "(e.g. +254708374149)"
+        )
+    return text
+
+
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_PHONE = re.compile(r"\+?[0-9]{7,15}")
+
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Name = Annotated[str, StringConstraints(max_length=200)]
 Country = Annotated[str, StringConstraints(max_length=3)]
 CurrencyCode = Annotated[str, StringConstraints(min_length=1, max_length=3)]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_check_metadata)]
 NetTerms = Annotated[int, Field(ge=0, le=365)]
+Phone = Annotated[str | None, StringConstraints(max_length=50), AfterValidator(_check_phone)]
 
 
 class CustomerCreate(WireModel):
     external_id: ExternalId
     email: Email
     name: Name | None = None
+    phone: Phone = None
     country: Country | None = None
     currency: CurrencyCode
     metadata: Metadata = None
@@ -56,6 +77,7 @@ class CustomerPatch(WireModel):
     external_id: ExternalId | None = None
     email: Email | None = None
     name: Name | None = None
+    phone: Phone = None
     country: Country | None = None
     currency: CurrencyCode | None = None
     metadata: Metadata = None
@@ -77,6 +99,7 @@ def customer_out(customer: Customer) -> dict[str, Any]:
         "externalId": customer.external_id,
         "email": customer.email,
         "name": customer.name,
+        "phone": customer.phone,
         "country": customer.country,
         "currency": customer.currency,
         "netPaymentTerms": customer.net_payment_terms,

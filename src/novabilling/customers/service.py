@@ -56,7 +56,7 @@ async def create_customer(
         external_id=body.external_id,
         email=body.email,
         name=body.name,
-        phone=None,
+        phone=body.phone,
         country=body.country,
         currency=body.currency,
         net_payment_terms=body.net_payment_terms,
@@ -87,7 +87,7 @@ async def update_customer(
         raise Invalid(nulls[0], f"{nulls[0]} should not be null")
     customer = await get_customer(session, customer_id)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("email", "name", "country", "currency", "net_payment_terms"):
+    for name in ("email", "name", "phone", "country", "currency", "net_payment_terms"):
         if name in changes:
             setattr(customer, name, changes[name])
     if "metadata" in changes:

@@ -46,6 +46,20 @@ class Invoice(TenantBase):
         Index("ix_invoices_created_at_id", "created_at", "id"),
         Index("ix_invoices_status_next_retry_at", "status", "next_retry_at"),
         Index("ix_invoices_status_grace_ends_at", "status", "grace_ends_at"),
+        # analytics (revenue by paid date, LTV; net revenue by creation): index-only scans on
+        # PostgreSQL
+        Index(
+            "ix_invoices_status_paid_at",
+            "status",
+            "paid_at",
+            postgresql_include=["currency", "total_minor", "subscription_id"],
+        ),
+        Index(
+            "ix_invoices_status_created_at",
+            "status",
+            "created_at",
+            postgresql_include=["currency", "total_minor"],
+        ),
     )
 
     id: Mapped[str] = id_column()
@@ -119,6 +133,7 @@ class CreditNote(TenantBase):
     __tablename__ = "credit_notes"
     __table_args__ = (
         Index("ix_credit_notes_created_at_id", "created_at", "id"),
+        Index("ix_credit_notes_status_created_at", "status", "created_at"),  # net revenue
         CheckConstraint("amount_minor >= 0", name="amount_minor_non_negative"),
     )
 

@@ -34,13 +34,17 @@ __all__ = [
     "Currency",
     "WireAmount",
     "allocate",
+    "decimal_number",
     "decimal_to_number",
     "decimal_to_wire",
+    "decimals_of",
     "exponent",
+    "fixed",
     "format_display",
     "get_currency",
     "normalize_code",
     "parse_amount",
+    "to_major",
     "to_minor",
     "to_number",
     "to_wire",
@@ -219,6 +223,37 @@ def to_number(minor: int, currency: str) -> float | int:
     """
     text = to_wire(minor, currency)
     return float(text) if "." in text else int(text)
+
+
+def to_major(minor: int, currency: str) -> Decimal:
+    """Exact major units of ``minor`` (``to_major(2999, "USD") == Decimal("29.99")``), for
+    computed figures (reports). A code outside the supported list counts 2 decimals."""
+    found = CURRENCIES.get(currency.upper())
+    return Decimal(int(minor)).scaleb(-(found.decimals if found else 2))
+
+
+def decimals_of(currency: str) -> int:
+    """Minor-unit digits of ``currency``; 2 for a code outside the supported list."""
+    found = CURRENCIES.get(currency.upper())
+    return found.decimals if found else 2
+
+
+def fixed(value: Decimal, places: int = 2) -> str:
+    """``value`` rounded half-up to exactly ``places`` decimals, as text (``"12.30"``,
+    ``"0.00"``; ``"25000"`` for 0 places). Computed figures only (reports)."""
+    quantum = Decimal(1).scaleb(-places)
+    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    return f"{rounded:f}" if rounded else f"{Decimal(0).quantize(quantum):f}"
+
+
+def decimal_number(value: Decimal, places: int = 2) -> float | int:
+    """``value`` rounded half-up to ``places`` decimals as a JSON number: int when whole,
+    else the float of the exact rounded text. Only for the JSON edge."""
+    text = fixed(value, places)
+    whole, _, fraction = text.partition(".")
+    if not fraction.strip("0"):
+        return int(whole)
+    return float(text)
 
 
 def format_display(minor: int, currency: str) -> str:

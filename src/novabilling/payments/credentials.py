@@ -66,6 +66,14 @@ class _Cached:
     expires: float
 
 
+RETURN_PATH = "/checkout/complete"
+"""Our page a payer returns to from a hosted checkout opened without ``callbackUrl``."""
+
+# Adapters whose hosted checkout needs a return address (Stripe's success_url, Flutterwave's
+# redirect_url): without the caller's callbackUrl they send the payer to our page.
+_RETURN_TO_US = frozenset({"stripe", "flutterwave"})
+
+
 class ProviderFactory:
     def __init__(
         self,
@@ -107,6 +115,8 @@ class ProviderFactory:
         if key == "stripe":
             clock = self.runtime.clock
             kwargs["now"] = lambda: clock.now().timestamp()
+        if key in _RETURN_TO_US:
+            kwargs["return_url"] = self.runtime.settings.public_url.rstrip("/") + RETURN_PATH
         return registry.create_provider(key, credentials, **kwargs)
 
     # -- cached lookup --------------------------------------------------------------------

@@ -58,6 +58,13 @@ class Payment(TenantBase):
     __table_args__ = (
         Index("ix_payments_created_at_id", "created_at", "id"),
         Index("ix_payments_status_next_check_at", "status", "next_check_at"),
+        # analytics: refunds by creation (net revenue), index-only on PostgreSQL
+        Index(
+            "ix_payments_status_created_at",
+            "status",
+            "created_at",
+            postgresql_include=["currency", "amount_minor"],
+        ),
     )
 
     id: Mapped[str] = id_column()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from novabilling.auth.schemas import SMTP_PASSWORD_MASK, tenant_out
 from novabilling.auth.service import new_api_key
 from novabilling.errors import BusinessRule, Conflict, Invalid, NotFound, Unauthorized
+from novabilling.kit import fx
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor, sha256_hex
 from novabilling.kit.netguard import UnsafeDestination, check_public_url
@@ -87,7 +88,13 @@ async def update_tenant(
         incoming = _smtp_password_sealed(
             changes["settings"], tenant.settings, encryptor=encryptor, tenant_id=tenant_id
         )
-        tenant.settings = {**(tenant.settings or {}), **incoming}
+        merged = {**(tenant.settings or {}), **incoming}
+        if fx.SETTING in incoming:  # analytics' rates: checked, null clears them
+            rates = fx.check_setting(incoming[fx.SETTING])
+            merged.pop(fx.SETTING)
+            if rates:
+                merged[fx.SETTING] = rates
+        tenant.settings = merged
     tenant.updated_at = clock.now()
     await session.flush()
     log.info("tenant.updated", fields=sorted(changes))

@@ -107,8 +107,15 @@ def _unavailable(problem: str) -> ProviderUnavailable:
 class FlutterwaveProvider:
     name = "flutterwave"
 
-    def __init__(self, credentials: Credentials, **options: Unpack[http.HttpOptions]) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        return_url: str | None = None,
+        **options: Unpack[http.HttpOptions],
+    ) -> None:
         self.credentials = credentials
+        self.return_url = return_url  # redirect_url when the checkout names none
         endpoint = http.Endpoint.of(credentials, DEFAULT_BASE_URL, **options)
         self.endpoint = replace(endpoint, base_url=endpoint.base_url.removesuffix("/v3"))
 
@@ -160,7 +167,7 @@ class FlutterwaveProvider:
             "tx_ref": request.reference,
             "amount": to_major(request.amount_minor, request.currency),
             "currency": request.currency.upper(),
-            "redirect_url": request.callback_url or "",
+            "redirect_url": request.callback_url or self.return_url or "",
             "customer": {"email": request.email},
             "meta": dict(request.metadata),
         }

@@ -130,9 +130,11 @@ class StripeProvider:
         *,
         now: Callable[[], float] | None = None,
         tolerance: int = 300,
+        return_url: str | None = None,
         **options: Unpack[http.HttpOptions],
     ) -> None:
         self.credentials = credentials
+        self.return_url = return_url  # success_url when the checkout names none
         self.endpoint = http.Endpoint.of(credentials, DEFAULT_BASE_URL, **options)
         self.now = now or time.time
         self.tolerance = tolerance
@@ -217,6 +219,9 @@ class StripeProvider:
 
     async def create_checkout(self, request: CheckoutRequest) -> Checkout:
         currency = request.currency.lower()
+        success_url = request.callback_url or self.return_url
+        if not success_url:
+            raise ProviderError("Stripe Checkout needs a callbackUrl", code="callback_url")
         form = {
             "mode": "payment",
             "line_items[0][price_data][currency]": currency,
@@ -226,7 +231,7 @@ class StripeProvider:
             "line_items[0][price_data][product_data][name]": request.description
             or f"Payment {request.reference}",
             "line_items[0][quantity]": "1",
-            "success_url": request.callback_url or "https://example.invalid/success",
+            "success_url": success_url,
             "client_reference_id": request.reference,
             "customer_email": request.email,
             "metadata[nb_reference]": request.reference,
