@@ -16,6 +16,7 @@ from novabilling.api.invoice_files import router as invoice_files_router
 from novabilling.api.invoices import router as invoices_router
 from novabilling.api.payment_providers import router as payment_providers_router
 from novabilling.api.payments import router as payments_router
+from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.tenants import router as tenants_router
@@ -38,6 +39,7 @@ def api_routers() -> list[APIRouter]:
         billable_metrics_router,
         events_router,
         charges_router,
+        plan_overrides_router,
     ]
 
 

@@ -113,13 +113,13 @@ def parse_strict(query: Mapping[str, str], allowed: Iterable[str] = ()) -> PageP
     return PageParams(page=values["page"], limit=values["limit"])
 
 
-def parse_lenient(query: Mapping[str, str]) -> PageParams:
+def parse_lenient(query: Mapping[str, str], *, default_limit: int = DEFAULT_LIMIT) -> PageParams:
     """Lenient page/limit: bad or < 1 -> defaults, ``limit`` capped at ``MAX_LIMIT``."""
     page = _as_int(query.get("page", "")) or DEFAULT_PAGE
-    limit = _as_int(query.get("limit", "")) or DEFAULT_LIMIT
+    limit = _as_int(query.get("limit", "")) or default_limit
     return PageParams(
         page=page if page >= 1 else DEFAULT_PAGE,
-        limit=min(limit, MAX_LIMIT) if limit >= 1 else DEFAULT_LIMIT,
+        limit=min(limit, MAX_LIMIT) if limit >= 1 else default_limit,
     )
 
 
