@@ -118,15 +118,28 @@ async def test_finalize_sends_invoice_with_pdf(
     detail = (await client.get(f"/api/invoices/{inv['id']}", headers=tenant.key_headers)).json()
     assert detail["pdfUrl"] == f"/uploads/invoices/invoice-{inv['id']}.pdf"
 
-    # mark-paid -> receipt; void of another invoice -> voided notice
+    # mark-paid -> receipt with the paid invoice attached and the method in words
     r = await client.post(
         f"/api/invoices/{inv['id']}/mark-paid",
         headers=tenant.key_headers,
-        json={"paymentMethod": "cash"},
+        json={"paymentMethod": "bank_transfer"},
     )
     assert r.status_code == 201
     await mail_runtime.drain()
-    assert inbox.messages[-1]["Subject"].startswith(f"Receipt for invoice {inv['invoiceNumber']}")
+    receipt = inbox.messages[-1]
+    assert receipt["Subject"].startswith(f"Receipt for invoice {inv['invoiceNumber']}")
+    plain = receipt.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "Method:  Bank transfer" in plain.get_content()
+    assert "bank_transfer" not in plain.get_content()
+    [paid_pdf] = [
+        part for part in receipt.iter_attachments() if part.get_content_type() == "application/pdf"
+    ]
+    assert paid_pdf.get_filename() == f"invoice-{inv['invoiceNumber']}.pdf"
+    paid_text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(paid_pdf.get_content())).pages
+    )
+    assert "PAID" in paid_text and "Amount paid" in paid_text
     r = await client.post(
         f"/api/invoices/{inv['id']}/send-email",
         headers=tenant.key_headers,

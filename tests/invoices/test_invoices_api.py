@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from pypdf import PdfReader
 
 from novabilling.runtime import Runtime
@@ -320,3 +321,22 @@ async def test_send_email(client: httpx.AsyncClient, tenant: TenantCreds) -> Non
     assert r.status_code == 201 and "boss@test.local" in r.json()["message"]
     r = await client.post(f"/api/invoices/{inv['id']}/send-email", headers=tenant.key_headers)
     assert r.status_code == 201 and "ada@test.local" in r.json()["message"]
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/send-email", headers=tenant.key_headers, json={"email": ""}
+    )
+    assert r.status_code == 201 and "ada@test.local" in r.json()["message"]
+
+
+@pytest.mark.parametrize("address", ["not-an-email", "ada@", "a b@test.local", 42, ["x@y.io"]])
+async def test_send_email_refuses_what_is_not_an_address(
+    client: httpx.AsyncClient, tenant: TenantCreds, address: object
+) -> None:
+    """400 at once, instead of a message the mail server refuses after every retry."""
+    customer = await make_customer(client, tenant)
+    inv = await create_invoice(client, tenant, customer["id"])
+    r = await client.post(
+        f"/api/invoices/{inv['id']}/send-email",
+        headers=tenant.key_headers,
+        json={"email": address},
+    )
+    assert_error(r, 400, "email")

@@ -16,6 +16,7 @@ from novabilling.notifications.views import (
     PaymentView,
     SubscriptionView,
     TenantView,
+    method_words,
 )
 
 SENDER = Mailbox(address="billing@acme.test", name="Acme Billing")
@@ -57,6 +58,7 @@ def sample_payment(*, next_retry_at: datetime | None = None) -> PaymentView:
         occurred_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
         method="mpesa",
         reference="QK7H2XY",
+        reference_label="M-Pesa receipt",
         failure_reason="Insufficient funds" if next_retry_at else None,
         next_retry_at=next_retry_at,
     )
@@ -95,7 +97,7 @@ def all_kinds() -> dict[str, EmailMessage]:
         ),
         "invoice_voided": messages.invoice_voided(sample_invoice(), sender=SENDER, recipient=to),
         "payment_received": messages.payment_received(
-            sample_payment(), sender=SENDER, recipient=to
+            sample_payment(), sender=SENDER, recipient=to, pdf=PDF
         ),
         "payment_failed": messages.payment_failed(
             sample_payment(next_retry_at=datetime(2026, 3, 5, tzinfo=UTC)),
@@ -132,7 +134,7 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "invoice_voided": ("Invoice INV-00001 from Acme has been voided", ("USD 1,244.50", "voided")),
     "payment_received": (
         "Receipt for invoice INV-00001 from Acme",
-        ("UGX 25,000", "INV-00001", "2 Mar 2026", "mpesa", "QK7H2XY"),
+        ("UGX 25,000", "INV-00001", "2 Mar 2026", "M-Pesa", "M-Pesa receipt", "QK7H2XY"),
     ),
     "payment_failed": (
         "Payment failed for invoice INV-00001 from Acme",
@@ -177,6 +179,47 @@ def test_invoice_issued_attaches_the_pdf() -> None:
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "invoice-INV-00001.pdf"
     assert attachment.get_content() == PDF  # type: ignore[attr-defined]
+
+
+def test_the_receipt_carries_the_paid_invoice_and_says_the_method_in_words() -> None:
+    message = all_kinds()["payment_received"]
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "invoice-INV-00001.pdf"
+    assert attachment.get_content() == PDF  # type: ignore[attr-defined]
+    text, html = bodies(message)
+    assert "Method:  M-Pesa" in text and "mpesa" not in text
+    assert "M-Pesa receipt: QK7H2XY" in text
+    assert "attached as a PDF" in text and "attached as a PDF" in html
+    bare = messages.payment_received(
+        replace(sample_payment(), method="bank_transfer", reference=None, reference_label="x"),
+        sender=SENDER,
+        recipient="zoe@example.com",
+    )
+    text, _ = bodies(bare)
+    assert "Method:  Bank transfer" in text and "attached" not in text
+    assert list(bare.iter_attachments()) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("stripe", "Card"),
+        ("mpesa", "M-Pesa"),
+        ("MPESA", "M-Pesa"),
+        ("bank_transfer", "Bank transfer"),
+        ("bank-transfer", "Bank transfer"),
+        ("cash", "Cash"),
+        ("check", "Cheque"),
+        ("manual", "Manual payment"),
+        ("paystack", "Paystack"),
+        ("dpo", "DPO Pay"),
+        ("mobile_money", "Mobile money"),
+        ("crypto_wallet", "Crypto wallet"),
+        ("  ", "Manual payment"),
+    ],
+)
+def test_payment_methods_read_as_words(code: str, words: str) -> None:
+    assert method_words(code) == words
 
 
 def test_invoice_issued_without_pdf_is_plain_alternative() -> None:

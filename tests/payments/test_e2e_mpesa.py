@@ -83,7 +83,15 @@ async def test_stk_checkout_callback_confirmed_paid(
     assert payment["status"] == "SUCCEEDED" and payment["amount"] == "1500"
     assert payment["metadata"]["mpesaReceipt"] == push.receipt
     assert isinstance(runtime.mailer, MemoryMailer)
-    assert len([m for m in runtime.mailer.outbox if "Receipt" in str(m["Subject"])]) == 1
+    [receipt] = [m for m in runtime.mailer.outbox if "Receipt" in str(m["Subject"])]
+    text = receipt.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert "Method:  M-Pesa" in text.get_content()
+    assert f"M-Pesa receipt: {push.receipt}" in text.get_content()  # not the STK request id
+    assert push.checkout_request_id not in text.get_content()
+    assert [a.get_filename() for a in receipt.iter_attachments()] == [
+        f"invoice-{invoice['invoiceNumber']}.pdf"
+    ]
     async with runtime.central() as session:
         rows = list(
             await session.scalars(select(WebhookInbox).where(WebhookInbox.tenant_id == tenant.id))

@@ -163,6 +163,6 @@ async def send_email(
 ) -> dict[str, str]:
     body = await _loose_body(request)
     recipient = await service.send_email(
-        session, tenant_id=principal.tenant_id, invoice_id=invoice_id, email=_text(body, "email")
+        session, tenant_id=principal.tenant_id, invoice_id=invoice_id, email=body.get("email")
     )
     return {"message": f"Invoice email queued for {recipient}"}

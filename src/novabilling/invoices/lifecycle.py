@@ -418,9 +418,11 @@ async def settle(
     method: str,
     reference: str | None = None,
     paid_at: datetime | None = None,
+    payment_id: str | None = None,
 ) -> Invoice:
     """-> PAID (a confirmed payment or a manual one): a PAST_DUE subscription becomes
-    ACTIVE again, the receipt is e-mailed, ``invoice.paid`` is sent."""
+    ACTIVE again, the receipt is e-mailed (naming ``payment_id``'s reference, e.g. the
+    M-Pesa receipt number, when given), ``invoice.paid`` is sent."""
     now = clock.now()
     await _move(
         session,
@@ -439,7 +441,12 @@ async def settle(
     emails.queue(
         tenant_id,
         emails.PAYMENT_RECEIVED,
-        {"invoice_id": invoice.id, "method": method, "reference": reference},
+        {
+            "invoice_id": invoice.id,
+            "method": method,
+            "reference": reference,
+            "payment_id": payment_id,
+        },
         key=invoice.id,
     )
     outbound.emit(tenant_id, "invoice.paid", invoice_event(invoice), clock=clock, key=invoice.id)

@@ -26,6 +26,7 @@ from novabilling.notifications.views import (
     PaymentView,
     SubscriptionView,
     format_day,
+    method_words,
 )
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -42,6 +43,7 @@ def _environment(*, html: bool) -> Environment:
     )
     env.filters["money"] = format_display
     env.filters["day"] = format_day
+    env.filters["method"] = method_words
     return env
 
 
@@ -123,15 +125,21 @@ def invoice_voided(
 
 
 def payment_received(
-    payment: PaymentView, *, sender: Mailbox, recipient: Mailbox | str
+    payment: PaymentView, *, sender: Mailbox, recipient: Mailbox | str, pdf: bytes | None = None
 ) -> EmailMessage:
-    """The receipt for a successful payment."""
+    """The receipt for a successful payment, with the (paid) invoice PDF attached when
+    ``pdf`` is given."""
+    attachments: tuple[Attachment, ...] = ()
+    if pdf is not None:
+        name = f"invoice-{payment.invoice_number}.pdf"
+        attachments = (Attachment(name, pdf, "application/pdf"),)
     return compose(
         "payment_received",
         subject=f"Receipt for invoice {payment.invoice_number} from {payment.tenant.name}",
         sender=sender,
         recipient=recipient,
-        context={"payment": payment, "tenant": payment.tenant},
+        context={"payment": payment, "tenant": payment.tenant, "attached": pdf is not None},
+        attachments=attachments,
     )
 
 

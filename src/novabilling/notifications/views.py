@@ -21,6 +21,45 @@ def format_day(value: date) -> str:
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
+_METHOD_WORDS = {
+    "stripe": "Card",
+    "card": "Card",
+    "mpesa": "M-Pesa",
+    "m-pesa": "M-Pesa",
+    "paystack": "Paystack",
+    "flutterwave": "Flutterwave",
+    "dpo": "DPO Pay",
+    "dpo-group": "DPO Pay",
+    "payu": "PayU",
+    "pesapal": "Pesapal",
+    "manual": "Manual payment",
+    "cash": "Cash",
+    "bank_transfer": "Bank transfer",
+    "banktransfer": "Bank transfer",
+    "transfer": "Bank transfer",
+    "wire": "Wire transfer",
+    "wire_transfer": "Wire transfer",
+    "check": "Cheque",
+    "cheque": "Cheque",
+    "mobile_money": "Mobile money",
+    "mobilemoney": "Mobile money",
+    "ussd": "USSD",
+    "eft": "EFT",
+}
+
+
+def method_words(code: str) -> str:
+    """How a payment was made, for people: ``stripe`` -> "Card", ``mpesa`` -> "M-Pesa",
+    ``bank_transfer`` -> "Bank transfer"; any other (free-text, contract payments.md)
+    method reads as sent, ``_``/``-`` as spaces, first letter capital."""
+    key = code.strip().lower()
+    known = _METHOD_WORDS.get(key) or _METHOD_WORDS.get(key.replace("-", "_").replace(" ", "_"))
+    if known:
+        return known
+    text = " ".join(key.replace("_", " ").replace("-", " ").split())
+    return text[:1].upper() + text[1:] if text else "Manual payment"
+
+
 @dataclass(frozen=True, slots=True)
 class Mailbox:
     """An email address with an optional display name (``"Acme" <billing@acme.test>``)."""
@@ -90,8 +129,9 @@ class PaymentView:
     currency: str
     amount_minor: int
     occurred_at: datetime
-    method: str
+    method: str  # a code (``stripe``, ``cash``); templates show ``method_words``
     reference: str | None = None
+    reference_label: str = "Reference"  # "M-Pesa receipt" for M-Pesa
     failure_reason: str | None = None
     next_retry_at: datetime | None = None
     amount_due_minor: int = 0

@@ -1,5 +1,7 @@
-"""The payment e-mails (``notifications.jobs``): a receipt when an invoice is paid, a
-notice when a payment failed (with the next retry, if dunning set one)."""
+"""The payment e-mails (``notifications.jobs``): a receipt when an invoice is paid (the
+paid invoice's PDF attached; the reference the payer knows: the M-Pesa receipt number for
+M-Pesa, the provider's transaction id otherwise), a notice when a payment failed (with
+the next retry, if dunning set one)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.invoices.documents import invoice_view, tenant_view
+from novabilling.invoices.documents import invoice_view, render_and_store, tenant_view
 from novabilling.invoices.emails import load_invoice
 from novabilling.kit.jobs import QUEUE_EMAILS, JobHandler
 from novabilling.kit.timestamps import parse_instant
 from novabilling.notifications import jobs as emails
 from novabilling.notifications import messages
 from novabilling.notifications.views import PaymentView
+from novabilling.payments.models import Payment
 from novabilling.runtime import Runtime
 from novabilling.tenancy.profiles import TenantProfile
 from novabilling.tenants.mail import email_handler, mailer_for
@@ -26,6 +29,8 @@ async def _payment_view(
     invoice = await load_invoice(session, str(data["invoice_id"]))
     view, customer = await invoice_view(session, invoice, tenant)
     retry = data.get("next_retry_at")
+    payment = await session.get(Payment, data["payment_id"]) if data.get("payment_id") else None
+    label, reference = _reference(payment, data.get("reference"))
     return PaymentView(
         tenant=tenant_view(tenant),
         customer_name=view.customer_name,
@@ -35,19 +40,36 @@ async def _payment_view(
         amount_minor=invoice.total_minor,
         occurred_at=invoice.paid_at or invoice.updated_at,
         method=str(data.get("method") or "manual"),
-        reference=data.get("reference"),
+        reference=reference,
+        reference_label=label,
         failure_reason=data.get("reason"),
         next_retry_at=parse_instant(retry) if retry else None,
         amount_due_minor=view.amount_due_minor,
     )
 
 
+def _reference(payment: Payment | None, sent: Any) -> tuple[str, str | None]:
+    """What the payer can look the payment up by. M-Pesa: the receipt number on their
+    phone's confirmation SMS (the callback's ``MpesaReceiptNumber``), never the STK
+    request id; others: the provider's transaction id."""
+    if payment is None:
+        return "Reference", str(sent) if sent else None
+    if payment.provider == "mpesa":
+        receipt = (payment.metadata_ or {}).get("mpesaReceipt")
+        return "M-Pesa receipt", str(receipt) if receipt else None
+    return "Reference", payment.provider_transaction_id
+
+
 async def _payment_received(
     runtime: Runtime, session: AsyncSession, tenant: TenantProfile, data: dict[str, Any]
 ) -> EmailMessage:
     payment = await _payment_view(session, tenant, data)
+    invoice = await load_invoice(session, str(data["invoice_id"]))
+    pdf = await render_and_store(session, invoice, tenant, runtime.settings.data_dir)
     _, sender = mailer_for(runtime, tenant)
-    return messages.payment_received(payment, sender=sender, recipient=payment.customer_email)
+    return messages.payment_received(
+        payment, sender=sender, recipient=payment.customer_email, pdf=pdf
+    )
 
 
 async def _payment_failed(

@@ -171,6 +171,7 @@ async def create_manual(
             method=payment.provider,
             reference=payment.provider_transaction_id,
             paid_at=created_at,
+            payment_id=payment.id,
         )
     outbound.emit(
         tenant_id,
@@ -204,22 +205,22 @@ async def mark_paid(
     if invoice.status == CANCELED:
         raise BusinessRule("Cannot mark a canceled invoice as paid")
     now = clock.now()
-    session.add(
-        Payment(
-            invoice_id=invoice.id,
-            customer_id=invoice.customer_id,
-            provider=method,
-            kind=KIND_MANUAL,
-            amount_minor=invoice.total_minor,
-            currency=invoice.currency,
-            status=SUCCEEDED,
-            paid_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    payment = Payment(
+        invoice_id=invoice.id,
+        customer_id=invoice.customer_id,
+        provider=method,
+        kind=KIND_MANUAL,
+        amount_minor=invoice.total_minor,
+        currency=invoice.currency,
+        status=SUCCEEDED,
+        paid_at=now,
+        created_at=now,
+        updated_at=now,
     )
+    session.add(payment)
+    await session.flush()
     await invoice_lifecycle.settle(
-        session, invoice, tenant_id=tenant_id, clock=clock, method=method
+        session, invoice, tenant_id=tenant_id, clock=clock, method=method, payment_id=payment.id
     )
     return invoice
 
@@ -335,6 +336,7 @@ async def _succeeded(
             clock=clock,
             method=payment.provider,
             reference=payment.provider_transaction_id,
+            payment_id=payment.id,
         )
     if txn.authorization and payment.customer_id:
         await save_method(
