@@ -563,14 +563,26 @@ async def test_bullmq_enqueue_many_is_one_call_and_keeps_job_ids(prefix: str) ->
 
 
 async def test_enqueue_many_falls_back_to_one_by_one() -> None:
-    recorded: list[tuple[str, str, dict[str, Any], str | None]] = []
+    recorded: list[tuple[str, str, dict[str, Any], str | None, float]] = []
 
     class OneByOne:
         async def enqueue(
-            self, queue: str, name: str, data: dict[str, Any], *, job_id: str | None = None
+            self,
+            queue: str,
+            name: str,
+            data: dict[str, Any],
+            *,
+            job_id: str | None = None,
+            delay_seconds: float = 0,
         ) -> None:
-            recorded.append((queue, name, data, job_id))
+            recorded.append((queue, name, data, job_id, delay_seconds))
 
-    batch = [{"name": "a", "data": {"n": 1}, "job_id": "x"}, {"name": "b", "data": {}}]
+    batch = [
+        {"name": "a", "data": {"n": 1}, "job_id": "x"},
+        {"name": "b", "data": {}, "delay_seconds": 30},
+    ]
     await enqueue_many(OneByOne(), QUEUE_BILLING, batch)  # type: ignore[arg-type]
-    assert recorded == [(QUEUE_BILLING, "a", {"n": 1}, "x"), (QUEUE_BILLING, "b", {}, None)]
+    assert recorded == [
+        (QUEUE_BILLING, "a", {"n": 1}, "x", 0.0),
+        (QUEUE_BILLING, "b", {}, None, 30.0),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
@@ -157,6 +158,7 @@ async def test_create_rejects_bad_input(
     client: httpx.AsyncClient, tenant: TenantCreds, body: dict[str, Any], field: str
 ) -> None:
     api, plan, charge, customer = await setup(client, tenant)
+    body = copy.deepcopy(body)  # the parameters are shared by both backends' runs
     for entry in body.get("overriddenCharges", []):
         if entry.get("chargeId") == "CHARGE":
             entry["chargeId"] = charge["id"]
