@@ -20,6 +20,7 @@ from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
 from novabilling.api.portal import router as portal_router
 from novabilling.api.subscriptions import router as subscriptions_router
+from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
 from novabilling.api.webhooks import router as webhooks_router
 
@@ -42,6 +43,7 @@ def api_routers() -> list[APIRouter]:
         charges_router,
         plan_overrides_router,
         portal_router,
+        taxes_router,
     ]
 
 
