@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from novabilling.billing import taxation
 from novabilling.billing.metering import Due, meter
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, period_inputs
 from novabilling.customers.models import Customer
@@ -136,6 +137,7 @@ async def renew_batch(
                 )
             )
         metered = await meter(session, dues)  # one aggregation per charge for the chunk
+        taxes = await taxation.load(session, [(r.plan_id, r.customer_id) for r, _, _ in renewed])
         drafts = []
         for row, start, end in renewed:
             period = _renewal(row, start, end)
@@ -148,6 +150,7 @@ async def renew_batch(
                 fee_period=period,
                 amount_minor=row.amount_minor,
                 metered=metered[row.id],
+                tax=taxes.of(row.plan_id, row.customer_id),
             )
             drafts.append(builder.build(inputs))
         try:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from novabilling.billing import taxation
 from novabilling.billing.metering import Due, Metered, meter
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
@@ -120,6 +121,7 @@ def period_inputs(
     amount_minor: int,
     pending: tuple[builder.PendingLine, ...] = (),
     metered: Metered | None = None,
+    tax: taxation.TaxInputs = taxation.NO_TAX,
 ) -> builder.Inputs:
     """The builder's inputs for ``sub``'s invoice of ``period`` (plan fee for
     ``fee_period`` at ``amount_minor``, or the customer's override price; None: no fee),
@@ -151,6 +153,8 @@ def period_inputs(
         pending=pending,
         usage=metered.usage,
         commitment=metered.commitment,
+        taxes=tax.taxes,
+        charge_taxes=tax.charge_taxes,
     )
 
 
@@ -187,6 +191,9 @@ async def issue_period_invoice(
         amount_minor=amount_minor,
         pending=await pending_lines(session, sub.id, ctx.now),
         metered=metered,
+        tax=(await taxation.load(session, [(sub.plan_id, sub.customer_id)])).of(
+            sub.plan_id, sub.customer_id
+        ),
     )
     draft = builder.build(inputs)
     if skip_empty and not draft.lines:
