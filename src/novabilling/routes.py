@@ -9,6 +9,7 @@ from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
 from novabilling.api.charges import router as charges_router
 from novabilling.api.checkout_return import router as checkout_return_router
+from novabilling.api.credit_notes import router as credit_notes_router
 from novabilling.api.currencies import router as currencies_router
 from novabilling.api.customers import router as customers_router
 from novabilling.api.events import router as events_router
@@ -44,6 +45,7 @@ def api_routers() -> list[APIRouter]:
         plan_overrides_router,
         portal_router,
         taxes_router,
+        credit_notes_router,
     ]
 
 
