@@ -19,10 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from novabilling.app import create_app
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
+from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
 from novabilling.tenancy.operations import migrate_central
 
@@ -199,9 +201,30 @@ async def runtime(backend: Backend) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
+_APPS: dict[int, tuple[Settings, FastAPI]] = {}
+
+
+def app_for(runtime: Runtime) -> FastAPI:
+    """The app for ``runtime``'s settings, built once per backend and process and pointed at
+    this test's runtime (``app.state.runtime`` is all a request reaches). Building the app -
+    every route's dependency and model analysis - cost more than most tests' own work.
+    A test that needs an app of its own (other settings, extra routes) calls
+    ``create_app``."""
+    settings = runtime.settings
+    cached = _APPS.get(id(settings))
+    if cached is None or cached[0] is not settings:
+        cached = (settings, create_app(settings, runtime=runtime))
+        _APPS[id(settings)] = cached
+    else:  # create_app configures logging; a test may have reconfigured it since
+        configure_logging(json=settings.json_logs, level=settings.log_level)
+    app = cached[1]
+    app.state.runtime = runtime
+    return app
+
+
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime.settings, runtime=runtime)
+    app = app_for(runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c

@@ -33,7 +33,9 @@ def _install_slow_route(client: httpx.AsyncClient) -> None:
         await session.execute(text("SELECT pg_sleep(0.02)"))
         return {"ok": True}
 
-    client_app(client).include_router(router)
+    app = client_app(client)
+    if SLOW not in {getattr(route, "path", None) for route in app.routes}:  # shared app
+        app.include_router(router)
 
 
 def _capped(settings: Settings, **update: Any) -> Settings:

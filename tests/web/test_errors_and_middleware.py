@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from novabilling.app import create_app
 from novabilling.runtime import Runtime
 from tests.conftest import Backend, TenantCreds, assert_error
-from tests.tenancy import app_client, client_app
+from tests.tenancy import app_client
 
 ORIGIN = "http://localhost:4001"
 
@@ -316,8 +317,10 @@ async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
     assert 'route="/api/currencies"' in text
 
 
-def test_probe_helper_is_not_part_of_the_real_app(client: httpx.AsyncClient) -> None:
-    assert not getattr(client_app(client).state, "probe_installed", False)
+def test_probe_helper_is_not_part_of_the_real_app(runtime: Runtime) -> None:
+    app = create_app(runtime.settings, runtime=runtime)
+    assert not getattr(app.state, "probe_installed", False)
+    assert "/api/_probe" not in {getattr(route, "path", None) for route in app.routes}
 
 
 async def test_webhook_intake_is_limited_per_route_and_labelled(
