@@ -103,23 +103,31 @@ async def list_customers(
     sort_order: str | None = None,
 ) -> tuple[list[tuple[Customer, int, Decimal]], int]:
     """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total.
-    Three statements: the count, the page with each customer's ACTIVE subscriptions
-    (correlated), the PAID totals of the page's customers."""
+    Two statements: the page with each customer's ACTIVE subscriptions (correlated) and
+    the filtered total (a window count, computed before LIMIT), then the PAID totals of
+    the page's customers. A page past the end has no row to carry the total: only then
+    is it counted on its own."""
     order = customers_service.ordering(sort_by, sort_order)
     filtered = customers_service.filtered(search, country, currency)
-    total = await session.scalar(
-        filtered.with_only_columns(func.count(), maintain_column_froms=True)
-    )
     page_stmt = (
-        filtered.add_columns(active_subscriptions_of(Customer.id))
+        filtered.add_columns(active_subscriptions_of(Customer.id), func.count().over())
         .order_by(*order)
         .limit(limit)
         .offset((page - 1) * limit)
     )
     rows = (await session.execute(page_stmt)).tuples().all()
-    spent = await total_spent(session, [customer.id for customer, _ in rows])
-    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n in rows]
-    return out, int(total or 0)
+    if rows:
+        total = int(rows[0][2])
+    elif page > 1:
+        count = filtered.with_only_columns(func.count(), maintain_column_froms=True)
+        total = int(await session.scalar(count) or 0)
+    else:
+        total = 0
+    if not rows:
+        return [], total
+    spent = await total_spent(session, [customer.id for customer, _, _ in rows])
+    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n, _ in rows]
+    return out, total
 
 
 async def delete_customer(
