@@ -20,6 +20,7 @@ from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.tenants import router as tenants_router
+from novabilling.api.wallets import router as wallets_router
 from novabilling.api.webhooks import router as webhooks_router
 
 
@@ -40,6 +41,7 @@ def api_routers() -> list[APIRouter]:
         events_router,
         charges_router,
         plan_overrides_router,
+        wallets_router,
     ]
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from novabilling.billing import invoice_credits
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
 from novabilling.invoices.models import Invoice
@@ -166,13 +167,15 @@ async def issue_period_invoice(
         amount_minor=amount_minor,
         pending=await pending_lines(session, sub.id, ctx.now),
     )
+    draft = builder.build(await invoice_credits.load(session, inputs))
     issued = await lifecycle.issue(
         session,
-        [builder.build(inputs)],
+        [draft],
         tenant_id=ctx.tenant.id,
         clock=ctx.clock,
         charge={0: sub.payment_method_id is not None},
     )
+    await invoice_credits.record(session, draft, issued[0].id)
     return issued[0]
 
 
