@@ -232,6 +232,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("usage",),
     # coupons, add-ons: catalogue + what is applied to customers; inputs to invoices
     ("coupons", "add_ons"),
+    # taxes: rates and their assignments to customers, plans and charges (inputs to
+    # invoices, like usage)
+    ("taxes",),
     ("invoices",),
     ("payments",),
     # wallets: prepaid credits; a purchase is invoiced (invoices) in a currency the

@@ -51,7 +51,17 @@ async def session_principal(request: Request) -> Principal:
     return principal
 
 
+async def portal_principal(request: Request) -> Principal:
+    """Customer portal routes: a portal token or a data credential (portal.md)."""
+    principal = await get_runtime(request).principals.resolve_portal(
+        request.headers.get("authorization")
+    )
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
+
+
 DataPrincipal = Annotated[Principal, Depends(data_principal)]
+PortalPrincipal = Annotated[Principal, Depends(portal_principal)]
 SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 
 
@@ -113,6 +123,29 @@ async def tenant_read_session(
         yield session
 
 
+async def portal_read_session(
+    request: Request, principal: PortalPrincipal
+) -> AsyncIterator[AsyncSession]:
+    """``tenant_read_session`` for the portal's reads (portal token or data credential)."""
+    maker = await get_runtime(request).engines.read_sessionmaker(principal.tenant_id)
+    async with maker() as session:
+        yield session
+
+
+async def portal_maker(
+    request: Request, principal: PortalPrincipal
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """``tenant_maker`` for the portal's checkout (portal token or data credential)."""
+    runtime = get_runtime(request)
+    assert runtime.jobs is not None
+    maker = await runtime.engines.sessionmaker(principal.tenant_id)
+    async with job_buffer(runtime.jobs) as buffer:
+        try:
+            yield maker
+        finally:
+            await buffer.flush_committed()
+
+
 async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with get_runtime(request).central() as session:
         try:
@@ -126,6 +159,8 @@ async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 CentralSession = Annotated[AsyncSession, Depends(central_session, scope="function")]
 TenantReadSession = Annotated[AsyncSession, Depends(tenant_read_session, scope="function")]
+PortalReadSession = Annotated[AsyncSession, Depends(portal_read_session, scope="function")]
+PortalMaker = Annotated[async_sessionmaker[AsyncSession], Depends(portal_maker, scope="function")]
 
 
 async def check_rate_limit(request: Request, template: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """credits: wallets and their transactions, coupons and applied coupons, add-ons with
 their prices and applied add-ons (contract wallets.md, coupons.md, add-ons.md)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from novabilling.kit.db import UTCDateTime
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
