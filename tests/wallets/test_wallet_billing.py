@@ -18,6 +18,7 @@ from novabilling.kit.jobs import job_buffer
 from novabilling.wallets.models import Wallet, WalletTransaction
 from tests.billing.support import Api, clocked_runtime, invoices_of
 from tests.conftest import Backend
+from tests.webhooks.helpers import point_webhooks_at_test_url
 
 T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 
@@ -35,6 +36,7 @@ def _items(invoice: Any) -> list[tuple[str, str, int | float]]:
 async def test_oldest_wallet_first_expiry_and_renewal(backend: Backend) -> None:
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
+        await point_webhooks_at_test_url(client, api.creds)
         plan = await api.plan("MONTHLY", "IN_ADVANCE", {"USD": "29.99"})
         cust = (await api.customer())["id"]
         a = await api.post(
@@ -106,8 +108,13 @@ async def test_oldest_wallet_first_expiry_and_renewal(backend: Backend) -> None:
             "data"
         ]
         assert void["metadata"] == {"reason": "expired"} and void["creditAmount"] == "100"
-        events = [j["event"] for j in queue.named("webhook.deliver")]
-        assert events.count("wallet.created") == 4 and events.count("wallet.terminated") == 1
+        events = [(j["event"], j["data"]) for j in queue.named("webhook.deliver")]
+        created = [data for event, data in events if event == "wallet.created"]
+        assert created[0] == {"walletId": a["id"], "customerId": cust, "currency": "USD"}
+        assert len(created) == 4
+        assert [data for event, data in events if event == "wallet.terminated"] == [
+            {"walletId": d["id"], "customerId": cust}
+        ]
         assert (await run_tenant_tick(runtime, api.creds.id)).wallets_expired == 0
 
         clock.set(datetime(2026, 3, 1, tzinfo=UTC))
