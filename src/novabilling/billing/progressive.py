@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Metered, usage_lines
 from novabilling.billing.renewals import TickContext, period_inputs
 from novabilling.invoices import builder, lifecycle
@@ -103,7 +103,8 @@ async def interim_draft(
         metered=Metered(usage=lines),
         tax=tax,
     )
-    return builder.build(replace(inputs, interim=True)), bool(arrears)
+    interim = await invoice_credits.load(session, replace(inputs, interim=True))
+    return builder.build(interim), bool(arrears)
 
 
 async def check(
@@ -131,6 +132,7 @@ async def check(
                 clock=runtime.clock,
                 charge={0: sub.payment_method_id is not None},
             )
+            await invoice_credits.record(session, draft, issued.id)
             if progressive:
                 sub.last_progressive_billing_at = ctx.now
             await session.commit()
