@@ -19,6 +19,7 @@ from novabilling.api.payment_providers import router as payment_providers_router
 from novabilling.api.payments import router as payments_router
 from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
+from novabilling.api.portal import router as portal_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
@@ -42,6 +43,7 @@ def api_routers() -> list[APIRouter]:
         events_router,
         charges_router,
         plan_overrides_router,
+        portal_router,
         taxes_router,
         credit_notes_router,
     ]
