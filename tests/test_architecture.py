@@ -227,6 +227,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # usage: metrics, events, charges, plan overrides - inputs to invoices (DESIGN), it
     # reads plans, customers and subscriptions
     ("usage",),
+    # taxes: rates and their assignments to customers, plans and charges (inputs to
+    # invoices, like usage)
+    ("taxes",),
     ("invoices",),
     ("payments",),
     # reports: aggregate reads over customers .. payments (credit notes included); billing

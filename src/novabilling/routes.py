@@ -19,6 +19,7 @@ from novabilling.api.payments import router as payments_router
 from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
 from novabilling.api.subscriptions import router as subscriptions_router
+from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
 from novabilling.api.webhooks import router as webhooks_router
 
@@ -40,6 +41,7 @@ def api_routers() -> list[APIRouter]:
         events_router,
         charges_router,
         plan_overrides_router,
+        taxes_router,
     ]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from novabilling.billing import taxation
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, period_inputs
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
@@ -122,6 +123,7 @@ async def renew_batch(
                 )
             ).all()
         }
+        taxes = await taxation.load(session, [(r.plan_id, r.customer_id) for r, _, _ in renewed])
         drafts = []
         for row, start, end in renewed:
             period = _renewal(row, start, end)
@@ -133,6 +135,7 @@ async def renew_batch(
                 period=period,
                 fee_period=period,
                 amount_minor=row.amount_minor,
+                tax=taxes.of(row.plan_id, row.customer_id),
             )
             drafts.append(builder.build(inputs))
         try:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from novabilling.billing import taxation
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
 from novabilling.invoices.models import Invoice
@@ -118,6 +119,7 @@ def period_inputs(
     fee_period: tuple[datetime, datetime] | None,
     amount_minor: int,
     pending: tuple[builder.PendingLine, ...] = (),
+    tax: taxation.TaxInputs = taxation.NO_TAX,
 ) -> builder.Inputs:
     """The builder's inputs for ``sub``'s invoice of ``period`` (plan fee for
     ``fee_period`` at ``amount_minor``; None: no fee)."""
@@ -141,6 +143,8 @@ def period_inputs(
         period=period,
         fee_period=fee_period,
         pending=pending,
+        taxes=tax.taxes,
+        charge_taxes=tax.charge_taxes,
     )
 
 
@@ -165,6 +169,9 @@ async def issue_period_invoice(
         fee_period=period if fee else None,
         amount_minor=amount_minor,
         pending=await pending_lines(session, sub.id, ctx.now),
+        tax=(await taxation.load(session, [(sub.plan_id, sub.customer_id)])).of(
+            sub.plan_id, sub.customer_id
+        ),
     )
     issued = await lifecycle.issue(
         session,

@@ -41,6 +41,7 @@ from novabilling.kit.timestamps import to_wire
 __all__ = [
     "STEPS",
     "AddOnCharge",
+    "ChargeTaxes",
     "Commitment",
     "Composition",
     "Discount",
@@ -135,6 +136,16 @@ class AddOnCharge:
 class TaxRate:
     name: str
     rate: Decimal  # percent: Decimal("7.5") is 7.5 %
+    id: str = ""  # one line per distinct tax (charge groups may share one)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeTaxes:
+    """A charge with its own taxes: its usage lines form a group taxed with exactly
+    these (contract taxes.md, "Improve: charge taxes used")."""
+
+    charge_id: str
+    taxes: tuple[TaxRate, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +172,8 @@ class Inputs:
     commitment: Commitment | None = None
     discounts: tuple[Discount, ...] = ()
     add_ons: tuple[AddOnCharge, ...] = ()
-    taxes: tuple[TaxRate, ...] = ()
+    taxes: tuple[TaxRate, ...] = ()  # the general set (plan -> customer -> default)
+    charge_taxes: tuple[ChargeTaxes, ...] = ()
     wallets: tuple[WalletBalance, ...] = ()
     # manual invoices (import helpers): explicit number, status and dates win
     invoice_number: str | None = None
@@ -291,10 +303,47 @@ def add_ons(c: Composition) -> None:
         c.add(Line.single("add_on", f"Add-on charge ({add_on.add_on_id})", add_on.amount_minor))
 
 
+def _tax_groups(c: Composition) -> list[tuple[int, tuple[TaxRate, ...]]]:
+    """(base, taxes) per group: each charge with its own taxes and its usage lines, then
+    the general group (everything else). Coupon discounts are spread over the groups in
+    proportion to their share of the coupon base, half-up, the remainder to the general
+    group; a group's base is max(net, 0)."""
+    total = c.total_minor
+    groups: list[tuple[int, tuple[TaxRate, ...]]] = []
+    coupon_base = c.sum_of("plan", "usage", "minimum_commitment")
+    discount = -c.sum_of("coupon")
+    taken_gross = taken_discount = 0
+    for own in c.inputs.charge_taxes:
+        gross = sum(
+            line.amount_minor
+            for line in c.lines
+            if line.type == "usage" and line.charge_id == own.charge_id
+        )
+        share = (
+            round_half_up(Decimal(discount) * gross / coupon_base)
+            if coupon_base > 0 and discount
+            else 0
+        )
+        taken_gross += gross
+        taken_discount += share
+        groups.append((max(gross - share, 0), own.taxes))
+    general = total - (taken_gross - taken_discount)
+    groups.insert(0, (max(general, 0), c.inputs.taxes))
+    return groups
+
+
 def taxes(c: Composition) -> None:
-    base = max(c.total_minor, 0)
-    for tax in c.inputs.taxes:
-        amount = round_half_up(Decimal(base) * tax.rate / 100)
+    """One ``tax`` line per distinct tax: round(sum of the bases of the groups it taxes x
+    rate / 100). Without charge taxes: every tax on max(total, 0), as the original."""
+    bases: dict[str, int] = {}
+    rates: dict[str, TaxRate] = {}
+    for base, group_taxes in _tax_groups(c):
+        for tax in group_taxes:
+            key = tax.id or f"{tax.name}:{tax.rate}"
+            rates.setdefault(key, tax)
+            bases[key] = bases.get(key, 0) + base
+    for key, tax in rates.items():
+        amount = round_half_up(Decimal(bases[key]) * tax.rate / 100)
         c.add(Line.single("tax", f"Tax: {tax.name} ({tax.rate.normalize():f}%)", amount))
         c.tax_minor += amount
 
