@@ -24,7 +24,7 @@ from novabilling.web.deps import (
     TenantProfileDep,
     TenantSession,
 )
-from novabilling.web.openapi import optional_body, returns
+from novabilling.web.openapi import PDF_RESPONSE, optional_body, returns
 
 router = APIRouter(prefix="/api/invoices", tags=["invoices"])
 
@@ -34,14 +34,6 @@ class InvoiceDetailOut(schemas.InvoiceOut):
 
     subscription: SubscriptionOut | None
     payments: list[PaymentOut]
-
-
-PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The invoice document",
-        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
 
 
 InvoicePage = Annotated[PageParams, Depends(strict_page(*schemas.LIST_FILTERS))]

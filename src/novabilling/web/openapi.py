@@ -113,6 +113,15 @@ _NOT_FOUND: dict[str, Any] = {
 }
 
 
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The document",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+"""``responses=`` of a route answering a PDF (with ``response_class=Response``)."""
+
+
 def returns(
     model: Any,
     status: int = 200,
