@@ -28,7 +28,7 @@ from novabilling.app import create_app
 from novabilling.config import Settings
 from novabilling.tenancy.operations import migrate_central
 
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 5
 BASE_URL = f"http://{asgi.HOST}"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 
