@@ -15,6 +15,7 @@ from novabilling.kit.jobs import job_buffer
 from novabilling.runtime import Runtime
 from novabilling.tenancy.principal import Principal
 from novabilling.tenancy.profiles import TenantProfile
+from novabilling.webhooks import outbound
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -96,14 +97,16 @@ TenantMaker = Annotated[async_sessionmaker[AsyncSession], Depends(tenant_maker, 
 async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
     """Commit, then push the jobs the request queued; roll back and drop them on error."""
     maker = await runtime.engines.sessionmaker(tenant_id)
+    profile = await runtime.tenant_profiles.get(tenant_id)
     assert runtime.jobs is not None
     async with maker() as session, job_buffer(runtime.jobs) as buffer:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+        with outbound.subscribed(bool(profile.webhook_url)):
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
         await buffer.flush()
 
 
