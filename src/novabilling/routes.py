@@ -24,6 +24,7 @@ from novabilling.api.subscription_usage import router as subscription_usage_rout
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
+from novabilling.api.wallets import router as wallets_router
 from novabilling.api.webhooks import router as webhooks_router
 
 
@@ -48,6 +49,7 @@ def api_routers() -> list[APIRouter]:
         portal_router,
         taxes_router,
         credit_notes_router,
+        wallets_router,
     ]
 
 
