@@ -10,11 +10,12 @@ applied, minimums not) and subtracts what earlier invoices of P already billed:
   positive un-billed amounts reach the threshold, they are billed now too and the
   subscription's ``lastProgressiveBillingAt`` is set.
 
-The interim invoice holds only ``usage`` lines (then taxes), never the plan fee, a true-up,
-coupons or add-ons; ``metadata.progressive`` is true and ``periodStart``/``periodEnd`` name
-P, outside the one-per-period key. Its usage lines carry P's start, so the period invoice
-(and any later interim one) bills only what is still un-billed: nothing twice. The
-subscription row is locked for the whole check, which serialises it with the renewal.
+The interim invoice holds only ``usage`` lines (then taxes and wallet credits), never the
+plan fee, a true-up, coupons or add-ons; ``metadata.progressive`` is true and
+``periodStart``/``periodEnd`` name P, outside the one-per-period key. Its usage lines carry
+P's start, so the period invoice (and any later interim one) bills only what is still
+un-billed: nothing twice. The subscription row is locked for the whole check, which
+serialises it with the renewal.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ async def interim_draft(
         metered=Metered(usage=lines),
         tax=tax,
     )
-    interim = await invoice_credits.load(session, replace(inputs, interim=True))
-    return builder.build(interim), bool(arrears)
+    inputs = await invoice_credits.load(session, replace(inputs, interim=True))
+    return builder.build(inputs), bool(arrears)
 
 
 async def check(
