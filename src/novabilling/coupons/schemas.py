@@ -9,9 +9,10 @@ from pydantic import Field, StringConstraints
 
 from novabilling.coupons.models import AppliedCoupon, Coupon
 from novabilling.customers.models import Customer
+from novabilling.customers.schemas import CustomerOut
 from novabilling.kit.money import WireAmount, decimal_to_wire
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, Timestamp, WireModel, WireOut
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -85,3 +86,61 @@ def applied_out(applied: AppliedCoupon) -> dict[str, Any]:
 
 def customer_brief(customer: Customer) -> dict[str, Any]:
     return {"id": customer.id, "name": customer.name, "email": customer.email}
+
+
+class CouponOut(WireOut):
+    """A coupon (decimal value as a string)."""
+
+    id: str
+    code: str
+    name: str
+    description: str | None
+    discount_type: str
+    discount_value: DecimalText
+    currency: str | None
+    max_redemptions: int | None
+    redemption_count: int
+    applies_to_plan_ids: list[str]
+    is_active: bool
+    expires_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class AppliedCount(WireOut):
+    applied_coupons: int
+
+
+class CouponListed(CouponOut):
+    count: AppliedCount = Field(alias="_count")
+
+
+class CustomerBrief(WireOut):
+    id: str
+    name: str | None
+    email: str
+
+
+class AppliedOut(WireOut):
+    id: str
+    coupon_id: str
+    customer_id: str
+    subscription_id: str | None
+    amount_off: None
+    uses_remaining: int | None
+    created_at: Timestamp
+
+
+class AppliedWithCustomer(AppliedOut):
+    customer: CustomerBrief
+
+
+class CouponDetail(CouponListed):
+    applied_coupons: list[AppliedWithCustomer]
+
+
+class ApplyOut(AppliedOut):
+    """The applied coupon with its coupon and customer."""
+
+    coupon: CouponOut
+    customer: CustomerOut
