@@ -21,6 +21,7 @@ from novabilling.api.plans import router as plans_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
+from novabilling.api.webhook_deliveries import router as webhook_deliveries_router
 from novabilling.api.webhooks import router as webhooks_router
 
 
@@ -42,6 +43,7 @@ def api_routers() -> list[APIRouter]:
         charges_router,
         plan_overrides_router,
         taxes_router,
+        webhook_deliveries_router,
     ]
 
 

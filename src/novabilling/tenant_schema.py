@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import novabilling.customers.models  # noqa: F401
 import novabilling.invoices.models  # noqa: F401
+import novabilling.invoices.reminders  # noqa: F401
 import novabilling.kit.idempotency  # noqa: F401
 import novabilling.kit.outbox  # noqa: F401
 import novabilling.payments.models  # noqa: F401
@@ -13,6 +14,7 @@ import novabilling.plans.models  # noqa: F401
 import novabilling.subscriptions.models  # noqa: F401
 import novabilling.taxes.models  # noqa: F401
 import novabilling.usage.models  # noqa: F401
+import novabilling.webhooks.models  # noqa: F401
 from novabilling.kit.db import TenantBase
 
 __all__ = ["TenantBase"]
