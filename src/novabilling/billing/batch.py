@@ -6,7 +6,8 @@ change scheduled, no pending lines, first period already invoiced, and the perio
 the anchor's schedule. For those, ``lifecycle.advance_period`` amounts to moving
 ``[current_period_start, current_period_end)`` one period forward and logging a
 ``renewed`` event. This module only locks the batch, drafts one invoice per subscription
-with ``invoices.builder`` (the same inputs as ``renewals.period_inputs``), inserts them with
+with ``invoices.builder`` (the same inputs as ``renewals.period_inputs``; usage, overrides
+and commitments of the whole chunk metered at once by ``metering.meter``), inserts them with
 ``invoices.lifecycle.issue`` (one number block, one fan-out job) and moves the periods -
 all in ONE transaction, so a crash leaves nothing half done and the batch is simply redone.
 
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.billing import taxation
+from novabilling.billing.metering import Due, meter
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, period_inputs
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
@@ -123,6 +125,18 @@ async def renew_batch(
                 )
             ).all()
         }
+        dues = []
+        for row, _, _ in renewed:
+            plan = await ctx.plan(session, row.plan_id)
+            dues.append(
+                Due(
+                    row,
+                    (row.current_period_start, row.current_period_end),
+                    fee_included=row.billing_timing != IN_ADVANCE,
+                    plan_minimum_e4=plan.minimum_commitment_e4 if plan is not None else None,
+                )
+            )
+        metered = await meter(session, dues)  # one aggregation per charge for the chunk
         taxes = await taxation.load(session, [(r.plan_id, r.customer_id) for r, _, _ in renewed])
         drafts = []
         for row, start, end in renewed:
@@ -135,6 +149,7 @@ async def renew_batch(
                 period=period,
                 fee_period=period,
                 amount_minor=row.amount_minor,
+                metered=metered[row.id],
                 tax=taxes.of(row.plan_id, row.customer_id),
             )
             drafts.append(builder.build(inputs))

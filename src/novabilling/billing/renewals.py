@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.billing import taxation
+from novabilling.billing.metering import Due, Metered, meter
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
 from novabilling.invoices.models import Invoice
@@ -119,10 +120,16 @@ def period_inputs(
     fee_period: tuple[datetime, datetime] | None,
     amount_minor: int,
     pending: tuple[builder.PendingLine, ...] = (),
+    metered: Metered | None = None,
     tax: taxation.TaxInputs = taxation.NO_TAX,
 ) -> builder.Inputs:
     """The builder's inputs for ``sub``'s invoice of ``period`` (plan fee for
-    ``fee_period`` at ``amount_minor``; None: no fee)."""
+    ``fee_period`` at ``amount_minor``, or the customer's override price; None: no fee),
+    with the usage and minimum commitment ``metered``."""
+    metered = metered or Metered()
+    custom = metered.price_minor is not None
+    if metered.price_minor is not None:
+        amount_minor = metered.price_minor
     plan_terms = plan.net_payment_terms if plan is not None else None
     customer_terms = customer.net_payment_terms if customer is not None else None
     return builder.Inputs(
@@ -139,10 +146,13 @@ def period_inputs(
             billing_interval=sub.billing_interval,
             billing_timing=sub.billing_timing,
             amount_minor=amount_minor,
+            custom_pricing=custom,
         ),
         period=period,
         fee_period=fee_period,
         pending=pending,
+        usage=metered.usage,
+        commitment=metered.commitment,
         taxes=tax.taxes,
         charge_taxes=tax.charge_taxes,
     )
@@ -157,9 +167,20 @@ async def issue_period_invoice(
     amount_minor: int,
     plan: Plan | None,
     fee: bool = True,
-) -> lifecycle.Issued:
-    """Draft and issue ``sub``'s invoice of ``period`` with its pending lines. Raises
-    ``IntegrityError`` when the period is already invoiced."""
+    usage_window: tuple[datetime, datetime] | None = None,
+    skip_empty: bool = False,
+) -> lifecycle.Issued | None:
+    """Draft and issue ``sub``'s invoice of ``period`` with its pending lines and the
+    usage of ``usage_window`` (the period that ended). Raises ``IntegrityError`` when the
+    period is already invoiced. ``skip_empty``: nothing is issued for a draft without
+    lines (None)."""
+    due = Due(
+        sub,
+        usage_window,
+        fee_included=fee and usage_window == period,
+        plan_minimum_e4=plan.minimum_commitment_e4 if plan is not None else None,
+    )
+    metered = (await meter(session, [due]))[sub.id]
     inputs = period_inputs(
         ctx,
         sub,
@@ -169,13 +190,17 @@ async def issue_period_invoice(
         fee_period=period if fee else None,
         amount_minor=amount_minor,
         pending=await pending_lines(session, sub.id, ctx.now),
+        metered=metered,
         tax=(await taxation.load(session, [(sub.plan_id, sub.customer_id)])).of(
             sub.plan_id, sub.customer_id
         ),
     )
+    draft = builder.build(inputs)
+    if skip_empty and not draft.lines:
+        return None
     issued = await lifecycle.issue(
         session,
-        [builder.build(inputs)],
+        [draft],
         tenant_id=ctx.tenant.id,
         clock=ctx.clock,
         charge={0: sub.payment_method_id is not None},
@@ -221,21 +246,35 @@ async def first_period_uninvoiced(session: AsyncSession, sub: Subscription) -> b
 async def _cancel_due(session: AsyncSession, ctx: TickContext, sub: Subscription) -> Outcome:
     now = ctx.now
     ended = sub.current_period_end <= now and sub.cancel_at is not None
+    last = (sub.current_period_start, sub.current_period_end)
     if (
         ended
-        and sub.billing_timing != IN_ADVANCE
         and sub.status != "TRIALING"
         and sub.cancel_at is not None
         and sub.cancel_at >= sub.current_period_end
     ):
-        await issue_period_invoice(
-            session,
-            ctx,
-            sub,
-            period=(sub.current_period_start, sub.current_period_end),
-            amount_minor=sub.amount_minor,
-            plan=await ctx.plan(session, sub.plan_id),
-        )
+        if sub.billing_timing != IN_ADVANCE:  # the period used: fee and usage
+            await issue_period_invoice(
+                session,
+                ctx,
+                sub,
+                period=last,
+                amount_minor=sub.amount_minor,
+                plan=await ctx.plan(session, sub.plan_id),
+                usage_window=last,
+            )
+        else:  # the fee was billed in advance: the usage of the last period, if any
+            await issue_period_invoice(
+                session,
+                ctx,
+                sub,
+                period=(last[1], last[1]),
+                amount_minor=0,
+                plan=await ctx.plan(session, sub.plan_id),
+                fee=False,
+                usage_window=last,
+                skip_empty=True,
+            )
     await subscription_lifecycle.cancel_now(session, sub, now=now, reason="canceled_at_period_end")
     emails.queue(
         ctx.tenant.id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id}, key=sub.id
@@ -274,14 +313,27 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
         f"{sub.id}:{to_wire(start)}",
     )
+    used = None if was_trial else (past[0], past[1])  # a trial's usage is not billed
     if sub.billing_timing == IN_ADVANCE:
         plan = await ctx.plan(session, sub.plan_id)  # a scheduled change may have applied
         await issue_period_invoice(
-            session, ctx, sub, period=(start, end), amount_minor=sub.amount_minor, plan=plan
+            session,
+            ctx,
+            sub,
+            period=(start, end),
+            amount_minor=sub.amount_minor,
+            plan=plan,
+            usage_window=used,
         )
     elif not was_trial:
         await issue_period_invoice(
-            session, ctx, sub, period=(past[0], past[1]), amount_minor=past[2], plan=plan
+            session,
+            ctx,
+            sub,
+            period=(past[0], past[1]),
+            amount_minor=past[2],
+            plan=plan,
+            usage_window=used,
         )
     else:
         return Outcome.ADVANCED

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 import httpx
 import typer
@@ -36,6 +38,35 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets and DSNs
 )
+
+
+def _version() -> str:
+    try:
+        return package_version("novabilling")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"novabilling {_version()}")
+        raise typer.Exit(code=0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="print the version and exit",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """NovaBilling: multi-tenant subscription billing API."""
+
+
 tenants_app = typer.Typer(help="Tenant administration.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 console = Console()
