@@ -5,6 +5,7 @@ job (in process) to a mock receiver whose answer the test chooses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,8 +30,13 @@ class Receiver:
     answer: int = 200
     bodies: list[bytes] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def receive(self, request: httpx.Request) -> httpx.Response:
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def receive(self, request: httpx.Request) -> httpx.Response:
+        await self.gate.wait()  # cleared: a delivery hangs until the test lets it answer
         self.bodies.append(request.content)
         self.signatures.append(request.headers["X-Webhook-Signature"])
         return httpx.Response(self.answer)
@@ -93,11 +99,13 @@ async def test_failed_delivery_is_logged_and_retried(
     assert row["createdAt"] <= row["lastAttemptAt"]
 
     receiver.answer = 200
+    receiver.gate.clear()
     r = await client.post(f"{BASE}/{row['id']}/retry", headers=tenant.token_headers)
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "PENDING" and r.json()["id"] == row["id"]
-    # a second retry while the first is pending is refused
+    # a second retry while the first is still pending is refused
     assert_error(await client.post(f"{BASE}/{row['id']}/retry", headers=tenant.key_headers), 400)
+    receiver.gate.set()
     await receiver.queue.drain()
     assert len(receiver.bodies) == 4
     assert receiver.bodies[3] == receiver.bodies[0]  # the same bytes, the same signature
@@ -112,6 +120,13 @@ async def test_failed_delivery_is_logged_and_retried(
         None,
     )
     assert done["deliveredAt"] is not None and done["createdAt"] == row["createdAt"]
+    # a delivered one can be sent again (a receiver that lost it)
+    r = await client.post(f"{BASE}/{row['id']}/retry", headers=tenant.key_headers)
+    assert r.status_code == 201, r.text
+    await receiver.queue.drain()
+    assert len(receiver.bodies) == 5 and receiver.bodies[4] == receiver.bodies[0]
+    again = (await client.get(f"{BASE}/{row['id']}", headers=tenant.key_headers)).json()
+    assert (again["status"], again["attempts"]) == ("SUCCEEDED", 5)
 
 
 async def test_network_error_is_logged(
