@@ -13,6 +13,7 @@ all in ONE transaction, so a crash leaves nothing half done and the batch is sim
 
 Anything unexpected (a unique-period conflict with another worker, a row that stopped
 being plain) rolls the batch back and hands its subscriptions to the per-subscription path.
+Customers with credits to take (``invoice_credits``) are left to that path too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Due, meter
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, period_inputs
 from novabilling.customers.models import Customer
@@ -63,10 +64,14 @@ async def _plain(session: AsyncSession, ids: list[str], now: datetime) -> list[A
             )
         ).all()
     )
+    with_credits = await invoice_credits.customers_with_credits(
+        session, [r.customer_id for r in rows], now
+    )
     return [
         r
         for r in rows
         if r.id not in with_items
+        and r.customer_id not in with_credits
         and not (
             r.billing_timing == IN_ADVANCE
             and r.trial_end is None

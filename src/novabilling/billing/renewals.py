@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Due, Metered, meter
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
@@ -195,7 +195,7 @@ async def issue_period_invoice(
             sub.plan_id, sub.customer_id
         ),
     )
-    draft = builder.build(inputs)
+    draft = builder.build(await invoice_credits.load(session, inputs))
     if skip_empty and not draft.lines:
         return None
     issued = await lifecycle.issue(
@@ -205,6 +205,7 @@ async def issue_period_invoice(
         clock=ctx.clock,
         charge={0: sub.payment_method_id is not None},
     )
+    await invoice_credits.record(session, draft, issued[0].id)
     return issued[0]
 
 

@@ -15,7 +15,9 @@ Due work, all read from DB state at ``now``:
    ids carry the hour, so each is queued at most once an hour; the charge path is
    idempotent (in-flight and stale-attempt checks, derived provider reference);
 6. trials ending within 3 days -> one reminder email (marked by a subscription event);
-7. outbox rows whose unit of work never pushed them (the process died after its commit)
+7. wallets past their ``expirationAt`` -> credits voided, TERMINATED
+   (``wallets.consumption.expire_due``);
+8. outbox rows whose unit of work never pushed them (the process died after its commit)
    -> relayed to the queue (``kit.outbox.relay_stale``).
 
 Running it twice at the same instant does nothing the second time.
@@ -44,6 +46,7 @@ from novabilling.payments.models import KIND_CHARGE, PROCESSING, Payment, Paymen
 from novabilling.runtime import Runtime
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
+from novabilling.wallets import consumption as wallet_consumption
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +71,7 @@ class TickResult:
     recharged: int = 0  # lost charge jobs queued again
     reconciles: int = 0  # unanswered charges handed to payments.reconcile
     reminders: int = 0
+    wallets_expired: int = 0
     relayed: int = 0  # outbox rows pushed late (their unit of work died after commit)
 
     def add(self, outcome: Outcome) -> None:
@@ -284,6 +288,21 @@ async def _trial_reminders(
             result.reminders += 1
 
 
+async def _expire_wallets(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    while True:
+        async with job_buffer(queue) as buffer, maker() as session:
+            done = await wallet_consumption.expire_due(
+                session, tenant_id=ctx.tenant.id, clock=ctx.clock, now=ctx.now
+            )
+            await session.commit()
+            await buffer.flush()
+        result.wallets_expired += done
+        if done < wallet_consumption.EXPIRY_BATCH:
+            return
+
+
 async def run_tenant_tick(
     runtime: Runtime, tenant_id: str, *, now: datetime | None = None
 ) -> TickResult:
@@ -303,6 +322,7 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
+        await _expire_wallets(maker, ctx, queue, result)
         result.relayed = await relay_stale(maker, queue)
     log.info(
         "billing.tick",
@@ -315,6 +335,7 @@ async def run_tenant_tick(
         recharged=result.recharged,
         reconciles=result.reconciles,
         reminders=result.reminders,
+        wallets_expired=result.wallets_expired,
         relayed=result.relayed,
     )
     return result

@@ -1,7 +1,7 @@
 """outbound webhook delivery log; payment reminders sent (issue 12)
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from novabilling.kit.db import UTCDateTime
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
