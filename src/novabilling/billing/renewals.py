@@ -20,7 +20,7 @@ stops. Side effects are staged in the tenant outbox with the commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -42,11 +42,28 @@ from novabilling.plans.models import Plan
 from novabilling.subscriptions import lifecycle as subscription_lifecycle
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 from novabilling.tenancy.profiles import TenantProfile
+from novabilling.tenants.service import BACK_BILLING
 from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
 IN_ADVANCE = "IN_ADVANCE"
+# Bounded catch-up (issue 14, defect 5): a subscription whose period ended longer ago than
+# this is "far behind" (imported back-dated, or its tenant's billing stopped for weeks);
+# it is billed for its current period only, the periods between are skipped without
+# invoices (``subscriptions.lifecycle.skip_far_periods``, logged and recorded). Within the
+# window every missed period is billed (an outage of the billing engine is made good).
+# The tenant setting ``backBilling: true`` bills every missed period instead.
+CATCH_UP_WINDOW = timedelta(days=31)
+
+
+def back_billing(tenant: TenantProfile) -> bool:
+    return tenant.settings.get(BACK_BILLING) is True
+
+
+def far_behind(tenant: TenantProfile, period_end: datetime, now: datetime) -> bool:
+    """Whether a period ending at ``period_end`` is too old to bill at ``now``."""
+    return period_end <= now - CATCH_UP_WINDOW and not back_billing(tenant)
 
 
 class Outcome(StrEnum):
@@ -295,9 +312,13 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         return Outcome.NOTHING
     if action == "cancel":
         return await _cancel_due(session, ctx, sub)
+    if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+        await subscription_lifecycle.skip_far_periods(session, sub, now=ctx.now)
     was_trial = sub.status == "TRIALING"
     plan = await ctx.plan(session, sub.plan_id)
-    if await first_period_uninvoiced(session, sub):  # imported back-dated: period 0 first
+    if await first_period_uninvoiced(session, sub) and not far_behind(
+        ctx.tenant, sub.current_period_end, ctx.now
+    ):  # imported back-dated: period 0 first
         await issue_period_invoice(
             session,
             ctx,
@@ -352,6 +373,8 @@ async def invoice_first_period(
             sub = await _lock(session, subscription_id)
             if sub is None or not await first_period_uninvoiced(session, sub):
                 return False
+            if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+                return False  # the renewal skips to the current period and bills it
             await issue_period_invoice(
                 session,
                 ctx,

@@ -4,7 +4,8 @@ Due work, all read from DB state at ``now``:
 1. subscriptions whose period ended, trial ended or scheduled cancellation was reached
    (``status`` live and ``current_period_end <= now`` or ``cancel_at <= now``), taken in
    batches, each done in its own transaction by ``renewals.process``; a subscription
-   behind by several periods stays due and is taken again until it is current;
+   behind by several periods stays due and is taken again until it is current; one far
+   behind (``renewals.CATCH_UP_WINDOW``) is billed for its current period only;
 2. (first) first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
 3. DRAFT subscription invoices whose grace period ended -> finalized;
 4. FAILED invoices whose dunning retry is due -> ``payments.charge`` queued (leased);
@@ -151,6 +152,8 @@ async def _first_invoices(
         Subscription.current_period_start == Subscription.started_at,
         ~invoiced,
     )
+    if not renewals.back_billing(ctx.tenant):  # far behind: renewed to the current period
+        stmt = stmt.where(Subscription.current_period_end > ctx.now - renewals.CATCH_UP_WINDOW)
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer:
             if await renewals.invoice_first_period(maker, ctx, sub_id):

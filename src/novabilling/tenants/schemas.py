@@ -6,7 +6,7 @@ import ipaddress
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from novabilling.auth.schemas import masked_settings
 from novabilling.kit.timestamps import InstantInput, to_wire
@@ -37,7 +37,16 @@ class TenantPatch(WireModel):
     name: Annotated[str, StringConstraints(min_length=2, max_length=100)] | None = None
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
     webhook_url: Annotated[str | None, AfterValidator(_check_url)] = None
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Merged into the stored settings (a key set to null is removed where noted). "
+            "Keys with a meaning: `backBilling` (boolean or null; true: a subscription far "
+            "behind - its period ended more than 31 days ago - is invoiced for every missed "
+            "period instead of its current period only), `fxRates` (analytics rates, null "
+            "restores the defaults), `netPaymentTerms`, `smtp`."
+        ),
+    )
 
 
 class ApiKeyCreate(WireModel):
