@@ -348,6 +348,26 @@ async def test_tenant_order_per_currency(
         assert w.paystack.attempts == {} and w.money_taken() == AMOUNT_MINOR
 
 
+async def test_checkout_follows_the_tenant_order(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    async with world(client, tenant, runtime) as (w, _):
+        h = tenant.key_headers
+        first = await client.post(f"/api/invoices/{w.invoice_id}/checkout", headers=h)
+        assert first.status_code == 201, first.text
+        assert first.json()["provider"] == "paystack"  # priority 1
+        patched = await client.patch(
+            "/api/tenants/me",
+            json={"settings": {"providerOrder": {"NGN": ["flutterwave"]}}},
+            headers=tenant.token_headers,
+        )
+        assert patched.status_code == 200, patched.text
+        other = await make_invoice(client, h, amount=700)
+        page = await client.post(f"/api/invoices/{other['id']}/checkout", headers=h)
+        assert page.status_code == 201, page.text
+        assert page.json()["provider"] == "flutterwave" and page.json()["checkoutUrl"]
+
+
 async def test_order_setting_bad_input(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
     h = tenant.token_headers
     field = "settings.providerOrder"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from novabilling.billing import views
 from novabilling.invoices import schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
-from novabilling.payments import charge
+from novabilling.payments import charge, failover
 from novabilling.payments import schemas as payment_schemas
 from novabilling.payments import service as payments
 from novabilling.payments.credentials import provider_factory
@@ -129,6 +129,7 @@ async def checkout(
     maker: TenantMaker,
     principal: DataPrincipal,
     runtime: RuntimeDep,
+    tenant: TenantProfileDep,
 ) -> dict[str, Any]:
     body = await _loose_body(request)
     payment = await charge.checkout(
@@ -139,6 +140,7 @@ async def checkout(
         provider=_text(body, "provider"),
         factory=provider_factory(runtime),
         clock=runtime.clock,
+        order=failover.order_from_settings(tenant.settings),
     )
     return payment_schemas.checkout_out(payment)
 

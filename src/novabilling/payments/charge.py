@@ -20,6 +20,7 @@ charges twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -84,6 +85,10 @@ def supports(name: str, currency: str) -> bool:
     return name not in registry.SPECS or registry.supports_currency(name, code)
 
 
+def _rank(preferred: list[str], name: str) -> int:
+    return preferred.index(name) if name in preferred else len(preferred)
+
+
 async def choose_provider(
     session: AsyncSession,
     *,
@@ -91,9 +96,11 @@ async def choose_provider(
     currency: str,
     factory: ProviderFactory,
     name: str | None = None,
+    order: Mapping[str, Sequence[str]] | None = None,
 ) -> ProviderHandle:
     """``name`` when given (active, else 400), else the preferred active provider that
-    supports ``currency``."""
+    supports ``currency``: the tenant's ``order`` for that currency first (the
+    ``providerOrder`` setting), then by ``priority``."""
     stmt = select(PaymentProviderConfig).where(PaymentProviderConfig.is_active.is_(True))
     if name is not None:
         stmt = stmt.where(PaymentProviderConfig.provider_name == name.lower())
@@ -101,6 +108,8 @@ async def choose_provider(
         stmt.order_by(PaymentProviderConfig.priority, PaymentProviderConfig.created_at)
     )
     configured = list(rows)
+    preferred = list((order or {}).get(currency.upper(), ()))
+    configured.sort(key=lambda r: _rank(preferred, r.provider_name))
     if not configured:
         if name is not None:
             raise BusinessRule(f"Payment provider {name} is not configured or not active")
@@ -167,13 +176,19 @@ async def _plan_checkout(
     provider: str | None,
     factory: ProviderFactory,
     clock: Clock,
+    order: Mapping[str, Sequence[str]] | None = None,
 ) -> Payment | _CheckoutPlan:
     """Step 1: an open page to reuse, or a new PROCESSING payment (committed). A new
     checkout supersedes the invoice's other open ones (one payable page at a time)."""
     async with maker() as session:
         invoice = await _locked_open_invoice(session, invoice_id)
         handle = await choose_provider(
-            session, tenant_id=tenant_id, currency=invoice.currency, factory=factory, name=provider
+            session,
+            tenant_id=tenant_id,
+            currency=invoice.currency,
+            factory=factory,
+            name=provider,
+            order=order,
         )
         now = clock.now()
         open_ones = list(
@@ -235,6 +250,7 @@ async def checkout(
     factory: ProviderFactory,
     clock: Clock,
     provider: str | None = None,
+    order: Mapping[str, Sequence[str]] | None = None,
 ) -> Payment:
     """A hosted payment page for the invoice's full amount; reuses the open one."""
     plan = await _plan_checkout(
@@ -245,6 +261,7 @@ async def checkout(
         provider=provider,
         factory=factory,
         clock=clock,
+        order=order,
     )
     if isinstance(plan, Payment):
         return plan
