@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from novabilling.billing import collection
 from novabilling.billing.jobs import RECONCILE_JOB
 from novabilling.invoices.lifecycle import CHARGE_JOB
 from novabilling.invoices.models import Invoice
-from novabilling.kit.jobs import QUEUE_PAYMENTS
+from novabilling.kit.jobs import QUEUE_PAYMENTS, job_buffer
 from novabilling.kit.jobs_inprocess import InProcessQueue
 from novabilling.notifications.mailer import MemoryMailer
-from novabilling.payments import failover, service
+from novabilling.payments import charge, failover, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import Payment
 from novabilling.runtime import Runtime
@@ -325,6 +326,41 @@ async def test_slow_provider_pays_after_the_fast_one_and_is_refunded(
         await w.charge(copies=2)
         assert len(w.flutterwave.refunds) == 1 and len(w.flutterwave.transactions) == 1
         assert len(w.paystack.transactions) == 1 and w.money_taken() == AMOUNT_MINOR
+
+
+async def test_a_chain_whose_worker_died_is_carried_on_by_a_job(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    """The worker records Paystack's decline and dies before trying Flutterwave: the
+    commit that recorded the decline queued a charge job, which carries on."""
+    async with world(client, tenant, runtime) as (w, _):
+        await w.save("paystack", paystack_sim.AUTH_DECLINE)
+        await w.save("flutterwave", flutterwave_sim.TOKEN_SUCCESS)
+        maker = await runtime.engines.sessionmaker(tenant.id)
+        async with job_buffer(w.queue) as buffer:
+            started = await failover.begin_next(
+                maker,
+                tenant_id=tenant.id,
+                invoice_id=w.invoice_id,
+                factory=provider_factory(runtime),
+                encryptor=runtime.encryptor,
+                clock=runtime.clock,
+                order={},
+                attempt=0,
+            )
+            assert started is not None and started.charge.handle.name == "paystack"
+            txn = await charge.send_charge(started.charge)
+            await collection.record_answer(
+                runtime, tenant_id=tenant.id, payment_id=started.charge.payment_id, txn=txn
+            )
+            await buffer.flush()  # the commit's jobs are pushed; then the worker is gone
+        assert (await w.payments())["paystack"].status == "FAILED"
+        await w.queue.join()
+        pays = await w.payments()
+        assert pays["flutterwave"].status == "SUCCEEDED"
+        invoice = await w.invoice()
+        assert invoice.status == "PAID" and invoice.collection_attempts == 0
+        assert sum(w.paystack.attempts.values()) == 1 and w.money_taken() == AMOUNT_MINOR
 
 
 async def test_tenant_order_per_currency(

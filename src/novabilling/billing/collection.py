@@ -41,19 +41,18 @@ async def _order(runtime: Runtime, tenant_id: str) -> failover.Order:
     return failover.order_from_settings(tenant.settings)
 
 
-async def _record(
+async def record_answer(
     runtime: Runtime,
     *,
     tenant_id: str,
     payment_id: str,
     txn: Transaction,
-    in_chain: bool = False,
 ) -> service.Recorded | None:
     """Step 3 of every collection: the answer recorded and, for a failed automatic
     charge, what follows (``failover.after_failure``) in the same commit: dunning once
     every eligible provider failed, else the next provider - tried by the calling chain
-    (``in_chain``) or by a ``payments.charge`` job queued here (an answer that came through
-    reconcile or a webhook)."""
+    (``collect``) and by a ``payments.charge`` job queued here, which carries on when the
+    answer came through reconcile or a webhook, or when the chain's worker died."""
     maker = await runtime.engines.sessionmaker(tenant_id)
     async with maker() as session:
         recorded = await charge.record(
@@ -65,13 +64,13 @@ async def _record(
             clock=runtime.clock,
         )
         if recorded is not None and recorded.charge_failed:
-            await _after_failure(runtime, session, tenant_id, payment_id, in_chain=in_chain)
+            await _after_failure(runtime, session, tenant_id, payment_id)
         await session.commit()
     return recorded
 
 
 async def _after_failure(
-    runtime: Runtime, session: AsyncSession, tenant_id: str, payment_id: str, *, in_chain: bool
+    runtime: Runtime, session: AsyncSession, tenant_id: str, payment_id: str
 ) -> None:
     payment = await service.get_payment(session, payment_id=payment_id)
     step, invoice = await failover.after_failure(
@@ -92,7 +91,9 @@ async def _after_failure(
             clock=runtime.clock,
             tenant_grace_days=tenant.setting_int("dunningGraceDays"),
         )
-    elif step is failover.Next.CONTINUE and not in_chain and invoice is not None:
+    elif step is failover.Next.CONTINUE and invoice is not None:
+        # Also from a chain, which goes on by itself: should its worker die here, the job
+        # carries on (it starts nothing while a charge is in flight).
         invoice_lifecycle.queue_charge(
             tenant_id, invoice.id, attempt=invoice.collection_attempts, again=f"after:{payment_id}"
         )
@@ -127,9 +128,7 @@ async def collect(
         attempt = started.attempt  # the rest of the chain stays in this attempt
         txn = await charge.send_charge(started.charge)
         payment_id = started.charge.payment_id
-        answer = await _record(
-            runtime, tenant_id=tenant_id, payment_id=payment_id, txn=txn, in_chain=True
-        )
+        answer = await record_answer(runtime, tenant_id=tenant_id, payment_id=payment_id, txn=txn)
         recorded = answer or recorded
         if txn.outcome is Outcome.UNKNOWN:
             passed = passed | {payment_id}  # no answer: reconcile asks; we move on
@@ -176,7 +175,7 @@ async def reconcile(runtime: Runtime, *, tenant_id: str, payment_id: str | None 
         if handle is None:
             continue
         txn = await _ask(handle, runtime, tenant_id, pid)
-        recorded = await _record(runtime, tenant_id=tenant_id, payment_id=pid, txn=txn)
+        recorded = await record_answer(runtime, tenant_id=tenant_id, payment_id=pid, txn=txn)
         done += int(recorded is not None)
     maker = await runtime.engines.sessionmaker(tenant_id)
     done += await refunds.poll_pending(maker, tenant_id=tenant_id, factory=factory)
@@ -217,7 +216,7 @@ async def _apply_event(
         log.info("webhook.unmatched", provider=provider, reference=event.get("reference"))
         return "IGNORED"
     txn = await _ask(handle, runtime, tenant_id, payment.id)  # never trust the body alone
-    await _record(runtime, tenant_id=tenant_id, payment_id=payment.id, txn=txn)
+    await record_answer(runtime, tenant_id=tenant_id, payment_id=payment.id, txn=txn)
     return "PROCESSED"
 
 

@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
@@ -172,7 +172,10 @@ async def _method_for(
 ) -> PaymentMethod | None:
     return await session.scalar(
         select(PaymentMethod)
-        .where(PaymentMethod.customer_id == customer_id, PaymentMethod.provider == provider)
+        .where(
+            PaymentMethod.customer_id == customer_id,
+            func.lower(PaymentMethod.provider) == provider,
+        )
         .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at.desc())
         .limit(1)
     )
@@ -196,8 +199,9 @@ async def candidates(
     currency = invoice.currency.upper()
     own = await _subscription_method(session, invoice)
     preferred = list(order.get(currency, ()))
-    if own is not None:
-        preferred = [own.provider, *[n for n in preferred if n != own.provider]]
+    own_provider = own.provider.lower() if own is not None else None
+    if own_provider is not None:
+        preferred = [own_provider, *[n for n in preferred if n != own_provider]]
     customer = await session.get(Customer, invoice.customer_id)
     phone = charge.phone_of(customer)
     found: list[Candidate] = []
@@ -207,7 +211,7 @@ async def candidates(
         if handle is None:
             continue
         first = first or handle
-        if own is not None and own.provider == row.provider_name:
+        if own is not None and own_provider == row.provider_name:
             method: PaymentMethod | None = own
         else:
             method = await _method_for(session, invoice.customer_id, row.provider_name)
