@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from novabilling.billing import dunning
 from novabilling.errors import BusinessRule
 from novabilling.invoices import lifecycle as invoice_lifecycle
-from novabilling.payments import charge, failover, refunds, service
+from novabilling.payments import charge, failover, provider_order, refunds, service
 from novabilling.payments.credentials import ProviderHandle, provider_factory
 from novabilling.payments.inbound import EVENT_KEY, split_reference
 from novabilling.payments.models import PROCESSING, Payment
@@ -37,8 +37,7 @@ log = structlog.get_logger(__name__)
 
 
 async def _order(runtime: Runtime, tenant_id: str) -> failover.Order:
-    tenant = await runtime.tenant_profiles.get(tenant_id)
-    return failover.order_from_settings(tenant.settings)
+    return await provider_order.for_tenant(provider_factory(runtime), tenant_id)
 
 
 async def record_answer(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from novabilling.payments import failover
+from novabilling.payments import failover, provider_order
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import Tenant
 from novabilling.tenants import service as tenants_service
@@ -15,7 +15,7 @@ from novabilling.tenants import service as tenants_service
 
 async def update_profile(runtime: Runtime, tenant_id: str, *, changes: dict[str, Any]) -> Tenant:
     settings = changes.get("settings")
-    if isinstance(settings, dict) and failover.ORDER_SETTING in settings:
-        order = failover.check_order_setting(settings[failover.ORDER_SETTING])
-        changes = {**changes, "settings": {**settings, failover.ORDER_SETTING: order}}
+    if isinstance(settings, dict) and provider_order.SETTING in settings:
+        order = failover.check_order_setting(settings[provider_order.SETTING])
+        changes = {**changes, "settings": {**settings, provider_order.SETTING: order}}
     return await tenants_service.update_profile(runtime, tenant_id, changes=changes)

@@ -41,6 +41,7 @@ from novabilling.kit.timestamps import to_wire
 __all__ = [
     "STEPS",
     "AddOnCharge",
+    "ChargeTaxes",
     "Commitment",
     "Composition",
     "Discount",
@@ -97,22 +98,27 @@ class PendingLine:
 
 @dataclass(frozen=True, slots=True)
 class UsageCharge:
-    """One charge's usage of the period, already priced (minor units)."""
+    """One charge's usage of the period (one bucket of it), already priced: the amount
+    this invoice bills (minor units; negative corrects an earlier over-billing)."""
 
     charge_id: str
     description: str
-    units: int
+    units: Decimal | int
     amount_minor: int
     window: tuple[datetime, datetime]
+    bucket: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Commitment:
     """Minimum commitment C of the period and what already counts towards it from other
-    invoices (e.g. an IN_ADVANCE fee for the period, interim usage invoices)."""
+    invoices (e.g. an IN_ADVANCE fee for the period, interim usage invoices).
+    ``fee_included``: this invoice's plan line is the fee of the committed period (False
+    for an IN_ADVANCE renewal, whose plan line is the next period's)."""
 
     minimum_minor: int
     counted_minor: int = 0
+    fee_included: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,16 @@ class AddOnCharge:
 class TaxRate:
     name: str
     rate: Decimal  # percent: Decimal("7.5") is 7.5 %
+    id: str = ""  # one line per distinct tax (charge groups may share one)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeTaxes:
+    """A charge with its own taxes: its usage lines form a group taxed with exactly
+    these (contract taxes.md, "Improve: charge taxes used")."""
+
+    charge_id: str
+    taxes: tuple[TaxRate, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +175,11 @@ class Inputs:
     pending: tuple[PendingLine, ...] = ()
     usage: tuple[UsageCharge, ...] = ()
     commitment: Commitment | None = None
+    interim: bool = False  # usage-only invoice inside the period (not under the period key)
     discounts: tuple[Discount, ...] = ()
     add_ons: tuple[AddOnCharge, ...] = ()
-    taxes: tuple[TaxRate, ...] = ()
+    taxes: tuple[TaxRate, ...] = ()  # the general set (plan -> customer -> default)
+    charge_taxes: tuple[ChargeTaxes, ...] = ()
     wallets: tuple[WalletBalance, ...] = ()
     # manual invoices (import helpers): explicit number, status and dates win
     invoice_number: str | None = None
@@ -260,6 +278,7 @@ def usage(c: Composition) -> None:
                 period_start=charge.window[0],
                 period_end=charge.window[1],
                 charge_id=charge.charge_id,
+                bucket=charge.bucket,
             )
         )
 
@@ -268,7 +287,8 @@ def minimum_commitment(c: Composition) -> None:
     commitment = c.inputs.commitment
     if commitment is None or commitment.minimum_minor <= 0:
         return
-    counted = commitment.counted_minor + c.sum_of("plan", "usage")
+    fee = c.sum_of("plan") if commitment.fee_included else 0
+    counted = commitment.counted_minor + fee + c.sum_of("usage")
     if counted < commitment.minimum_minor:
         shortfall = commitment.minimum_minor - counted
         c.add(Line.single("minimum_commitment", "Minimum commitment true-up", shortfall))
@@ -291,10 +311,47 @@ def add_ons(c: Composition) -> None:
         c.add(Line.single("add_on", f"Add-on charge ({add_on.add_on_id})", add_on.amount_minor))
 
 
+def _tax_groups(c: Composition) -> list[tuple[int, tuple[TaxRate, ...]]]:
+    """(base, taxes) per group: each charge with its own taxes and its usage lines, then
+    the general group (everything else). Coupon discounts are spread over the groups in
+    proportion to their share of the coupon base, half-up, the remainder to the general
+    group; a group's base is max(net, 0)."""
+    total = c.total_minor
+    groups: list[tuple[int, tuple[TaxRate, ...]]] = []
+    coupon_base = c.sum_of("plan", "usage", "minimum_commitment")
+    discount = -c.sum_of("coupon")
+    taken_gross = taken_discount = 0
+    for own in c.inputs.charge_taxes:
+        gross = sum(
+            line.amount_minor
+            for line in c.lines
+            if line.type == "usage" and line.charge_id == own.charge_id
+        )
+        share = (
+            round_half_up(Decimal(discount) * gross / coupon_base)
+            if coupon_base > 0 and discount
+            else 0
+        )
+        taken_gross += gross
+        taken_discount += share
+        groups.append((max(gross - share, 0), own.taxes))
+    general = total - (taken_gross - taken_discount)
+    groups.insert(0, (max(general, 0), c.inputs.taxes))
+    return groups
+
+
 def taxes(c: Composition) -> None:
-    base = max(c.total_minor, 0)
-    for tax in c.inputs.taxes:
-        amount = round_half_up(Decimal(base) * tax.rate / 100)
+    """One ``tax`` line per distinct tax: round(sum of the bases of the groups it taxes x
+    rate / 100). Without charge taxes: every tax on max(total, 0), as the original."""
+    bases: dict[str, int] = {}
+    rates: dict[str, TaxRate] = {}
+    for base, group_taxes in _tax_groups(c):
+        for tax in group_taxes:
+            key = tax.id or f"{tax.name}:{tax.rate}"
+            rates.setdefault(key, tax)
+            bases[key] = bases.get(key, 0) + base
+    for key, tax in rates.items():
+        amount = round_half_up(Decimal(bases[key]) * tax.rate / 100)
         c.add(Line.single("tax", f"Tax: {tax.name} ({tax.rate.normalize():f}%)", amount))
         c.tax_minor += amount
 
@@ -362,6 +419,8 @@ def _metadata(c: Composition, status: str, grace_ends: datetime | None) -> dict[
         "items": [item_out(line, currency) for line in c.lines],
         "taxAmount": to_number(c.tax_minor, currency),
     }
+    if inputs.interim:
+        metadata["progressive"] = True
     if inputs.period is not None:
         metadata["periodStart"] = to_wire(inputs.period[0])
         metadata["periodEnd"] = to_wire(inputs.period[1])

@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import event, select
@@ -19,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from novabilling.customers.models import Customer
 from novabilling.errors import NotFound
-from novabilling.invoices.models import Invoice, InvoiceLine
-from novabilling.invoices.pdf import render_invoice_pdf
+from novabilling.invoices.models import CreditNote, Invoice, InvoiceLine
+from novabilling.invoices.pdf import CREDIT_NOTE, INVOICE, render_invoice_pdf
 from novabilling.kit.spans import day_range
 from novabilling.notifications.views import InvoiceLineView, InvoiceView, TenantView
 from novabilling.tenancy.profiles import TenantProfile
@@ -117,10 +118,57 @@ def _write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-async def render_pdf(view: InvoiceView, *, created_at: datetime) -> bytes:
+async def render_pdf(view: InvoiceView, *, created_at: datetime, title: str = INVOICE) -> bytes:
     """Render off the event loop (fpdf2 is CPU work; it loads with the first PDF, see
     ``invoices.pdf``)."""
-    return await asyncio.to_thread(render_invoice_pdf, view, created_at=created_at)
+    return await asyncio.to_thread(render_invoice_pdf, view, created_at=created_at, title=title)
+
+
+_REASONS = {
+    "DUPLICATE": "Duplicate charge",
+    "PRODUCT_UNSATISFACTORY": "Product unsatisfactory",
+    "ORDER_CHANGE": "Order change",
+    "OTHER": "Other",
+}
+
+
+def credit_note_number(note: CreditNote) -> str:
+    """What the document calls the note: ``CN-`` and the end of its id."""
+    return f"CN-{note.id[-8:].upper()}"
+
+
+async def credit_note_pdf(
+    session: AsyncSession, note: CreditNote, invoice: Invoice, tenant: TenantProfile
+) -> bytes:
+    """A credit note as PDF: one line crediting the invoice, the reason, what was
+    refunded of it (rendered on request, not stored)."""
+    customer = await session.get(Customer, note.customer_id)
+    if customer is None:
+        raise NotFound("Customer not found")
+    reason = _REASONS.get(note.reason, note.reason)
+    line = InvoiceLineView(
+        description=f"Credit for invoice {invoice.invoice_number} ({reason})",
+        quantity=Decimal(1),
+        unit_amount_minor=note.amount_minor,
+        amount_minor=note.amount_minor,
+    )
+    view = InvoiceView(
+        tenant=tenant_view(tenant),
+        customer_name=customer.name or customer.email,
+        customer_email=customer.email,
+        number=credit_note_number(note),
+        status=note.status,
+        currency=note.currency,
+        issued_on=note.created_at.date(),
+        due_on=note.created_at.date(),
+        lines=(line,),
+        subtotal_minor=note.amount_minor,
+        tax_minor=0,
+        total_minor=note.amount_minor,
+        amount_paid_minor=note.refunded_minor,
+        notes=f"Credit note against invoice {invoice.invoice_number}. Reason: {reason}.",
+    )
+    return await render_pdf(view, created_at=note.created_at, title=CREDIT_NOTE)
 
 
 async def render_and_store(

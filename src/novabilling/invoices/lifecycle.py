@@ -6,8 +6,10 @@ statuses in ``RULES``. Side effects hang off the transitions and are queued in t
 unit of work (the job buffer stages them into the tenant database's outbox at the
 commit; see ``kit.outbox``), so they happen exactly when the transition commits:
 
-- issue -> DRAFT / PENDING / PAID: a PENDING one is e-mailed with its PDF, sent as
-  ``invoice.finalized`` and charged automatically; a manual one gets its PDF;
+- issue -> DRAFT / PENDING / PAID: a subscription invoice is announced as
+  ``invoice.drafted`` (DRAFT) or ``invoice.created`` (otherwise), once per invoice; a
+  PENDING one is e-mailed with its PDF, sent as ``invoice.finalized`` and charged
+  automatically; a manual one gets its PDF (and no ``invoice.created``);
 - finalize -> PENDING: e-mail with PDF, ``invoice.finalized``, automatic charge;
 - settle -> PAID: a PAST_DUE subscription becomes ACTIVE, receipt e-mail, ``invoice.paid``;
 - fail -> FAILED: (dunning decides the retry and the subscription's fate);
@@ -48,6 +50,7 @@ from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.kit.jobs import QUEUE_BILLING, QUEUE_PAYMENTS, enqueue_after_commit
 from novabilling.kit.money import to_number
+from novabilling.kit.timestamps import to_wire
 from novabilling.notifications import jobs as emails
 from novabilling.subscriptions import lifecycle as subscription_lifecycle
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
@@ -62,6 +65,8 @@ __all__ = [
     "Transition",
     "fail",
     "finalize",
+    "created_event",
+    "emit_created",
     "invoice_event",
     "issue",
     "queue_charge",
@@ -155,6 +160,40 @@ def invoice_event(invoice: Invoice, *, with_amount: bool = True) -> dict[str, An
     return event_data(invoice.id, invoice.invoice_number, invoice.customer_id, amount)
 
 
+def created_event(
+    invoice_id: str,
+    number: str,
+    customer_id: str,
+    subscription_id: str | None,
+    amount: tuple[int, str],
+    due_date: datetime,
+    status: str,
+) -> tuple[str, dict[str, Any]]:
+    """``invoice.drafted`` (DRAFT) or ``invoice.created`` and its ``data`` (contract
+    webhooks.md and invoice-composition.md step 12): the final amount as a number,
+    ``dueDate`` ISO, the status the invoice was issued with."""
+    data = event_data(invoice_id, number, customer_id, amount)
+    data["subscriptionId"] = subscription_id
+    data["dueDate"] = to_wire(due_date)
+    data["status"] = status
+    return ("invoice.drafted" if status == DRAFT else "invoice.created"), data
+
+
+def emit_created(tenant_id: str, invoice: Invoice, *, clock: Clock) -> None:
+    """The ``invoice.created`` / ``invoice.drafted`` webhook of a subscription invoice as
+    issued (its id is the dedup key: once per invoice)."""
+    name, data = created_event(
+        invoice.id,
+        invoice.invoice_number,
+        invoice.customer_id,
+        invoice.subscription_id,
+        (invoice.total_minor, invoice.currency),
+        invoice.due_date,
+        invoice.status,
+    )
+    outbound.emit(tenant_id, name, data, clock=clock, key=invoice.id)
+
+
 def queue_charge(tenant_id: str, invoice_id: str, *, attempt: int, again: str = "") -> None:
     """``payments.charge``: collect with the saved method. ``again`` (e.g. an hour stamp)
     makes a fresh job id to re-queue a job that was lost."""
@@ -227,8 +266,9 @@ def _row(draft: Draft, invoice_id: str, number: str) -> dict[str, Any]:
         "paid_at": paid_at,
         "finalized_at": None if draft.status == DRAFT else now,
         "voided_at": now if draft.status == CANCELED else None,
-        "period_start": inputs.period[0] if inputs.period else None,
-        "period_end": inputs.period[1] if inputs.period else None,
+        # interim invoices name their period in metadata only: not under the period key
+        "period_start": inputs.period[0] if inputs.period and not inputs.interim else None,
+        "period_end": inputs.period[1] if inputs.period and not inputs.interim else None,
         "pdf_url": None,
         "collection_attempts": 0,
         "next_retry_at": None,
@@ -252,6 +292,8 @@ def _line_rows(draft: Draft, invoice_id: str) -> list[dict[str, Any]]:
             "amount_minor": line.amount_minor,
             "period_start": line.period_start,
             "period_end": line.period_end,
+            "charge_id": line.charge_id,
+            "charge_bucket": line.bucket,
         }
         for position, line in enumerate(draft.lines)
     ]
@@ -357,21 +399,40 @@ def _after_issue(
     clock: Clock,
 ) -> None:
     pending: list[Issued] = []
+    announced: list[Issued] = []  # subscription invoices: invoice.created / drafted
     for draft, invoice in zip(drafts, issued, strict=True):
         if draft.inputs.plan is None:
             queue_render_pdf(tenant_id, invoice.id)  # manual: the PDF at once
-        elif invoice.status == PENDING:
+            continue
+        announced.append(invoice)
+        if invoice.status == PENDING:
             pending.append(invoice)
-    if len(pending) >= FAN_OUT_FROM:
+    if len(announced) >= FAN_OUT_FROM:
         enqueue_after_commit(
             QUEUE_BILLING,
             ISSUED_JOB,
-            {"tenant_id": tenant_id, "invoices": [[i.id, i.charge] for i in pending]},
-            job_id=f"{tenant_id}:issued:{pending[0].id}",
+            {
+                "tenant_id": tenant_id,
+                "invoices": [[i.id, i.charge] for i in pending],
+                "created": [i.id for i in announced],
+            },
+            job_id=f"{tenant_id}:issued:{announced[0].id}",
             attempts=5,
         )
         return
     by_id = {i.id: d for d, i in zip(drafts, issued, strict=True)}
+    for invoice in announced:
+        inputs = by_id[invoice.id].inputs
+        name, data = created_event(
+            invoice.id,
+            invoice.number,
+            inputs.customer_id,
+            inputs.subscription_id,
+            (invoice.total_minor, inputs.currency),
+            by_id[invoice.id].due_date,
+            invoice.status,
+        )
+        outbound.emit(tenant_id, name, data, clock=clock, key=invoice.id)
     for invoice in pending:
         inputs = by_id[invoice.id].inputs
         data = event_data(

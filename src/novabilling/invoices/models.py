@@ -149,5 +149,9 @@ class CreditNote(TenantBase):
     reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    # Outcome of a note on a PAID invoice: the part refunded to the provider (payments.md
+    # refunds of the invoice's payment) and when.
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunded_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

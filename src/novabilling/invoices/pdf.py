@@ -38,6 +38,8 @@ from novabilling.notifications.views import InvoiceView, format_day
 if TYPE_CHECKING:  # fpdf2 and fontTools (~35 MiB) load with the first PDF, not at start
     from fpdf import FPDF
 
+INVOICE = "Invoice"
+CREDIT_NOTE = "Credit note"
 FONT = "sans"
 FALLBACK = "cjk"
 _ROBOTO = Path(str(files("font_roboto").joinpath("files")))
@@ -117,9 +119,10 @@ def _pdf_class() -> type[Any]:
     from the process's parsed copies (invoices/fonts.py), not from the files each time."""
 
     class InvoicePdf(fonts.pdf_class()):  # type: ignore[misc]
-        def __init__(self, view: InvoiceView) -> None:
+        def __init__(self, view: InvoiceView, title: str = INVOICE) -> None:
             super().__init__(orientation="P", unit="mm", format="A4")
             self.view = view
+            self.document = title
             texts = _view_texts(view)
             for style, path in FONT_FILES.items():
                 fonts.add_font(self, FONT, style, path)
@@ -139,7 +142,7 @@ def _pdf_class() -> type[Any]:
             _style(self, 10, bold=True)
             self.cell(self.epw / 2, 6, self.view.tenant.name)
             _style(self, 9, grey=True)
-            self.cell(self.epw / 2, 6, f"Invoice {self.view.number} (continued)", align="R")
+            self.cell(self.epw / 2, 6, f"{self.document} {self.view.number} (continued)", align="R")
             self.ln(6)
             _rule(self, self.get_y())
             self.ln(4)
@@ -149,21 +152,27 @@ def _pdf_class() -> type[Any]:
         def footer(self) -> None:
             self.set_y(-14)
             _style(self, 8, grey=True)
-            self.cell(self.epw / 2, 5, f"{self.view.tenant.name} · Invoice {self.view.number}")
+            self.cell(
+                self.epw / 2, 5, f"{self.view.tenant.name} · {self.document} {self.view.number}"
+            )
             self.cell(self.epw / 2, 5, f"Page {self.page_no()} of {{nb}}", align="R")
 
     return InvoicePdf
 
 
-def render_invoice_pdf(view: InvoiceView, *, created_at: datetime | None = None) -> bytes:
-    """The invoice as PDF bytes. ``created_at`` (default: now) is the only varying input."""
-    pdf = _pdf_class()(view)
+def render_invoice_pdf(
+    view: InvoiceView, *, created_at: datetime | None = None, title: str = INVOICE
+) -> bytes:
+    """The invoice as PDF bytes. ``created_at`` (default: now) is the only varying input.
+    ``title`` ``CREDIT_NOTE``: the same layout as a credit note (no due date; the total is
+    what is credited, then what was refunded of it)."""
+    pdf = _pdf_class()(view, title)
     pdf.set_creation_date(created_at or SystemClock().now())
-    pdf.set_title(f"Invoice {view.number}")
+    pdf.set_title(f"{title} {view.number}")
     pdf.set_author(view.tenant.name)
     pdf.set_creator("NovaBilling")
     pdf.add_page()
-    _header(pdf, view)
+    _header(pdf, view, title)
     _bill_to(pdf, view)
     _table_headings(pdf)
     pdf.in_table = True
@@ -175,15 +184,15 @@ def render_invoice_pdf(view: InvoiceView, *, created_at: datetime | None = None)
             str(line.quantity),
             money(line.unit_amount_minor, view.currency),
             money(line.amount_minor, view.currency),
-            keep_with=_totals_height(view) if index == last else 0.0,
+            keep_with=_totals_height(view, title) if index == last else 0.0,
         )
     pdf.in_table = False
-    _totals(pdf, view)
+    _totals(pdf, view, title)
     _notes(pdf, view)
     return bytes(pdf.output())
 
 
-def _header(pdf: FPDF, view: InvoiceView) -> None:
+def _header(pdf: FPDF, view: InvoiceView, title: str) -> None:
     tenant = view.tenant
     top = pdf.get_y()
     left_w = 108.0
@@ -201,14 +210,16 @@ def _header(pdf: FPDF, view: InvoiceView) -> None:
     right_w = pdf.epw - left_w
     pdf.set_xy(right_x, top)
     _style(pdf, 20, bold=True)
-    pdf.cell(right_w, 9, "INVOICE", align="R", new_x="LEFT", new_y="NEXT")
+    pdf.cell(right_w, 9, title.upper(), align="R", new_x="LEFT", new_y="NEXT")
     pdf.ln(1)
-    for label, value in (
+    rows = [
         ("Number", view.number),
         ("Status", view.status),
         ("Issued", format_day(view.issued_on)),
-        ("Due", format_day(view.due_on)),
-    ):
+    ]
+    if title == INVOICE:
+        rows.append(("Due", format_day(view.due_on)))
+    for label, value in rows:
         pdf.set_x(right_x)
         _style(pdf, 9, grey=True)
         pdf.cell(right_w - 38, 4.8, f"{label}:", align="R")
@@ -269,8 +280,13 @@ def _line_row(
     pdf.set_xy(pdf.l_margin, y + height)
 
 
-def _totals_rows(view: InvoiceView) -> list[tuple[str, str, bool]]:
+def _totals_rows(view: InvoiceView, title: str) -> list[tuple[str, str, bool]]:
     cur = view.currency
+    if title == CREDIT_NOTE:
+        rows = [("Total credited", money(view.total_minor, cur), True)]
+        if view.amount_paid_minor:
+            rows.append(("Refunded", money(view.amount_paid_minor, cur), False))
+        return rows
     rows = [("Subtotal", money(view.subtotal_minor, cur), False)]
     if view.tax_minor:
         rows.append(("Tax", money(view.tax_minor, cur), False))
@@ -284,19 +300,20 @@ def _totals_rows(view: InvoiceView) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def _totals_height(view: InvoiceView) -> float:
-    return len(_totals_rows(view)) * 6.5 + 4
+def _totals_height(view: InvoiceView, title: str) -> float:
+    return len(_totals_rows(view, title)) * 6.5 + 4
 
 
-def _totals(pdf: FPDF, view: InvoiceView) -> None:
-    rows = _totals_rows(view)
-    if pdf.get_y() + _totals_height(view) > pdf.page_break_trigger:
+def _totals(pdf: FPDF, view: InvoiceView, title: str) -> None:
+    rows = _totals_rows(view, title)
+    if pdf.get_y() + _totals_height(view, title) > pdf.page_break_trigger:
         pdf.add_page()
     pdf.ln(3)
     label_w, value_w = 45.0, _COLS[3]
     left = pdf.l_margin + sum(_COLS) - label_w - value_w
     for index, (label, value, bold) in enumerate(rows):
-        last = index == len(rows) - 1
+        # the invoice's last row (amount due); a credit note's total credited
+        last = bold if title == CREDIT_NOTE else index == len(rows) - 1
         pdf.set_x(left)
         _style(pdf, 11 if last else 10, bold=bold)
         pdf.set_fill_color(*_SHADE)

@@ -20,7 +20,6 @@ charges twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -35,7 +34,7 @@ from novabilling.invoices.models import CANCELED, PAID, Invoice
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor
 from novabilling.kit.ids import new_id
-from novabilling.payments import provider_policy, service
+from novabilling.payments import provider_order, provider_policy, service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.inbound import payment_reference
 from novabilling.payments.models import (
@@ -85,10 +84,6 @@ def supports(name: str, currency: str) -> bool:
     return name not in registry.SPECS or registry.supports_currency(name, code)
 
 
-def _rank(preferred: list[str], name: str) -> int:
-    return preferred.index(name) if name in preferred else len(preferred)
-
-
 async def choose_provider(
     session: AsyncSession,
     *,
@@ -96,11 +91,10 @@ async def choose_provider(
     currency: str,
     factory: ProviderFactory,
     name: str | None = None,
-    order: Mapping[str, Sequence[str]] | None = None,
 ) -> ProviderHandle:
     """``name`` when given (active, else 400), else the preferred active provider that
-    supports ``currency``: the tenant's ``order`` for that currency first (the
-    ``providerOrder`` setting), then by ``priority``."""
+    supports ``currency``: the tenant's ``providerOrder`` for that currency first, then
+    by ``priority``."""
     stmt = select(PaymentProviderConfig).where(PaymentProviderConfig.is_active.is_(True))
     if name is not None:
         stmt = stmt.where(PaymentProviderConfig.provider_name == name.lower())
@@ -108,8 +102,10 @@ async def choose_provider(
         stmt.order_by(PaymentProviderConfig.priority, PaymentProviderConfig.created_at)
     )
     configured = list(rows)
-    preferred = list((order or {}).get(currency.upper(), ()))
-    configured.sort(key=lambda r: _rank(preferred, r.provider_name))
+    if name is None:
+        order = await provider_order.for_tenant(factory, tenant_id)
+        preferred = order.get(currency.upper(), [])
+        configured.sort(key=lambda r: provider_order.rank(preferred, r.provider_name))
     if not configured:
         if name is not None:
             raise BusinessRule(f"Payment provider {name} is not configured or not active")
@@ -176,7 +172,6 @@ async def _plan_checkout(
     provider: str | None,
     factory: ProviderFactory,
     clock: Clock,
-    order: Mapping[str, Sequence[str]] | None = None,
 ) -> Payment | _CheckoutPlan:
     """Step 1: an open page to reuse, or a new PROCESSING payment (committed). A new
     checkout supersedes the invoice's other open ones (one payable page at a time)."""
@@ -188,7 +183,6 @@ async def _plan_checkout(
             currency=invoice.currency,
             factory=factory,
             name=provider,
-            order=order,
         )
         now = clock.now()
         open_ones = list(
@@ -250,7 +244,6 @@ async def checkout(
     factory: ProviderFactory,
     clock: Clock,
     provider: str | None = None,
-    order: Mapping[str, Sequence[str]] | None = None,
 ) -> Payment:
     """A hosted payment page for the invoice's full amount; reuses the open one."""
     plan = await _plan_checkout(
@@ -261,7 +254,6 @@ async def checkout(
         provider=provider,
         factory=factory,
         clock=clock,
-        order=order,
     )
     if isinstance(plan, Payment):
         return plan

@@ -34,10 +34,9 @@ has not moved on) may charge several providers, one after the other, each at mos
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import structlog
 from sqlalchemy import func, select
@@ -51,7 +50,7 @@ from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor
 from novabilling.kit.ids import derived_id
-from novabilling.payments import charge
+from novabilling.payments import charge, provider_order
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.models import (
     KIND_CHARGE,
@@ -66,13 +65,10 @@ from novabilling.subscriptions.models import Subscription
 
 log = structlog.get_logger(__name__)
 
-ORDER_SETTING = "providerOrder"
-ORDER_FIELD = f"settings.{ORDER_SETTING}"
+ORDER_FIELD = f"settings.{provider_order.SETTING}"
 MAX_ORDER_CURRENCIES = 50
 
-Order = Mapping[str, Sequence[str]]
-"""Currency code -> provider names, most preferred first (the ``providerOrder`` setting)."""
-
+Order = provider_order.Order
 
 # --- the providerOrder setting ------------------------------------------------------------
 
@@ -109,26 +105,13 @@ def check_order_setting(value: object, *, field: str = ORDER_FIELD) -> dict[str,
     return out
 
 
-def order_from_settings(settings: Mapping[str, Any] | None) -> dict[str, list[str]]:
-    """The stored setting, read leniently (anything unexpected is ignored)."""
-    raw = (settings or {}).get(ORDER_SETTING)
-    if not isinstance(raw, dict):
-        return {}
-    return {
-        str(code).upper(): [str(n).lower() for n in names if isinstance(n, str)]
-        for code, names in raw.items()
-        if isinstance(names, list)
-    }
-
-
 def sequence(
     configured: Sequence[PaymentProviderConfig], currency: str, preferred: Sequence[str] = ()
 ) -> list[PaymentProviderConfig]:
     """The configurations that support ``currency``: those named in ``preferred`` in that
     order, then the others in the order given (priority, then age)."""
     usable = [c for c in configured if charge.supports(c.provider_name, currency)]
-    rank = {name: i for i, name in enumerate(preferred)}
-    return sorted(usable, key=lambda c: rank.get(c.provider_name, len(rank)))
+    return sorted(usable, key=lambda c: provider_order.rank(preferred, c.provider_name))
 
 
 # --- one charge of the chain --------------------------------------------------------------

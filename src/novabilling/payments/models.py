@@ -112,7 +112,10 @@ class Refund(TenantBase):
 
 class PaymentMethod(TenantBase):
     __tablename__ = "payment_methods"
-    __table_args__ = (Index("ix_payment_methods_customer_id_provider", "customer_id", "provider"),)
+    __table_args__ = (
+        Index("ix_payment_methods_customer_id_provider", "customer_id", "provider"),
+        Index("ix_payment_methods_customer_id_created_at", "customer_id", "created_at"),
+    )
 
     id: Mapped[str] = id_column()
     customer_id: Mapped[str] = mapped_column(String(32))
@@ -120,9 +123,20 @@ class PaymentMethod(TenantBase):
     token_encrypted: Mapped[str] = mapped_column(Text)
     # SHA-256 of the token: finds an already saved authorization without decrypting.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token as shown on the wire (``tokenId`` is masked: it is a reusable charge key).
+    token_hint: Mapped[str | None] = mapped_column(String(40), default=None)
+    type: Mapped[str] = mapped_column(String(16), default="CARD", server_default="CARD")
     brand: Mapped[str | None] = mapped_column(String(50), default=None)
     last4: Mapped[str | None] = mapped_column(String(4), default=None)
+    cardholder_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    country: Mapped[str | None] = mapped_column(String(64), default=None)
+    exp_month: Mapped[int | None] = mapped_column(Integer, default=None)
+    exp_year: Mapped[int | None] = mapped_column(Integer, default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # Provider-side customer the token belongs to (Stripe ``cus_...``: an off-session
+    # PaymentIntent names both).
+    provider_customer_ref: Mapped[str | None] = mapped_column(String(255), default=None)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()

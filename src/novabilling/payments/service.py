@@ -104,6 +104,19 @@ async def list_for_invoice(session: AsyncSession, invoice_id: str) -> list[dict[
     ]
 
 
+async def refundable_payment(
+    session: AsyncSession, invoice_id: str, amount_minor: int
+) -> Payment | None:
+    """The invoice's newest collected payment with at least ``amount_minor`` not yet
+    refunded (credit notes refund through it)."""
+    for payment in reversed(list(await repository.of_invoice(session, invoice_id))):
+        if payment.status in (SUCCEEDED, REFUNDED) and (
+            payment.amount_minor - payment.refunded_minor >= amount_minor
+        ):
+            return payment
+    return None
+
+
 async def list_for_customer(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
     """The customer's payments (``billing.accounts``), newest invoice first."""
     return await render(session, list(await repository.of_customer(session, customer_id)))
