@@ -25,6 +25,7 @@ from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
 from novabilling.api.wallets import router as wallets_router
+from novabilling.api.webhook_deliveries import router as webhook_deliveries_router
 from novabilling.api.webhooks import router as webhooks_router
 
 
@@ -50,6 +51,7 @@ def api_routers() -> list[APIRouter]:
         taxes_router,
         credit_notes_router,
         wallets_router,
+        webhook_deliveries_router,
     ]
 
 
