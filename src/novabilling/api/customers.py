@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from novabilling.billing import accounts
 from novabilling.customers import schemas, service
 from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.payments import methods
+from novabilling.payments.method_schemas import method_out
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
@@ -110,3 +112,22 @@ async def customer_invoices(session: TenantReadSession, customer_id: str) -> lis
 async def customer_payments(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
     return await accounts.payments_for_customer(session, customer.id)
+
+
+@router.get("/{customer_id}/payment-methods")
+async def customer_payment_methods(
+    session: TenantReadSession, customer_id: str
+) -> list[dict[str, Any]]:
+    """Newest first (the default not sorted first, as the contract's sub-route)."""
+    customer = await service.get_customer(session, customer_id)
+    found = await methods.list_for_customer(session, customer.id, default_first=False)
+    return [method_out(m) for m in found]
+
+
+@router.delete("/{customer_id}/payment-methods/{method_id}")
+async def delete_customer_payment_method(
+    session: TenantSession, customer_id: str, method_id: str, runtime: RuntimeDep
+) -> dict[str, str]:
+    """Improve applied: the subscription check and the default hand-over as the main route."""
+    await methods.delete_method(session, method_id, clock=runtime.clock, customer_id=customer_id)
+    return {"message": "Payment method deleted successfully"}

@@ -53,6 +53,7 @@ from novabilling.payments.providers.base import (
     ProviderUnavailable,
     Transaction,
 )
+from novabilling.subscriptions.models import Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -383,15 +384,20 @@ async def begin_charge(
         )
         if in_flight is not None:
             return None
+        chosen = await _subscription_method(session, invoice)
         try:
             handle = await choose_provider(
-                session, tenant_id=tenant_id, currency=invoice.currency, factory=factory
+                session,
+                tenant_id=tenant_id,
+                currency=invoice.currency,
+                factory=factory,
+                name=chosen.provider if chosen is not None else None,
             )
         except BusinessRule as exc:
             log.warning("payment.charge_no_provider", invoice_id=invoice.id, reason=str(exc))
             return None
         customer = await session.get(Customer, invoice.customer_id)
-        method = await session.scalar(
+        method = chosen or await session.scalar(
             select(PaymentMethod)
             .where(
                 PaymentMethod.customer_id == invoice.customer_id,
@@ -419,6 +425,7 @@ async def begin_charge(
                 email=(method.email if method and method.email else None)
                 or (customer.email if customer else ""),
                 authorization=token,
+                customer_ref=method.provider_customer_ref if method else None,
                 phone=phone_of(customer),
                 description=f"Invoice {invoice.invoice_number}"[
                     : 13 if handle.name == "mpesa" else 200
@@ -426,6 +433,19 @@ async def begin_charge(
             )
         await session.commit()
     return ChargeAttempt(payment_id, handle, request)
+
+
+async def _subscription_method(session: AsyncSession, invoice: Invoice) -> PaymentMethod | None:
+    """The saved method the invoice's subscription points at (``paymentMethodId``): it is
+    charged through the tenant's active provider of that name (payment-methods.md)."""
+    if invoice.subscription_id is None:
+        return None
+    method_id = await session.scalar(
+        select(Subscription.payment_method_id).where(Subscription.id == invoice.subscription_id)
+    )
+    if method_id is None:
+        return None
+    return await session.get(PaymentMethod, method_id)
 
 
 async def send_charge(attempt: ChargeAttempt) -> Transaction:
