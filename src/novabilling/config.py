@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 7
+    # customer portal tokens (POST /api/portal/customers/{externalId}/token): default life
+    portal_token_minutes: int = Field(default=60, ge=1, le=1440)
     refresh_reuse_grace_seconds: int = Field(default=60, ge=0)
     principal_cache_seconds: float = 5.0
     tenant_engine_cache_size: int = 2000

@@ -4,6 +4,8 @@ Each domain registers its models here (import only; no logic)."""
 
 from __future__ import annotations
 
+import novabilling.add_ons.models  # noqa: F401
+import novabilling.coupons.models  # noqa: F401
 import novabilling.customers.models  # noqa: F401
 import novabilling.invoices.models  # noqa: F401
 import novabilling.kit.idempotency  # noqa: F401
@@ -13,6 +15,7 @@ import novabilling.plans.models  # noqa: F401
 import novabilling.subscriptions.models  # noqa: F401
 import novabilling.taxes.models  # noqa: F401
 import novabilling.usage.models  # noqa: F401
+import novabilling.wallets.models  # noqa: F401
 from novabilling.kit.db import TenantBase
 
 __all__ = ["TenantBase"]

@@ -82,3 +82,29 @@ async def test_no_webhook_url_means_no_delivery(
     await queue.join()
     assert sent == []
     await queue.close()
+
+
+async def test_no_webhook_url_queues_nothing(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    """Without a webhookUrl a write queues no delivery job at all (no outbox row, no push);
+    once the tenant sets one, the next write's event is delivered."""
+    queue = use_inprocess_jobs(runtime)
+    sent = capture_outbound(runtime)
+    created = await client.post(
+        "/api/customers",
+        headers=tenant.key_headers,
+        json={"externalId": "cus_quiet", "email": "q@test.local", "currency": "KES"},
+    )
+    assert created.status_code == 201, created.text
+    await queue.join()
+    assert (queue.completed, queue.failed, sent) == (0, 0, [])
+    await point_webhooks_at_test_url(client, tenant)
+    updated = await client.patch(
+        f"/api/customers/{created.json()['id']}",
+        headers=tenant.key_headers,
+        json={"name": "Now Heard"},
+    )
+    assert updated.status_code == 200, updated.text
+    await queue.join()
+    assert [q.headers["X-Event-Type"] for q in sent] == ["customer.updated"]

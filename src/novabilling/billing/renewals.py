@@ -20,7 +20,7 @@ stops. Side effects are staged in the tenant outbox with the commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -28,7 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
+from novabilling.billing.metering import Due, Metered, meter
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
 from novabilling.invoices.models import Invoice
@@ -41,11 +42,28 @@ from novabilling.plans.models import Plan
 from novabilling.subscriptions import lifecycle as subscription_lifecycle
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 from novabilling.tenancy.profiles import TenantProfile
+from novabilling.tenants.service import BACK_BILLING
 from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
 IN_ADVANCE = "IN_ADVANCE"
+# Bounded catch-up (issue 14, defect 5): a subscription whose period ended longer ago than
+# this is "far behind" (imported back-dated, or its tenant's billing stopped for weeks);
+# it is billed for its current period only, the periods between are skipped without
+# invoices (``subscriptions.lifecycle.skip_far_periods``, logged and recorded). Within the
+# window every missed period is billed (an outage of the billing engine is made good).
+# The tenant setting ``backBilling: true`` bills every missed period instead.
+CATCH_UP_WINDOW = timedelta(days=31)
+
+
+def back_billing(tenant: TenantProfile) -> bool:
+    return tenant.settings.get(BACK_BILLING) is True
+
+
+def far_behind(tenant: TenantProfile, period_end: datetime, now: datetime) -> bool:
+    """Whether a period ending at ``period_end`` is too old to bill at ``now``."""
+    return period_end <= now - CATCH_UP_WINDOW and not back_billing(tenant)
 
 
 class Outcome(StrEnum):
@@ -119,10 +137,16 @@ def period_inputs(
     fee_period: tuple[datetime, datetime] | None,
     amount_minor: int,
     pending: tuple[builder.PendingLine, ...] = (),
+    metered: Metered | None = None,
     tax: taxation.TaxInputs = taxation.NO_TAX,
 ) -> builder.Inputs:
     """The builder's inputs for ``sub``'s invoice of ``period`` (plan fee for
-    ``fee_period`` at ``amount_minor``; None: no fee)."""
+    ``fee_period`` at ``amount_minor``, or the customer's override price; None: no fee),
+    with the usage and minimum commitment ``metered``."""
+    metered = metered or Metered()
+    custom = metered.price_minor is not None
+    if metered.price_minor is not None:
+        amount_minor = metered.price_minor
     plan_terms = plan.net_payment_terms if plan is not None else None
     customer_terms = customer.net_payment_terms if customer is not None else None
     return builder.Inputs(
@@ -139,10 +163,13 @@ def period_inputs(
             billing_interval=sub.billing_interval,
             billing_timing=sub.billing_timing,
             amount_minor=amount_minor,
+            custom_pricing=custom,
         ),
         period=period,
         fee_period=fee_period,
         pending=pending,
+        usage=metered.usage,
+        commitment=metered.commitment,
         taxes=tax.taxes,
         charge_taxes=tax.charge_taxes,
     )
@@ -157,9 +184,20 @@ async def issue_period_invoice(
     amount_minor: int,
     plan: Plan | None,
     fee: bool = True,
-) -> lifecycle.Issued:
-    """Draft and issue ``sub``'s invoice of ``period`` with its pending lines. Raises
-    ``IntegrityError`` when the period is already invoiced."""
+    usage_window: tuple[datetime, datetime] | None = None,
+    skip_empty: bool = False,
+) -> lifecycle.Issued | None:
+    """Draft and issue ``sub``'s invoice of ``period`` with its pending lines and the
+    usage of ``usage_window`` (the period that ended). Raises ``IntegrityError`` when the
+    period is already invoiced. ``skip_empty``: nothing is issued for a draft without
+    lines (None)."""
+    due = Due(
+        sub,
+        usage_window,
+        fee_included=fee and usage_window == period,
+        plan_minimum_e4=plan.minimum_commitment_e4 if plan is not None else None,
+    )
+    metered = (await meter(session, [due]))[sub.id]
     inputs = period_inputs(
         ctx,
         sub,
@@ -169,17 +207,22 @@ async def issue_period_invoice(
         fee_period=period if fee else None,
         amount_minor=amount_minor,
         pending=await pending_lines(session, sub.id, ctx.now),
+        metered=metered,
         tax=(await taxation.load(session, [(sub.plan_id, sub.customer_id)])).of(
             sub.plan_id, sub.customer_id
         ),
     )
+    draft = builder.build(await invoice_credits.load(session, inputs))
+    if skip_empty and not draft.lines:
+        return None
     issued = await lifecycle.issue(
         session,
-        [builder.build(inputs)],
+        [draft],
         tenant_id=ctx.tenant.id,
         clock=ctx.clock,
         charge={0: sub.payment_method_id is not None},
     )
+    await invoice_credits.record(session, draft, issued[0].id)
     return issued[0]
 
 
@@ -221,21 +264,35 @@ async def first_period_uninvoiced(session: AsyncSession, sub: Subscription) -> b
 async def _cancel_due(session: AsyncSession, ctx: TickContext, sub: Subscription) -> Outcome:
     now = ctx.now
     ended = sub.current_period_end <= now and sub.cancel_at is not None
+    last = (sub.current_period_start, sub.current_period_end)
     if (
         ended
-        and sub.billing_timing != IN_ADVANCE
         and sub.status != "TRIALING"
         and sub.cancel_at is not None
         and sub.cancel_at >= sub.current_period_end
     ):
-        await issue_period_invoice(
-            session,
-            ctx,
-            sub,
-            period=(sub.current_period_start, sub.current_period_end),
-            amount_minor=sub.amount_minor,
-            plan=await ctx.plan(session, sub.plan_id),
-        )
+        if sub.billing_timing != IN_ADVANCE:  # the period used: fee and usage
+            await issue_period_invoice(
+                session,
+                ctx,
+                sub,
+                period=last,
+                amount_minor=sub.amount_minor,
+                plan=await ctx.plan(session, sub.plan_id),
+                usage_window=last,
+            )
+        else:  # the fee was billed in advance: the usage of the last period, if any
+            await issue_period_invoice(
+                session,
+                ctx,
+                sub,
+                period=(last[1], last[1]),
+                amount_minor=0,
+                plan=await ctx.plan(session, sub.plan_id),
+                fee=False,
+                usage_window=last,
+                skip_empty=True,
+            )
     await subscription_lifecycle.cancel_now(session, sub, now=now, reason="canceled_at_period_end")
     emails.queue(
         ctx.tenant.id, emails.SUBSCRIPTION_CANCELED, {"subscription_id": sub.id}, key=sub.id
@@ -255,9 +312,13 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         return Outcome.NOTHING
     if action == "cancel":
         return await _cancel_due(session, ctx, sub)
+    if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+        await subscription_lifecycle.skip_far_periods(session, sub, now=ctx.now)
     was_trial = sub.status == "TRIALING"
     plan = await ctx.plan(session, sub.plan_id)
-    if await first_period_uninvoiced(session, sub):  # imported back-dated: period 0 first
+    if await first_period_uninvoiced(session, sub) and not far_behind(
+        ctx.tenant, sub.current_period_end, ctx.now
+    ):  # imported back-dated: period 0 first
         await issue_period_invoice(
             session,
             ctx,
@@ -274,14 +335,27 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
         f"{sub.id}:{to_wire(start)}",
     )
+    used = None if was_trial else (past[0], past[1])  # a trial's usage is not billed
     if sub.billing_timing == IN_ADVANCE:
         plan = await ctx.plan(session, sub.plan_id)  # a scheduled change may have applied
         await issue_period_invoice(
-            session, ctx, sub, period=(start, end), amount_minor=sub.amount_minor, plan=plan
+            session,
+            ctx,
+            sub,
+            period=(start, end),
+            amount_minor=sub.amount_minor,
+            plan=plan,
+            usage_window=used,
         )
     elif not was_trial:
         await issue_period_invoice(
-            session, ctx, sub, period=(past[0], past[1]), amount_minor=past[2], plan=plan
+            session,
+            ctx,
+            sub,
+            period=(past[0], past[1]),
+            amount_minor=past[2],
+            plan=plan,
+            usage_window=used,
         )
     else:
         return Outcome.ADVANCED
@@ -299,6 +373,8 @@ async def invoice_first_period(
             sub = await _lock(session, subscription_id)
             if sub is None or not await first_period_uninvoiced(session, sub):
                 return False
+            if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+                return False  # the renewal skips to the current period and bills it
             await issue_period_invoice(
                 session,
                 ctx,

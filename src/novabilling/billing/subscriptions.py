@@ -4,7 +4,9 @@
 this module adds the billing side, so a subscription and its invoices never disagree:
 
 - create: an ACTIVE IN_ADVANCE subscription without a trial gets its first invoice in the
-  same transaction (invoice-composition.md: "subscription start, IN_ADVANCE plan");
+  same transaction (invoice-composition.md: "subscription start, IN_ADVANCE plan"),
+  unless it is back-dated so far that its first period is past the catch-up window: then
+  the billing tick bills its current period only (``renewals.CATCH_UP_WINDOW``);
 - cancel ``now``: a FINALIZED ``ORDER_CHANGE`` credit note for the unused part of the
   period against the latest invoice (subscriptions.md), when it has one;
 - change plan (upgrade): proration credit only for a period that was invoiced, plus the
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing.renewals import IN_ADVANCE, TickContext, issue_period_invoice
+from novabilling.billing.renewals import IN_ADVANCE, TickContext, far_behind, issue_period_invoice
 from novabilling.errors import Invalid
 from novabilling.invoices import credit_notes
 from novabilling.invoices.models import CANCELED, Invoice
@@ -69,6 +71,7 @@ async def create(
         and sub.billing_timing == IN_ADVANCE
         and sub.trial_end is None
         and sub.current_period_end > sub.current_period_start
+        and not far_behind(tenant, sub.current_period_end, clock.now())
     ):
         await issue_period_invoice(
             session,

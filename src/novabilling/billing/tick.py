@@ -4,7 +4,8 @@ Due work, all read from DB state at ``now``:
 1. subscriptions whose period ended, trial ended or scheduled cancellation was reached
    (``status`` live and ``current_period_end <= now`` or ``cancel_at <= now``), taken in
    batches, each done in its own transaction by ``renewals.process``; a subscription
-   behind by several periods stays due and is taken again until it is current;
+   behind by several periods stays due and is taken again until it is current; one far
+   behind (``renewals.CATCH_UP_WINDOW``) is billed for its current period only;
 2. (first) first invoices of ACTIVE IN_ADVANCE subscriptions created without a trial;
 3. DRAFT subscription invoices whose grace period ended -> finalized;
 4. FAILED invoices whose dunning retry is due -> ``payments.charge`` queued (leased);
@@ -15,7 +16,9 @@ Due work, all read from DB state at ``now``:
    ids carry the hour, so each is queued at most once an hour; the charge path is
    idempotent (in-flight and stale-attempt checks, derived provider reference);
 6. trials ending within 3 days -> one reminder email (marked by a subscription event);
-7. outbox rows whose unit of work never pushed them (the process died after its commit)
+7. wallets past their ``expirationAt`` -> credits voided, TERMINATED
+   (``wallets.consumption.expire_due``);
+8. outbox rows whose unit of work never pushed them (the process died after its commit)
    -> relayed to the queue (``kit.outbox.relay_stale``).
 
 Running it twice at the same instant does nothing the second time.
@@ -44,6 +47,7 @@ from novabilling.payments.models import KIND_CHARGE, PROCESSING, Payment, Paymen
 from novabilling.runtime import Runtime
 from novabilling.subscriptions import lifecycle
 from novabilling.subscriptions.models import Subscription, SubscriptionEvent
+from novabilling.wallets import consumption as wallet_consumption
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +72,7 @@ class TickResult:
     recharged: int = 0  # lost charge jobs queued again
     reconciles: int = 0  # unanswered charges handed to payments.reconcile
     reminders: int = 0
+    wallets_expired: int = 0
     relayed: int = 0  # outbox rows pushed late (their unit of work died after commit)
 
     def add(self, outcome: Outcome) -> None:
@@ -147,6 +152,8 @@ async def _first_invoices(
         Subscription.current_period_start == Subscription.started_at,
         ~invoiced,
     )
+    if not renewals.back_billing(ctx.tenant):  # far behind: renewed to the current period
+        stmt = stmt.where(Subscription.current_period_end > ctx.now - renewals.CATCH_UP_WINDOW)
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer:
             if await renewals.invoice_first_period(maker, ctx, sub_id):
@@ -284,6 +291,21 @@ async def _trial_reminders(
             result.reminders += 1
 
 
+async def _expire_wallets(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    while True:
+        async with job_buffer(queue) as buffer, maker() as session:
+            done = await wallet_consumption.expire_due(
+                session, tenant_id=ctx.tenant.id, clock=ctx.clock, now=ctx.now
+            )
+            await session.commit()
+            await buffer.flush()
+        result.wallets_expired += done
+        if done < wallet_consumption.EXPIRY_BATCH:
+            return
+
+
 async def run_tenant_tick(
     runtime: Runtime, tenant_id: str, *, now: datetime | None = None
 ) -> TickResult:
@@ -303,6 +325,7 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
+        await _expire_wallets(maker, ctx, queue, result)
         result.relayed = await relay_stale(maker, queue)
     log.info(
         "billing.tick",
@@ -315,6 +338,7 @@ async def run_tenant_tick(
         recharged=result.recharged,
         reconciles=result.reconciles,
         reminders=result.reminders,
+        wallets_expired=result.wallets_expired,
         relayed=result.relayed,
     )
     return result

@@ -21,6 +21,14 @@ async def get(session: AsyncSession, customer_id: str) -> Customer:
     return customer
 
 
+async def by_external_id(session: AsyncSession, external_id: str) -> Customer:
+    """The customer with this ``externalId`` or ``NotFound("Customer not found")``."""
+    customer = await session.scalar(select(Customer).where(Customer.external_id == external_id))
+    if customer is None:
+        raise NotFound("Customer not found")
+    return customer
+
+
 def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

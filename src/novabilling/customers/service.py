@@ -28,6 +28,7 @@ _COLUMNS = [(attr.key, attr.columns[0]) for attr in sa_inspect(Customer).column_
 
 
 get_customer = repository.get
+get_by_external_id = repository.by_external_id
 filtered = repository.filtered
 ordering = repository.ordering
 

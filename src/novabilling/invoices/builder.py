@@ -98,22 +98,27 @@ class PendingLine:
 
 @dataclass(frozen=True, slots=True)
 class UsageCharge:
-    """One charge's usage of the period, already priced (minor units)."""
+    """One charge's usage of the period (one bucket of it), already priced: the amount
+    this invoice bills (minor units; negative corrects an earlier over-billing)."""
 
     charge_id: str
     description: str
-    units: int
+    units: Decimal | int
     amount_minor: int
     window: tuple[datetime, datetime]
+    bucket: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Commitment:
     """Minimum commitment C of the period and what already counts towards it from other
-    invoices (e.g. an IN_ADVANCE fee for the period, interim usage invoices)."""
+    invoices (e.g. an IN_ADVANCE fee for the period, interim usage invoices).
+    ``fee_included``: this invoice's plan line is the fee of the committed period (False
+    for an IN_ADVANCE renewal, whose plan line is the next period's)."""
 
     minimum_minor: int
     counted_minor: int = 0
+    fee_included: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +175,7 @@ class Inputs:
     pending: tuple[PendingLine, ...] = ()
     usage: tuple[UsageCharge, ...] = ()
     commitment: Commitment | None = None
+    interim: bool = False  # usage-only invoice inside the period (not under the period key)
     discounts: tuple[Discount, ...] = ()
     add_ons: tuple[AddOnCharge, ...] = ()
     taxes: tuple[TaxRate, ...] = ()  # the general set (plan -> customer -> default)
@@ -272,6 +278,7 @@ def usage(c: Composition) -> None:
                 period_start=charge.window[0],
                 period_end=charge.window[1],
                 charge_id=charge.charge_id,
+                bucket=charge.bucket,
             )
         )
 
@@ -280,7 +287,8 @@ def minimum_commitment(c: Composition) -> None:
     commitment = c.inputs.commitment
     if commitment is None or commitment.minimum_minor <= 0:
         return
-    counted = commitment.counted_minor + c.sum_of("plan", "usage")
+    fee = c.sum_of("plan") if commitment.fee_included else 0
+    counted = commitment.counted_minor + fee + c.sum_of("usage")
     if counted < commitment.minimum_minor:
         shortfall = commitment.minimum_minor - counted
         c.add(Line.single("minimum_commitment", "Minimum commitment true-up", shortfall))
@@ -411,6 +419,8 @@ def _metadata(c: Composition, status: str, grace_ends: datetime | None) -> dict[
         "items": [item_out(line, currency) for line in c.lines],
         "taxAmount": to_number(c.tax_minor, currency),
     }
+    if inputs.interim:
+        metadata["progressive"] = True
     if inputs.period is not None:
         metadata["periodStart"] = to_wire(inputs.period[0])
         metadata["periodEnd"] = to_wire(inputs.period[1])

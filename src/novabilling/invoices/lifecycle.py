@@ -266,8 +266,9 @@ def _row(draft: Draft, invoice_id: str, number: str) -> dict[str, Any]:
         "paid_at": paid_at,
         "finalized_at": None if draft.status == DRAFT else now,
         "voided_at": now if draft.status == CANCELED else None,
-        "period_start": inputs.period[0] if inputs.period else None,
-        "period_end": inputs.period[1] if inputs.period else None,
+        # interim invoices name their period in metadata only: not under the period key
+        "period_start": inputs.period[0] if inputs.period and not inputs.interim else None,
+        "period_end": inputs.period[1] if inputs.period and not inputs.interim else None,
         "pdf_url": None,
         "collection_attempts": 0,
         "next_retry_at": None,
@@ -291,6 +292,8 @@ def _line_rows(draft: Draft, invoice_id: str) -> list[dict[str, Any]]:
             "amount_minor": line.amount_minor,
             "period_start": line.period_start,
             "period_end": line.period_end,
+            "charge_id": line.charge_id,
+            "charge_bucket": line.bucket,
         }
         for position, line in enumerate(draft.lines)
     ]

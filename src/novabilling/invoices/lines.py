@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from novabilling.kit.money import exponent, to_number
+from novabilling.kit.money import decimal_to_number, exponent, to_number
 from novabilling.kit.timestamps import to_wire
 
 __all__ = ["Line", "item_out", "period_description"]
@@ -17,16 +17,19 @@ __all__ = ["Line", "item_out", "period_description"]
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One invoice line; ``type`` None for a manual invoice's own items."""
+    """One invoice line; ``type`` None for a manual invoice's own items. ``usage`` lines
+    carry their charge and bucket (``""`` the charge's own events, a charge filter id, or
+    ``"minimum"``) and may bill fractional units."""
 
     type: str | None
     description: str
-    quantity: int
+    quantity: int | Decimal
     unit_amount_minor: int
     amount_minor: int
     period_start: datetime | None = None
     period_end: datetime | None = None
     charge_id: str | None = None
+    bucket: str | None = None
 
     @classmethod
     def single(
@@ -65,7 +68,11 @@ def item_out(line: Line, currency: str) -> dict[str, Any]:
     """A subscription invoice's ``metadata.items`` entry (JSON numbers)."""
     item: dict[str, Any] = {
         "description": line.description,
-        "quantity": line.quantity,
+        "quantity": (
+            decimal_to_number(line.quantity)
+            if isinstance(line.quantity, Decimal)
+            else line.quantity
+        ),
         "unitAmount": (
             _unit_amount(line, currency)
             if line.type == "usage"

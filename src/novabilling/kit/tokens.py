@@ -1,5 +1,5 @@
-"""JWTs: access tokens and refresh tokens are signed with different keys derived from
-``NB_SECRET_KEY``, so one can never pass for the other."""
+"""JWTs: access tokens, refresh tokens and portal tokens are signed with different keys
+derived from ``NB_SECRET_KEY``, so one can never pass for another."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ class RefreshClaims:
     family_id: str
 
 
+@dataclass(frozen=True)
+class PortalClaims:
+    """A customer portal token: one customer (by id and ``externalId``) of one tenant."""
+
+    tenant_id: str
+    customer_id: str
+    external_id: str
+
+
 class TokenError(Exception):
     pass
 
@@ -33,6 +42,7 @@ class TokenSigner:
     def __init__(self, secret: str, *, access_minutes: int, refresh_days: int) -> None:
         self._access_key = _derive(secret, "access-token")
         self._refresh_key = _derive(secret, "refresh-token")
+        self._portal_key = _derive(secret, "portal-token")
         self.access_ttl = timedelta(minutes=access_minutes)
         self.refresh_ttl = timedelta(days=refresh_days)
 
@@ -56,6 +66,27 @@ class TokenSigner:
             "typ": "refresh",
         }
         return jwt.encode(claims, self._refresh_key, algorithm=ALGORITHM)
+
+    def portal_token(self, claims: PortalClaims, *, now: datetime, expires: datetime) -> str:
+        body = {
+            "sub": claims.tenant_id,
+            "cus": claims.customer_id,
+            "ext": claims.external_id,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "typ": "portal",
+        }
+        return jwt.encode(body, self._portal_key, algorithm=ALGORITHM)
+
+    def read_portal(self, token: str, *, now: datetime) -> PortalClaims:
+        """The claims of a valid, unexpired portal token, or raise TokenError."""
+        claims = self._decode(token, self._portal_key, now)
+        customer, external = claims.get("cus"), claims.get("ext")
+        if claims.get("typ") != "portal" or not isinstance(customer, str):
+            raise TokenError("not a portal token")
+        if not isinstance(external, str):
+            raise TokenError("not a portal token")
+        return PortalClaims(str(claims["sub"]), customer, external)
 
     def read_access(self, token: str, *, now: datetime) -> str:
         """Return the tenant id of a valid access token, or raise TokenError."""

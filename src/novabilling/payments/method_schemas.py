@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import FreeForm, Timestamp, WireModel, WireOut
 from novabilling.payments.models import PaymentMethod
 
 MethodType = Literal["CARD", "BANK_ACCOUNT", "WALLET"]
@@ -29,6 +29,26 @@ class PaymentMethodCreate(WireModel):
     # Additive: the provider's customer the token is attached to (Stripe ``cus_...``; an
     # off-session PaymentIntent names both).
     provider_customer_id: Short | None = None
+
+
+class PaymentMethodOut(WireOut):
+    """A saved payment method; ``tokenId`` is masked."""
+
+    id: str
+    customer_id: str
+    provider: str
+    type: MethodType
+    token_id: str
+    is_default: bool
+    last4: str | None
+    brand: str | None
+    cardholder_name: str | None
+    country: str | None
+    exp_month: int | None
+    exp_year: int | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 def mask(token: str) -> str:

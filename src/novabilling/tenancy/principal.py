@@ -29,8 +29,11 @@ _LAST_USED_EVERY = 60.0
 @dataclass(frozen=True)
 class Principal:
     tenant_id: str
-    kind: Literal["access", "api_key", "primary_key"]
+    kind: Literal["access", "api_key", "primary_key", "portal"]
     key_id: str | None = None
+    # portal tokens only: the one customer they open (by id and externalId)
+    customer_id: str | None = None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,24 @@ class PrincipalResolver:
         if session_only or not credential.startswith(API_KEY_PREFIX):
             raise Unauthorized("Unauthorized" if session_only else "Invalid API key")
         return await self._from_api_key(credential)
+
+    async def resolve_portal(self, authorization: str | None) -> Principal:
+        """Customer portal routes: a portal token (kind ``portal``, one customer) or any
+        data credential. Everywhere else a portal token fails like a bad access token."""
+        credential = _credential(authorization, require_bearer=False)
+        if credential.count(".") == 2:
+            try:
+                claims = self._signer.read_portal(credential, now=self._clock.now())
+            except TokenError:
+                return await self._from_access_token(credential)
+            await self._require_active(claims.tenant_id)
+            return Principal(
+                claims.tenant_id,
+                "portal",
+                customer_id=claims.customer_id,
+                external_id=claims.external_id,
+            )
+        return await self.resolve(authorization, session_only=False)
 
     async def _from_access_token(self, token: str) -> Principal:
         try:

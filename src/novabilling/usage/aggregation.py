@@ -2,7 +2,10 @@
 
 ``aggregate`` turns the events of many subscriptions, one metric and one time window
 [start, end) into units per (subscription, bucket), with one statement served by the
-index on (subscription_id, code, timestamp); events never come into Python.
+index on (subscription_id, code, timestamp); events never come into Python. Each
+subscription may have its own window (``windows``): a renewal chunk bills subscriptions
+whose periods differ, still with one statement per metric (the windows are a ``VALUES``
+list joined on the subscription id).
 
 - v(e) = ``properties[fieldName]`` as a number: a JSON number, or a string holding a plain
   decimal; anything else 0. PostgreSQL casts to ``numeric``; SQLite has no exact decimal
@@ -20,7 +23,7 @@ weight 0/missing/non-numeric = 1) aggregate per group; LATEST takes v of the new
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    column,
     distinct,
     func,
     literal,
@@ -39,9 +43,13 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy import (
+    values as values_table,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from novabilling.kit.db import UTCDateTime
 from novabilling.usage.models import UsageEvent
 
 __all__ = ["MetricSpec", "aggregate"]
@@ -142,37 +150,73 @@ def _measure(d: _Dialect, kind: str, value: ColumnElement[Any]) -> ColumnElement
     raise ValueError(f"no aggregate for {kind}")
 
 
+Window = tuple[datetime, datetime]
+
+
 async def aggregate(
     session: AsyncSession,
     *,
     metric: MetricSpec,
-    subscription_ids: Sequence[str],
-    window: tuple[datetime, datetime],
+    subscription_ids: Sequence[str] = (),
+    window: Window | None = None,
+    windows: Mapping[str, Window] | None = None,
     buckets: Sequence[Match] = (),
 ) -> dict[tuple[str, int], Decimal]:
-    """Units per (subscription id, bucket index) of ``metric`` in ``window``."""
-    if not subscription_ids:
+    """Units per (subscription id, bucket index) of ``metric``: in ``window`` for each of
+    ``subscription_ids``, or in each subscription's own window of ``windows``."""
+    if windows is None:
+        if window is None:
+            raise ValueError("aggregate needs window or windows")
+        windows = dict.fromkeys(subscription_ids, window)
+    if not windows:
         return {}
     d = _Dialect(session.get_bind().dialect.name)
     ev = _EVENTS.c
-    conditions = [
-        ev.subscription_id.in_(list(subscription_ids)),
-        ev.code == metric.code,
-        ev.timestamp >= window[0],
-        ev.timestamp < window[1],
-    ]
+    conditions: list[ColumnElement[bool]] = [ev.code == metric.code]
+    source: Any = _EVENTS
+    shared = set(windows.values())
+    if len(shared) == 1:
+        start, end = shared.pop()
+        conditions += [
+            ev.subscription_id.in_(list(windows)),
+            ev.timestamp >= start,
+            ev.timestamp < end,
+        ]
+    else:
+        spans = (
+            values_table(
+                column("w_sid", String()),
+                column("w_start", UTCDateTime()),
+                column("w_end", UTCDateTime()),
+                name="spans",
+            )
+            .data([(sid, start, end) for sid, (start, end) in windows.items()])
+            .cte("spans")
+        )
+        source = _EVENTS.join(
+            spans,
+            and_(
+                ev.subscription_id == spans.c.w_sid,
+                ev.timestamp >= spans.c.w_start,
+                ev.timestamp < spans.c.w_end,
+            ),
+        )
     for key, values in metric.filters:
         conditions.append(or_(d.text(key).is_(None), d.text(key).in_(values)))
     # one row per event: (subscription, bucket, value); grouped outside, so GROUP BY names
     # plain columns (an expression with bound parameters would not match the SELECT's)
-    rows_of = select(
-        ev.subscription_id.label("sid"),
-        _bucket(d, buckets).label("bucket"),
-        _value(d, metric).label("v"),
-        ev.timestamp.label("ts"),
-        ev.created_at.label("ca"),
-        ev.id.label("eid"),
-    ).where(*conditions)
+    rows_of = (
+        select(
+            ev.subscription_id.label("sid"),
+            _bucket(d, buckets).label("bucket"),
+            _value(d, metric).label("v"),
+            ev.timestamp.label("ts"),
+            ev.created_at.label("ca"),
+            ev.id.label("eid"),
+        )
+        .select_from(source)
+        .where(*conditions)
+    )
     per_event = rows_of.subquery()
     if metric.aggregation == "LATEST":
         newest = func.row_number().over(

@@ -15,6 +15,7 @@ from novabilling.kit.jobs import job_buffer
 from novabilling.runtime import Runtime
 from novabilling.tenancy.principal import Principal
 from novabilling.tenancy.profiles import TenantProfile
+from novabilling.webhooks import outbound
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -51,7 +52,17 @@ async def session_principal(request: Request) -> Principal:
     return principal
 
 
+async def portal_principal(request: Request) -> Principal:
+    """Customer portal routes: a portal token or a data credential (portal.md)."""
+    principal = await get_runtime(request).principals.resolve_portal(
+        request.headers.get("authorization")
+    )
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
+
+
 DataPrincipal = Annotated[Principal, Depends(data_principal)]
+PortalPrincipal = Annotated[Principal, Depends(portal_principal)]
 SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 
 
@@ -86,14 +97,16 @@ TenantMaker = Annotated[async_sessionmaker[AsyncSession], Depends(tenant_maker, 
 async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
     """Commit, then push the jobs the request queued; roll back and drop them on error."""
     maker = await runtime.engines.sessionmaker(tenant_id)
+    profile = await runtime.tenant_profiles.get(tenant_id)
     assert runtime.jobs is not None
     async with maker() as session, job_buffer(runtime.jobs) as buffer:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+        with outbound.subscribed(bool(profile.webhook_url)):
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
         await buffer.flush()
 
 
@@ -113,6 +126,29 @@ async def tenant_read_session(
         yield session
 
 
+async def portal_read_session(
+    request: Request, principal: PortalPrincipal
+) -> AsyncIterator[AsyncSession]:
+    """``tenant_read_session`` for the portal's reads (portal token or data credential)."""
+    maker = await get_runtime(request).engines.read_sessionmaker(principal.tenant_id)
+    async with maker() as session:
+        yield session
+
+
+async def portal_maker(
+    request: Request, principal: PortalPrincipal
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """``tenant_maker`` for the portal's checkout (portal token or data credential)."""
+    runtime = get_runtime(request)
+    assert runtime.jobs is not None
+    maker = await runtime.engines.sessionmaker(principal.tenant_id)
+    async with job_buffer(runtime.jobs) as buffer:
+        try:
+            yield maker
+        finally:
+            await buffer.flush_committed()
+
+
 async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with get_runtime(request).central() as session:
         try:
@@ -126,6 +162,8 @@ async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 CentralSession = Annotated[AsyncSession, Depends(central_session, scope="function")]
 TenantReadSession = Annotated[AsyncSession, Depends(tenant_read_session, scope="function")]
+PortalReadSession = Annotated[AsyncSession, Depends(portal_read_session, scope="function")]
+PortalMaker = Annotated[async_sessionmaker[AsyncSession], Depends(portal_maker, scope="function")]
 
 
 async def check_rate_limit(request: Request, template: str) -> dict[str, str]:

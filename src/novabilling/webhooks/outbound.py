@@ -16,6 +16,9 @@ same bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -60,11 +63,37 @@ def signature(secret: str, body: bytes) -> str:
     return hmac_sha256_hex(secret, body)
 
 
+# False while a unit of work runs for a tenant known to have no webhookUrl (see
+# ``subscribed``); True (queue, the delivery job decides) everywhere else.
+_subscribed: ContextVar[bool] = ContextVar("nb_webhooks_subscribed", default=True)
+
+
+@contextmanager
+def subscribed(has_webhook_url: bool) -> Iterator[None]:
+    """Run a unit of work knowing whether its tenant has a ``webhookUrl``. Without one,
+    ``emit`` queues nothing: no outbox row, no queue push, no delivery job that would only
+    find no URL - on the hottest writes (customers) that was most of the request's work.
+    The request's tenant profile is cached per process (``principal_cache_seconds``): an
+    API process other than the one that saved a new webhookUrl sees it within that time."""
+    previous = _subscribed.get()
+    token = _subscribed.set(has_webhook_url)
+    try:
+        yield
+    finally:
+        try:
+            _subscribed.reset(token)
+        except ValueError:  # exited in another context (a framework's teardown)
+            _subscribed.set(previous)
+
+
 def emit(
     tenant_id: str, event: str, data: dict[str, Any], *, clock: Clock, key: str | None = None
 ) -> None:
     """Queue ``event`` for the tenant after the current commit. ``key`` (e.g. the payment
-    id) makes the event once-only: a handler that runs twice sends it once."""
+    id) makes the event once-only: a handler that runs twice sends it once. Nothing is
+    queued inside ``subscribed(False)``."""
+    if not _subscribed.get():
+        return
     timestamp = to_wire(clock.now())
     job_id = f"wh:{tenant_id}:{event}:{key}" if key else None
     enqueue_after_commit(

@@ -1,0 +1,48 @@
+"""What a subscription invoice takes from the credits domains, loaded into the builder's
+``Inputs`` and written back in the transaction that issues the invoice (contract
+invoice-composition.md: steps 1-10 in one database transaction).
+
+- wallets: the customer's usable wallets in the invoice currency, locked until the commit
+  (``wallets.consumption``); the draft's deductions become INVOICED transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novabilling.invoices import builder
+from novabilling.wallets import consumption as wallets
+
+__all__ = ["customers_with_credits", "load", "record"]
+
+
+async def load(session: AsyncSession, inputs: builder.Inputs) -> builder.Inputs:
+    """``inputs`` with the customer's credits for this subscription invoice."""
+    return replace(
+        inputs,
+        wallets=await wallets.balances(session, inputs.customer_id, inputs.currency, inputs.now),
+    )
+
+
+async def record(session: AsyncSession, draft: builder.Draft, invoice_id: str) -> None:
+    """Write back what the issued ``draft`` consumed."""
+    inputs = draft.inputs
+    await wallets.record(
+        session,
+        draft.wallet_deductions,
+        invoice_id=invoice_id,
+        currency=inputs.currency,
+        now=inputs.now,
+    )
+
+
+async def customers_with_credits(
+    session: AsyncSession, customer_ids: Iterable[str], now: datetime
+) -> set[str]:
+    """Those of ``customer_ids`` whose invoices would take credits (the bulk renewal
+    leaves them to the per-subscription path, which loads and locks them)."""
+    return await wallets.customers_with_wallets(session, customer_ids, now)
