@@ -189,6 +189,18 @@ def not_found(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def error_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx/5xx a route declares without a body has the contract's error body."""
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in _METHODS or not isinstance(operation, dict):
+                continue
+            for code, response in operation.get("responses", {}).items():
+                if code[:1] in ("4", "5") and "content" not in response:
+                    response["content"] = _ERROR_CONTENT
+    return schema
+
+
 def contract_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ``schema`` in place (and return it): 422 -> 400 + ``ErrorResponse``."""
     rewritten = False
@@ -284,7 +296,7 @@ def generate(app: FastAPI) -> dict[str, Any]:
 def install(app: FastAPI, *, public_prefixes: tuple[str, ...]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = not_found(contract_errors(generate(app)))
+            schema = error_bodies(not_found(contract_errors(generate(app))))
             schema = security(schema, public_prefixes=public_prefixes)
             app.openapi_schema = idempotency(schema, public_prefixes=public_prefixes)
         return app.openapi_schema
