@@ -20,10 +20,12 @@ from novabilling.api.payments import router as payments_router
 from novabilling.api.plan_overrides import router as plan_overrides_router
 from novabilling.api.plans import router as plans_router
 from novabilling.api.portal import router as portal_router
+from novabilling.api.subscription_usage import router as subscription_usage_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
 from novabilling.api.wallets import router as wallets_router
+from novabilling.api.webhook_deliveries import router as webhook_deliveries_router
 from novabilling.api.webhooks import router as webhooks_router
 
 
@@ -34,6 +36,7 @@ def api_routers() -> list[APIRouter]:
         currencies_router,
         plans_router,
         subscriptions_router,
+        subscription_usage_router,
         customers_router,
         invoices_router,
         payment_providers_router,
@@ -48,6 +51,7 @@ def api_routers() -> list[APIRouter]:
         taxes_router,
         credit_notes_router,
         wallets_router,
+        webhook_deliveries_router,
     ]
 
 
