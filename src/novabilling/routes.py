@@ -23,6 +23,7 @@ from novabilling.api.portal import router as portal_router
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
+from novabilling.api.test_clocks import router as test_clocks_router
 from novabilling.api.wallets import router as wallets_router
 from novabilling.api.webhooks import router as webhooks_router
 
@@ -48,6 +49,7 @@ def api_routers() -> list[APIRouter]:
         taxes_router,
         credit_notes_router,
         wallets_router,
+        test_clocks_router,
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from novabilling.billing import dunning
+from novabilling.billing import dunning, test_clocks
 from novabilling.errors import BusinessRule
 from novabilling.payments import charge, refunds, service
 from novabilling.payments.credentials import ProviderHandle, provider_factory
@@ -48,12 +48,14 @@ async def _record(
         )
         if recorded is not None and recorded.charge_failed:
             tenant = await runtime.tenant_profiles.get(tenant_id)
+            # a customer on a test clock: the retry schedule runs on the clock's time
+            clock = await test_clocks.clock_for_invoice(session, recorded.invoice_id, runtime.clock)
             await dunning.record_failure(
                 session,
                 tenant_id=tenant_id,
                 invoice_id=recorded.invoice_id,
                 reason=recorded.reason,
-                clock=runtime.clock,
+                clock=clock,
                 tenant_grace_days=tenant.setting_int("dunningGraceDays"),
             )
         await session.commit()
