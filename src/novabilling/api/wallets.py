@@ -6,16 +6,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from novabilling.kit.pagination import PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
 from novabilling.wallets import schemas, service
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/wallets", tags=["wallets"])
 
 Page = Annotated[PageParams, Depends(lenient_page)]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a prepaid credit wallet for a customer",
+    responses=returns(
+        schemas.WalletOut,
+        201,
+        errors={404: "Unknown customer", 409: "The customer already has an active wallet"},
+    ),
+)
 async def create_wallet(
     session: TenantSession,
     body: schemas.WalletCreate,
@@ -28,7 +38,7 @@ async def create_wallet(
     return schemas.wallet_out(wallet, customer)
 
 
-@router.get("")
+@router.get("", summary="List wallets (paginated)", responses=returns(PageOut[schemas.WalletOut]))
 async def list_wallets(
     session: TenantSession,
     page: Page,
@@ -41,7 +51,12 @@ async def list_wallets(
     return envelope([schemas.wallet_out(w, c) for w, c in rows], total, page.page, page.limit)
 
 
-@router.post("/transactions", status_code=201)
+@router.post(
+    "/transactions",
+    status_code=201,
+    summary="Top up a wallet (paid and/or granted credits)",
+    responses=returns(schemas.TopUpOut, 201, errors={404: "Unknown wallet"}),
+)
 async def top_up(
     session: TenantSession,
     body: schemas.TopUp,
@@ -57,12 +72,12 @@ async def top_up(
     }
 
 
-@router.get("/{wallet_id}")
+@router.get("/{wallet_id}", summary="Get a wallet", responses=returns(schemas.WalletOut))
 async def get_wallet(session: TenantSession, wallet_id: str) -> dict[str, Any]:
     return schemas.wallet_out(*await service.get_wallet(session, wallet_id))
 
 
-@router.patch("/{wallet_id}")
+@router.patch("/{wallet_id}", summary="Update a wallet", responses=returns(schemas.WalletOut))
 async def update_wallet(
     session: TenantSession,
     wallet_id: str,
@@ -76,7 +91,7 @@ async def update_wallet(
     return schemas.wallet_out(wallet, customer)
 
 
-@router.delete("/{wallet_id}")
+@router.delete("/{wallet_id}", summary="Terminate a wallet", responses=returns(schemas.WalletOut))
 async def terminate_wallet(
     session: TenantSession, wallet_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -86,7 +101,11 @@ async def terminate_wallet(
     return schemas.wallet_out(wallet, customer)
 
 
-@router.get("/{wallet_id}/transactions")
+@router.get(
+    "/{wallet_id}/transactions",
+    summary="List a wallet's transactions (paginated)",
+    responses=returns(PageOut[schemas.TransactionOut]),
+)
 async def list_transactions(
     session: TenantSession,
     wallet_id: str,

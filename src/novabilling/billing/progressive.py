@@ -10,11 +10,12 @@ applied, minimums not) and subtracts what earlier invoices of P already billed:
   positive un-billed amounts reach the threshold, they are billed now too and the
   subscription's ``lastProgressiveBillingAt`` is set.
 
-The interim invoice holds only ``usage`` lines (then taxes), never the plan fee, a true-up,
-coupons or add-ons; ``metadata.progressive`` is true and ``periodStart``/``periodEnd`` name
-P, outside the one-per-period key. Its usage lines carry P's start, so the period invoice
-(and any later interim one) bills only what is still un-billed: nothing twice. The
-subscription row is locked for the whole check, which serialises it with the renewal.
+The interim invoice holds only ``usage`` lines (then taxes and wallet credits), never the
+plan fee, a true-up, coupons or add-ons; ``metadata.progressive`` is true and
+``periodStart``/``periodEnd`` name P, outside the one-per-period key. Its usage lines carry
+P's start, so the period invoice (and any later interim one) bills only what is still
+un-billed: nothing twice. The subscription row is locked for the whole check, which
+serialises it with the renewal.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Metered, usage_lines
 from novabilling.billing.renewals import TickContext, period_inputs
 from novabilling.invoices import builder, lifecycle
@@ -103,7 +104,8 @@ async def interim_draft(
         metered=Metered(usage=lines),
         tax=tax,
     )
-    return builder.build(replace(inputs, interim=True)), bool(arrears)
+    inputs = await invoice_credits.load(session, replace(inputs, interim=True))
+    return builder.build(inputs), bool(arrears)
 
 
 async def check(
@@ -131,6 +133,7 @@ async def check(
                 clock=runtime.clock,
                 charge={0: sub.payment_method_id is not None},
             )
+            await invoice_credits.record(session, draft, issued.id)
             if progressive:
                 sub.last_progressive_billing_at = ctx.now
             await session.commit()

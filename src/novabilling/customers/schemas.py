@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from novabilling.customers.models import Customer
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import Email, WireModel
+from novabilling.kit.wire import Email, FreeForm, Timestamp, WireModel, WireOut
 
 METADATA_MAX_BYTES = 16 * 1024
 SORTABLE = {
@@ -134,3 +134,26 @@ def customer_detail(
     customer: Customer, *, subscriptions: list[dict[str, Any]], invoices: list[dict[str, Any]]
 ) -> dict[str, Any]:
     return {**customer_out(customer), "subscriptions": subscriptions, "invoices": invoices}
+
+
+class CustomerOut(WireOut):
+    """The Customer object."""
+
+    id: str
+    external_id: str
+    email: str
+    name: str | None
+    phone: str | None
+    country: str | None
+    currency: str
+    net_payment_terms: int | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class CustomerListedOut(CustomerOut):
+    """A customer in the list: ``totalSpent`` is a JSON number."""
+
+    active_subscriptions: int
+    total_spent: float

@@ -11,7 +11,7 @@ from novabilling.invoices.models import CreditNote, Invoice
 from novabilling.kit import money, timestamps
 from novabilling.kit.money import WireAmount
 from novabilling.kit.timestamps import InstantInput
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 
 Reason = Literal["DUPLICATE", "PRODUCT_UNSATISFACTORY", "ORDER_CHANGE", "OTHER"]
 Status = Literal["DRAFT", "FINALIZED", "VOIDED"]
@@ -84,3 +84,38 @@ def credit_note_out(
     if invoice is not None:
         body["invoice"] = invoice
     return body
+
+
+class CreditNoteInvoiceOut(WireOut):
+    """The invoice a credit note is on (``currency`` and ``status`` on some reads)."""
+
+    id: str
+    invoice_number: str | None
+    amount: DecimalText
+    currency: str | None = None
+    status: str | None = None
+
+
+class CreditNoteCustomerOut(WireOut):
+    id: str
+    name: str | None
+    email: str
+
+
+class CreditNoteOut(WireOut):
+    """A credit note; ``refundedAmount`` is the part refunded to the provider."""
+
+    id: str
+    invoice_id: str
+    customer_id: str
+    amount: DecimalText
+    currency: str
+    reason: str | None
+    status: str
+    metadata: FreeForm | None
+    refunded_amount: DecimalText
+    refunded_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    customer: CreditNoteCustomerOut | None
+    invoice: CreditNoteInvoiceOut | None = None

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from pydantic import StringConstraints
 
 from novabilling.customers.models import Customer
-from novabilling.customers.schemas import customer_out
+from novabilling.customers.schemas import CustomerOut, customer_out
 from novabilling.kit.money import WireAmount
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 from novabilling.wallets.amounts import amount_e4, e4_wire
 from novabilling.wallets.models import Wallet, WalletTransaction
 
@@ -88,3 +88,45 @@ def transaction_out(tx: WalletTransaction) -> dict[str, Any]:
         "metadata": tx.metadata_,
         "createdAt": to_wire(tx.created_at),
     }
+
+
+class WalletOut(WireOut):
+    """A prepaid credit wallet with its customer (amounts as decimal strings)."""
+
+    id: str
+    customer_id: str
+    name: str | None
+    currency: str
+    rate_amount: DecimalText
+    credits_balance: DecimalText
+    balance: DecimalText
+    consumed_credits: DecimalText
+    consumed_amount: DecimalText
+    status: str
+    expiration_at: Timestamp | None
+    terminated_at: Timestamp | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    customer: CustomerOut
+
+
+class TransactionOut(WireOut):
+    id: str
+    wallet_id: str
+    transaction_type: str
+    status: str
+    transaction_status: str
+    credit_amount: DecimalText
+    amount: DecimalText
+    invoice_id: str | None
+    settled_at: Timestamp | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+
+
+class TopUpOut(WireOut):
+    """The transactions a top-up created and the wallet after it."""
+
+    transactions: list[TransactionOut]
+    wallet: WalletOut
