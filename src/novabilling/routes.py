@@ -9,6 +9,7 @@ from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
 from novabilling.api.charges import router as charges_router
 from novabilling.api.checkout_return import router as checkout_return_router
+from novabilling.api.coupons import router as coupons_router
 from novabilling.api.credit_notes import router as credit_notes_router
 from novabilling.api.currencies import router as currencies_router
 from novabilling.api.customers import router as customers_router
@@ -52,6 +53,7 @@ def api_routers() -> list[APIRouter]:
         credit_notes_router,
         wallets_router,
         webhook_deliveries_router,
+        coupons_router,
     ]
 
 

@@ -16,6 +16,8 @@ Due work, all read from DB state at ``now``:
    ids carry the hour, so each is queued at most once an hour; the charge path is
    idempotent (in-flight and stale-attempt checks, derived provider reference);
 6. trials ending within 3 days -> one reminder email (marked by a subscription event);
+   unpaid invoices around their due date -> the payment reminder series, each stage once
+   (``invoices.reminders``, marked by a ``payment_reminders`` row);
 7. wallets past their ``expirationAt`` -> credits voided, TERMINATED
    (``wallets.consumption.expire_due``);
 8. outbox rows whose unit of work never pushed them (the process died after its commit)
@@ -32,11 +34,13 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.billing import batch, dunning, renewals
 from novabilling.billing.renewals import Outcome, TickContext
 from novabilling.invoices import lifecycle as invoice_lifecycle
+from novabilling.invoices import reminders as payment_reminders
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
 from novabilling.kit.jobs import QUEUE_PAYMENTS, JobQueue, enqueue_after_commit, job_buffer
@@ -72,6 +76,7 @@ class TickResult:
     recharged: int = 0  # lost charge jobs queued again
     reconciles: int = 0  # unanswered charges handed to payments.reconcile
     reminders: int = 0
+    payment_reminders: int = 0
     wallets_expired: int = 0
     relayed: int = 0  # outbox rows pushed late (their unit of work died after commit)
 
@@ -306,6 +311,23 @@ async def _expire_wallets(
             return
 
 
+async def _payment_reminders(
+    maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
+) -> None:
+    """The reminder series: rows and e-mails in one transaction; a unique-key race with
+    another tick rolls back this one (the next tick sends what is still due)."""
+    async with job_buffer(queue) as buffer, maker() as session:
+        try:
+            count = await payment_reminders.queue_due(session, tenant_id=ctx.tenant.id, now=ctx.now)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            buffer.discard()
+            return
+        await buffer.flush()
+    result.payment_reminders += count
+
+
 async def run_tenant_tick(
     runtime: Runtime, tenant_id: str, *, now: datetime | None = None
 ) -> TickResult:
@@ -325,6 +347,7 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
+        await _payment_reminders(maker, ctx, queue, result)
         await _expire_wallets(maker, ctx, queue, result)
         result.relayed = await relay_stale(maker, queue)
     log.info(
@@ -338,6 +361,7 @@ async def run_tenant_tick(
         recharged=result.recharged,
         reconciles=result.reconciles,
         reminders=result.reminders,
+        payment_reminders=result.payment_reminders,
         wallets_expired=result.wallets_expired,
         relayed=result.relayed,
     )

@@ -232,6 +232,8 @@ def _announce(
     """The outbound webhook and the customer e-mail of a recorded transition."""
     outbound_events.publish(tenant_id, sub, transition, clock=clock)
     name = _EMAILS.get(transition.reason)
+    if name == emails.SUBSCRIPTION_CREATED and sub.status == Status.TRIALING:
+        name = emails.TRIAL_STARTED
     if name is not None:
         emails.queue(tenant_id, name, {"subscription_id": sub.id}, key=f"{sub.id}:{transition.id}")
 
