@@ -39,7 +39,7 @@ def _filters(request: Request) -> dict[str, Any]:
 
 @router.get(
     "/api/webhooks/deliveries",
-    summary="List outbound webhook deliveries (paginated)",
+    summary="List outbound webhook deliveries (paginated, newest first)",
     responses=returns(PageOut[schemas.DeliveryOut]),
 )
 async def list_deliveries(
@@ -53,7 +53,7 @@ async def list_deliveries(
 
 @router.get(
     "/api/webhooks/deliveries/{delivery_id}",
-    summary="Get an outbound webhook delivery with its payload",
+    summary="Get an outbound webhook delivery",
     responses=returns(schemas.DeliveryOut),
 )
 async def get_delivery(delivery_id: str, session: TenantSession) -> dict[str, Any]:
@@ -63,10 +63,8 @@ async def get_delivery(delivery_id: str, session: TenantSession) -> dict[str, An
 @router.post(
     "/api/webhooks/deliveries/{delivery_id}/retry",
     status_code=201,
-    summary="Send an outbound webhook again now",
-    responses=returns(
-        schemas.DeliveryOut, 201, errors={400: "No webhook URL configured, or already delivered"}
-    ),
+    summary="Send an outbound webhook delivery again (same body and signature)",
+    responses=returns(schemas.DeliveryOut, 201),
 )
 async def retry_delivery(
     delivery_id: str,

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
+from typing import Any, Literal
 
 from novabilling.kit import timestamps
 from novabilling.kit.wire import FreeForm, Timestamp, WireOut
 from novabilling.webhooks.models import WebhookDelivery
 
 DELIVERY_FILTERS = ("status", "event", "dateFrom", "dateTo")
+
+
+class DeliveryPayloadOut(WireOut):
+    """The body as emitted (and as every attempt sends it)."""
+
+    event: str
+    data: FreeForm
+    timestamp: Timestamp
+
+
+class DeliveryOut(WireOut):
+    """One outbound webhook delivery: ``attempts`` over all its tries (retries included),
+    ``lastResponseCode`` the receiver's last HTTP status (null: no answer, see
+    ``lastError``)."""
+
+    id: str
+    event: str
+    status: Literal["PENDING", "SUCCEEDED", "FAILED"]
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    url: str | None
+    payload: DeliveryPayloadOut
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
 
 
 def _instant(value: Any) -> str | None:
@@ -32,28 +57,3 @@ def delivery_out(row: WebhookDelivery) -> dict[str, Any]:
         "lastAttemptAt": _instant(row.last_attempt_at),
         "deliveredAt": _instant(row.delivered_at),
     }
-
-
-class DeliveryPayloadOut(WireOut):
-    """What was (or will be) POSTed to the tenant's webhook URL."""
-
-    event: str
-    data: FreeForm
-    timestamp: str
-
-
-class DeliveryOut(WireOut):
-    """One outbound webhook event and its delivery attempts."""
-
-    id: str
-    event: str = Field(examples=["invoice.paid"])
-    status: str
-    attempts: int
-    last_response_code: int | None
-    last_error: str | None
-    url: str | None
-    payload: DeliveryPayloadOut
-    created_at: Timestamp
-    updated_at: Timestamp
-    last_attempt_at: Timestamp | None
-    delivered_at: Timestamp | None
