@@ -45,11 +45,11 @@ DOMAINS = (
     "novabilling.plans",
     "novabilling.subscriptions",
     "novabilling.usage",
-    "novabilling.coupons",
-    "novabilling.add_ons",
     "novabilling.invoices",
     "novabilling.payments",
     "novabilling.wallets",
+    "novabilling.coupons",
+    "novabilling.add_ons",
     "novabilling.analytics",
     "novabilling.billing",
 )
@@ -224,22 +224,23 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("web",),
     ("auth",),
     ("tenants",),
+    # test clocks: customers are attached to one; advancing one is billing's
+    ("testclocks",),
     ("customers",),
     ("plans",),
     ("subscriptions",),
     # usage: metrics, events, charges, plan overrides - inputs to invoices (DESIGN), it
     # reads plans, customers and subscriptions
     ("usage",),
-    # coupons, add-ons: catalogue + what is applied to customers; inputs to invoices
-    ("coupons", "add_ons"),
     # taxes: rates and their assignments to customers, plans and charges (inputs to
     # invoices, like usage)
     ("taxes",),
     ("invoices",),
     ("payments",),
-    # wallets: prepaid credits; a purchase is invoiced (invoices) in a currency the
-    # tenant's providers can charge (payments)
-    ("wallets",),
+    # credits: wallets (prepaid credits; a purchase is invoiced in a currency the
+    # tenant's providers can charge), coupons and add-ons (catalogue + what is applied to
+    # customers), each loading its part of the builder's Inputs (invoices.builder)
+    ("wallets", "coupons", "add_ons"),
     # reports: aggregate reads over customers .. payments (credit notes included); billing
     # (the portal, the demo seed) and the routers read them, no domain below needs them
     ("analytics",),

@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from novabilling.app import create_app
 from novabilling.bootstrap import build_runtime
 from novabilling.cli import app as cli
 from novabilling.config import Settings, get_settings
-from tests.conftest import REDIS_URL, require_redis
+from tests.conftest import PG_SERVER, REDIS_URL, _pg_admin, require_postgres, require_redis
 
 runner = CliRunner()
 
@@ -63,8 +64,11 @@ def _by_name(report: dict[str, Any], prefix: str) -> dict[str, Any]:
     return next(c for c in report["checks"] if c["name"].startswith(prefix))
 
 
-async def _analytics(data_dir: Path, api_key: str) -> dict[str, Any]:
-    settings = Settings(env="test", data_dir=data_dir, rate_limit="0", log_level="WARNING")
+async def _analytics(
+    data_dir: Path, api_key: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    if settings is None:
+        settings = Settings(env="test", data_dir=data_dir, rate_limit="0", log_level="WARNING")
     runtime = build_runtime(settings)
     out: dict[str, Any] = {}
     try:
@@ -129,6 +133,9 @@ def test_seed_demo_small_then_doctor(data_dir: Path) -> None:
     mrr = figures["mrr-breakdown"]
     assert mrr["totalMrr"] > 0 and len(mrr["byPlan"]) >= 3
     assert mrr["newMrr"] > 0 and mrr["expansionMrr"] > 0 and mrr["churnMrr"] > 0
+    now = datetime.now(UTC)
+    if now.day > 1 or now.hour >= 10:  # the downgrade applies at 09:00 on the 1st
+        assert mrr["contractionMrr"] > 0
     net = figures["net-revenue"]
     assert net["refunds"] > 0 and net["creditNotes"] > 0
     assert 0 < net["netRevenue"] < net["grossRevenue"]
@@ -148,6 +155,38 @@ def test_seed_demo_small_then_doctor(data_dir: Path) -> None:
     tenants = runner.invoke(cli, ["tenants", "list"])
     assert tenants.output.count("NovaBilling Demo") == 1
     print(f"seed-demo --small took {seeded:.1f}s")
+
+
+@pytest.mark.postgres
+def test_seed_demo_on_postgres(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, pg_prefix: str
+) -> None:
+    """A shorter story on PostgreSQL with Redis configured (databases dropped with the
+    session's prefix)."""
+    require_postgres()
+    require_redis()
+    central = f"{pg_prefix}seed_central"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{central}"'))
+    monkeypatch.setenv("NB_DATABASE_URL", PG_SERVER.rsplit("/", 1)[0] + f"/{central}")
+    monkeypatch.setenv("NB_TENANT_DATABASE_URL", PG_SERVER)
+    monkeypatch.setenv("NB_TENANT_DB_PREFIX", f"{pg_prefix}seed_t_")
+    monkeypatch.setenv("NB_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("NB_REDIS_PREFIX", f"nbtest:seed:{secrets.token_hex(4)}")
+    get_settings.cache_clear()
+    result = runner.invoke(
+        cli, ["seed-demo", "--customers", "10", "--months", "3", "--name", "PG Demo"]
+    )
+    assert result.exit_code == 0, result.output
+    key = re.search(r"API key:\s+(sk_live_\w+)", result.output)
+    assert key, result.output
+    code, report = _doctor_json()
+    assert code == 0, report
+    assert _by_name(report, "tenant PG Demo")["rows"]["customers"] == 10
+    assert _by_name(report, "queue payments")["status"] == "ok"
+    figures = asyncio.run(_analytics(data_dir, key.group(1), get_settings()))
+    assert float(figures["revenue"]["totalRevenue"]) > 0
+    assert figures["mrr-breakdown"]["totalMrr"] > 0
+    assert figures["payments"]["failed"] > 0 and figures["net-revenue"]["refunds"] > 0
 
 
 def test_doctor_on_an_empty_installation(data_dir: Path) -> None:

@@ -85,9 +85,7 @@ async def update_subscription(
     body: schemas.SubscriptionPatch,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.update_metadata(
-        session, subscription_id, metadata=body.metadata, clock=runtime.clock
-    )
+    view = await billing.update(session, subscription_id, body=body, clock=runtime.clock)
     return schemas.view_out(view)
 
 
@@ -119,7 +117,7 @@ async def cancel_subscription(
 async def pause_subscription(
     session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    view = await service.pause(
+    view = await billing.pause(
         session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
     )
     return schemas.view_out(view)

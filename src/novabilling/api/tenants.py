@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from novabilling.auth.schemas import TenantOut
+from novabilling.billing import settings as tenant_settings
 from novabilling.kit.wire import MessageOut
 from novabilling.tenants import schemas, service, usage
 from novabilling.web.deps import CentralSession, RuntimeDep, SessionPrincipal
@@ -30,7 +31,15 @@ async def get_me(principal: SessionPrincipal, runtime: RuntimeDep) -> dict[str, 
 async def patch_me(
     body: schemas.TenantPatch, principal: SessionPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    tenant = await service.update_profile(
+    """Update the tenant. `settings` is shallow-merged (top-level keys replaced). Checked
+    settings: `fxRates` (analytics) and `providerOrder` - per currency, the payment
+    providers to charge first, most preferred first, e.g.
+    `{"NGN": ["flutterwave", "paystack"], "KES": ["mpesa", "pesapal"]}`; an automatic
+    charge that is declined or gets no answer moves on to the next provider with a saved
+    method for the customer. Unknown currencies or providers, duplicates and providers that
+    cannot charge the currency are 400 naming `settings.providerOrder.<CODE>`; `null`
+    clears the setting."""
+    tenant = await tenant_settings.update_profile(
         runtime, principal.tenant_id, changes=body.model_dump(exclude_unset=True)
     )
     return schemas.tenant_reduced(tenant)

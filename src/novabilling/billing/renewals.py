@@ -82,6 +82,7 @@ class TickContext:
     tenant: TenantProfile
     now: datetime
     clock: Clock
+    test_clock_id: str | None = None  # a test clock's tick: its customers only
     plans: dict[str, Plan] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
 
@@ -335,6 +336,8 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
         f"{sub.id}:{to_wire(start)}",
     )
+    if was_trial and sub.status == "ACTIVE":
+        emails.queue(ctx.tenant.id, emails.TRIAL_CONVERTED, {"subscription_id": sub.id}, key=sub.id)
     used = None if was_trial else (past[0], past[1])  # a trial's usage is not billed
     if sub.billing_timing == IN_ADVANCE:
         plan = await ctx.plan(session, sub.plan_id)  # a scheduled change may have applied

@@ -290,7 +290,7 @@ def _pick(rng: random.Random, weights: list[float]) -> int:
 
 
 def plan_customers(
-    count: int, days: int, rng: random.Random, month_day: int = 0
+    count: int, days: int, rng: random.Random, month_day: int = 0, last_month: int = 0
 ) -> list[_Customer]:
     """Who arrives when (growth: more customers later) and what each will do."""
     out = []
@@ -328,7 +328,7 @@ def plan_customers(
                 change_to=change_to,
             )
         )
-    _cast_roles(out, days, month_day)
+    _cast_roles(out, days, month_day, last_month)
     return sorted(out, key=lambda c: (c.day, c.index))
 
 
@@ -341,16 +341,16 @@ def _plain(person: _Customer, **changes: Any) -> None:
         setattr(person, key, value)
 
 
-def _cast_roles(people: list[_Customer], days: int, month_day: int) -> None:
-    """However few customers, the story has every status and every analytics figure:
-    a card that declines at its last renewal (PAST_DUE), one that declined earlier
-    (dunning canceled it), a fresh trial, a pause, an upgrade, a scheduled downgrade
-    applied at a renewal this month, a cancellation this month and sign-ups this month."""
+def _cast_roles(people: list[_Customer], days: int, month_day: int, last_month: int) -> None:
+    """However few customers, the story has every status and every analytics figure: an
+    account imported PAST_DUE that still owes, a card that starts declining (FAILED
+    payments, its invoices voided in the end), a fresh trial, a pause, an upgrade this
+    month, a downgrade scheduled last month and applied at this month's renewal, a
+    cancellation this month and a sign-up this month."""
     if len(people) < 8 or days < 70:
         return
     card = next((c for c, _, _ in CURRENCIES if c in CARD_CURRENCIES), "NGN")
     roles = people[:8]
-    last_month = max(0, month_day - 31)
     _plain(roles[0], day=days - 32, plan=0, late_payer=True, status="PAST_DUE")
     _plain(roles[1], day=days - 65, currency=card, country="NG", plan=1, card=True)
     roles[1].declines_after = days - 40
@@ -464,8 +464,13 @@ async def _run(
     plans = await _create_plans(api)
     metric_code = await _usage(api, plans)
     first_of_month = SystemClock().now().replace(day=1, hour=0, minute=0, second=0)
-    month_day = max(0, math.ceil((first_of_month - start).total_seconds() / 86400))
-    people = plan_customers(count, days, rng, month_day)
+    first_of_last = (first_of_month - timedelta(days=1)).replace(day=1)
+    month_day, last_month = (
+        max(0, math.ceil((first - start).total_seconds() / 86400))
+        for first in (first_of_month, first_of_last)
+    )
+    # days are at 09:00: a monthly plan started on the 1st of last month renews on the 1st
+    people = plan_customers(count, days, rng, month_day, last_month)
     arrivals: dict[int, list[_Customer]] = {}
     for person in people:
         arrivals.setdefault(person.day, []).append(person)
@@ -492,13 +497,19 @@ async def _run(
         created=True,
         password=password,
         api_key=reg["apiKey"],
-        payments_via=(
-            "Paystack simulator (card checkouts and saved-card charges) and mark-paid "
-            "(bank transfer, M-Pesa)"
-            if cards
-            else "mark-paid only (the Paystack simulator could not be configured)"
-        ),
+        payments_via=_payments_via(cards, state),
         counts=state.counts,
+    )
+
+
+def _payments_via(cards: bool, state: _State) -> str:
+    if not cards:
+        return "mark-paid only (the Paystack simulator could not be configured)"
+    charged = (
+        " and saved-card charges by the billing engine" if state.counts.get("cardsOnFile") else ""
+    )
+    return (
+        f"Paystack simulator (hosted card checkouts{charged}) and mark-paid (bank transfer, M-Pesa)"
     )
 
 
@@ -742,14 +753,15 @@ async def _card_checkout(
 
 async def _refund_some(api: _Api, rng: random.Random, state: _State) -> None:
     """Now and then a goodwill refund, partial or full, of a recent payment."""
-    body = await api.call("GET", "/api/payments?status=SUCCEEDED&limit=20")
-    if not body["data"] or rng.random() < 0.6:
-        return
+    body = await api.call("GET", "/api/payments?status=SUCCEEDED&limit=50")
     cheap = sorted(body["data"], key=lambda p: float(p["amount"]))[: len(body["data"]) // 2 + 1]
-    payment = rng.choice(cheap)
-    amount = float(payment["amount"])
-    refund: dict[str, Any] = {"reason": rng.choice(["goodwill", "duplicate", "downtime"])}
-    if rng.random() < 0.5:
-        refund["amount"] = round(amount / 2, 2)
-    if await api.try_call("POST", f"/api/payments/{payment['id']}/refund", refund):
-        state.bump("refunds")
+    for _ in range(max(1, len(state.customers) // 100)):
+        if not cheap or rng.random() < 0.6:
+            continue
+        payment = cheap.pop(rng.randrange(len(cheap)))
+        amount = float(payment["amount"])
+        refund: dict[str, Any] = {"reason": rng.choice(["goodwill", "duplicate", "downtime"])}
+        if rng.random() < 0.5:
+            refund["amount"] = round(amount / 2, 2)
+        if await api.try_call("POST", f"/api/payments/{payment['id']}/refund", refund):
+            state.bump("refunds")

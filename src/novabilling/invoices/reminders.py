@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from novabilling.invoices.models import FAILED, PENDING, Invoice
 from novabilling.kit.db import TenantBase, id_column
 from novabilling.kit.ids import new_id
+from novabilling.kit.timestamps import to_wire
 from novabilling.notifications import jobs as emails
 
 __all__ = ["STAGES", "PaymentReminder", "Stage", "queue_due", "stage_named"]
@@ -99,7 +100,7 @@ async def queue_due(session: AsyncSession, *, tenant_id: str, now: datetime) -> 
             emails.queue(
                 tenant_id,
                 emails.PAYMENT_REMINDER,
-                {"invoice_id": invoice_id, "stage": stage.name},
+                {"invoice_id": invoice_id, "stage": stage.name, "at": to_wire(now)},
                 key=f"{invoice_id}:{stage.name}",
             )
             count += 1

@@ -125,7 +125,8 @@ class CheckoutIn(WireModel):
     provider: str | None = Field(
         default=None,
         description="A provider name (`paystack`, `stripe`, `flutterwave`, `mpesa`); "
-        "default: the highest-priority active provider for the invoice's currency",
+        "default: the first active provider of the tenant's `settings.providerOrder` for "
+        "the invoice's currency, else the highest-priority one that takes the currency",
     )
     callback_url: str | None = Field(
         default=None, description="Where the payer returns after a hosted checkout"

@@ -15,7 +15,7 @@ always carry ``tenant_id``:
   ``_plan_changed``  ``{subscription_id}``
 - ``email.trial_started`` / ``email.trial_converted``  ``{subscription_id}``
 - ``email.refund_issued``    ``{refund_id}``
-- ``email.payment_reminder`` ``{invoice_id, stage}`` (``invoices.reminders``)
+- ``email.payment_reminder`` ``{invoice_id, stage, at}`` (``invoices.reminders``)
 """
 
 from __future__ import annotations

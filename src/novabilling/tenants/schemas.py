@@ -44,7 +44,11 @@ class TenantPatch(WireModel):
             "Keys with a meaning: `backBilling` (boolean or null; true: a subscription far "
             "behind - its period ended more than 31 days ago - is invoiced for every missed "
             "period instead of its current period only), `fxRates` (analytics rates, null "
-            "restores the defaults), `netPaymentTerms`, `smtp`."
+            "restores the defaults), `netPaymentTerms`, `providerOrder` (per currency code "
+            'the payment providers to use first, e.g. `{"NGN": ["flutterwave", '
+            '"paystack"]}`: checkout\'s default provider and the order of automatic '
+            "charges, which move on to the next provider after a decline or no answer; "
+            "null clears it), `smtp`."
         ),
     )
 
