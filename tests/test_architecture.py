@@ -47,6 +47,9 @@ DOMAINS = (
     "novabilling.usage",
     "novabilling.invoices",
     "novabilling.payments",
+    "novabilling.wallets",
+    "novabilling.coupons",
+    "novabilling.add_ons",
     "novabilling.analytics",
     "novabilling.billing",
 )
@@ -221,6 +224,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("web",),
     ("auth",),
     ("tenants",),
+    # test clocks: customers are attached to one; advancing one is billing's
+    ("testclocks",),
     ("customers",),
     ("plans",),
     ("subscriptions",),
@@ -232,6 +237,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("taxes",),
     ("invoices",),
     ("payments",),
+    # credits: wallets (prepaid credits; a purchase is invoiced in a currency the
+    # tenant's providers can charge), coupons and add-ons (catalogue + what is applied to
+    # customers), each loading its part of the builder's Inputs (invoices.builder)
+    ("wallets", "coupons", "add_ons"),
     # reports: aggregate reads over customers .. payments (credit notes included); billing
     # (the portal, the demo seed) and the routers read them, no domain below needs them
     ("analytics",),

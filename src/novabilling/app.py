@@ -18,7 +18,7 @@ from novabilling.config import Settings, get_settings
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
 from novabilling.web import docs, errors, health, openapi
-from novabilling.web.deps import data_principal, rate_limit, session_principal
+from novabilling.web.deps import data_principal, portal_principal, rate_limit, session_principal
 from novabilling.web.guard import InputGuardMiddleware
 from novabilling.web.idempotency import IdempotencyMiddleware
 from novabilling.web.middleware import RequestContextMiddleware
@@ -40,6 +40,8 @@ async def _auth_guard(request: Request) -> None:
         return
     if path.startswith("/api/tenants/me"):
         await session_principal(request)
+    elif path.startswith("/api/portal/"):  # a portal token is a credential there
+        await portal_principal(request)
     else:
         await data_principal(request)
 

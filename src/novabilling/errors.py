@@ -39,6 +39,18 @@ class Invalid(DomainError):
         super().__init__("Validation failed")
 
 
+class FieldRule(Invalid):
+    """A rule the contract words as its own 400 message (e.g. ``Percentage discount must
+    be between 0 and 100``) that is still about one field: that message, and ``errors``
+    naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message)
+        self.errors = [FieldError(field=field, message=message)]
+        self.message = message
+        self.args = (message,)
+
+
 class BusinessRule(DomainError):
     """A request that is well formed but not allowed in the current state (400)."""
 

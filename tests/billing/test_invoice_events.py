@@ -33,6 +33,7 @@ def _events(queue: RecordingQueue, *names: str) -> list[tuple[str, dict[str, Any
 async def test_subscription_invoice_emits_created_once(backend: Backend) -> None:
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
+        await point_webhooks_at_test_url(client, api.creds)
         plan = await api.plan("MONTHLY", "IN_ADVANCE", {"USD": "29.99"})
         cust = await api.customer(netPaymentTerms=7)
         sub = await api.subscription(cust["id"], plan["id"], "USD")
@@ -70,6 +71,7 @@ async def test_subscription_invoice_emits_created_once(backend: Backend) -> None
 async def test_grace_period_invoice_emits_drafted_then_finalized(backend: Backend) -> None:
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
+        await point_webhooks_at_test_url(client, api.creds)
         plan = await api.plan(
             "DAILY", "IN_ARREARS", {"KES": 500}, invoiceGracePeriodDays=2, netPaymentTerms=10
         )
@@ -107,6 +109,7 @@ async def test_grace_period_invoice_emits_drafted_then_finalized(backend: Backen
 async def test_manual_invoice_emits_no_created(backend: Backend) -> None:
     async with clocked_runtime(backend.settings, T0) as (runtime, clock, client, queue):
         api = await Api.new_tenant(client)
+        await point_webhooks_at_test_url(client, api.creds)
         cust = await api.customer()
         inv = await api.post(
             "/api/invoices",

@@ -24,7 +24,7 @@ from novabilling.invoices.models import Invoice
 from novabilling.kit.clock import TestClock
 from novabilling.kit.jobs import QUEUE_PAYMENTS, job_buffer
 from novabilling.kit.jobs_inprocess import InProcessQueue
-from novabilling.payments import charge, service
+from novabilling.payments import charge, failover, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import Payment
 from novabilling.runtime import Runtime
@@ -125,7 +125,7 @@ async def test_lost_charge_job_is_queued_again_once_and_pays(backend: Backend) -
         assert (await w.invoice()).status == "PAID"
         [payment] = await w.payments()
         assert payment.status == "SUCCEEDED" and payment.kind == "CHARGE"
-        assert payment.id == charge.charge_payment_id(w.invoice_id, 0)
+        assert payment.id == failover.attempt_payment_id(w.invoice_id, 0, "paystack")
         assert w.charged() == 1 and w.sim.charges_for(payment.reference or "") == 1
         # more ticks, and the lost job finally showing up, change nothing
         for _ in range(2):
@@ -192,17 +192,18 @@ async def test_crash_after_the_provider_charged_never_charges_twice(backend: Bac
         queue = use_inprocess_jobs(w.runtime)
         maker = await w.runtime.engines.sessionmaker(w.tenant_id)
         async with job_buffer(queue) as buffer:
-            started = await charge.begin_charge(
+            started = await failover.begin_next(
                 maker,
                 tenant_id=w.tenant_id,
                 invoice_id=w.invoice_id,
                 factory=provider_factory(w.runtime),
                 encryptor=w.runtime.encryptor,
                 clock=w.clock,
+                order={},
                 attempt=0,
             )
             assert started is not None
-            await charge.send_charge(started)  # the money moves; then the crash
+            await charge.send_charge(started.charge)  # the money moves; then the crash
             buffer.discard()
         assert w.charged() == 1
         [payment] = await w.payments()
@@ -240,7 +241,7 @@ async def test_stale_charge_job_does_not_bypass_dunning(backend: Backend) -> Non
         await w.tick(queue)
         assert sum(w.sim.attempts.values()) == tried + 1
         ids = {p.id for p in await w.payments()}
-        assert charge.charge_payment_id(w.invoice_id, 1) in ids and len(ids) == 2
+        assert failover.attempt_payment_id(w.invoice_id, 1, "paystack") in ids and len(ids) == 2
         await queue.close()
 
 

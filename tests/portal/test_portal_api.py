@@ -454,3 +454,21 @@ async def test_checkout(client: httpx.AsyncClient, tenant: TenantCreds, runtime:
     processing = [p for p in r.json()["data"] if p["id"] == body["paymentId"]]
     assert processing and processing[0]["status"] == "PROCESSING"
     assert processing[0]["amount"] == 800
+
+
+async def test_checkout_with_a_portal_token_honours_idempotency_key(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    world = await _world(client, tenant, "cus_a")
+    token = _bearer(await _token(client, tenant, "cus_a"))
+    paystack(runtime)
+    await configure(client, tenant.key_headers)
+    url = f"/api/portal/customers/cus_a/invoices/{world['pending']['id']}/checkout"
+    headers = {**token, "Idempotency-Key": "portal-checkout-1"}
+    first = await client.post(url, headers=headers, json={"callbackUrl": "https://a.example/"})
+    assert first.status_code == 201, first.text
+    again = await client.post(url, headers=headers, json={"callbackUrl": "https://a.example/"})
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    other = await client.post(url, headers=headers, json={"callbackUrl": "https://b.example/"})
+    assert_error(other, 409)

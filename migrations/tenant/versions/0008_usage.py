@@ -49,9 +49,7 @@ def _metrics() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_billable_metrics")),
         sa.UniqueConstraint("code", name=op.f("uq_billable_metrics_code")),
     )
-    op.create_index(
-        "ix_billable_metrics_created_at_id", "billable_metrics", ["created_at", "id"]
-    )
+    op.create_index("ix_billable_metrics_created_at_id", "billable_metrics", ["created_at", "id"])
     op.create_table(
         "billable_metric_filters",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -123,7 +121,9 @@ def _charges() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("charge_ranges", "charge_id", "charges"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_charge_ranges")),
-        sa.UniqueConstraint("charge_id", "position", name=op.f("uq_charge_ranges_charge_id_position")),
+        sa.UniqueConstraint(
+            "charge_id", "position", name=op.f("uq_charge_ranges_charge_id_position")
+        ),
     )
     op.create_table(
         "charge_filters",

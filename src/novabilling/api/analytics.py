@@ -11,14 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from novabilling.analytics import params, service
+from novabilling.analytics import params, schemas, service
 from novabilling.kit.fx import rates_from_settings
 from novabilling.web.deps import RuntimeDep, TenantProfileDep, TenantReadSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
 
-@router.get("/revenue")
+@router.get("/revenue", summary="Revenue, MRR and ARR (USD)", responses=returns(schemas.RevenueOut))
 async def revenue(
     session: TenantReadSession, tenant: TenantProfileDep, request: Request
 ) -> dict[str, Any]:
@@ -26,12 +27,20 @@ async def revenue(
     return await service.revenue(session, query=query, rates=rates_from_settings(tenant.settings))
 
 
-@router.get("/subscriptions")
+@router.get(
+    "/subscriptions",
+    summary="Subscription counts, churn and retention",
+    responses=returns(schemas.SubscriptionsOut),
+)
 async def subscriptions(session: TenantReadSession, request: Request) -> dict[str, Any]:
     return await service.subscriptions(session, query=params.parse_query(request.query_params))
 
 
-@router.get("/customers")
+@router.get(
+    "/customers",
+    summary="Customer counts and revenue per customer (USD)",
+    responses=returns(schemas.CustomersOut),
+)
 async def customers(
     session: TenantReadSession, tenant: TenantProfileDep, request: Request
 ) -> dict[str, Any]:
@@ -40,13 +49,19 @@ async def customers(
     return await service.customers(session, query=query, rates=rates)
 
 
-@router.get("/payments")
+@router.get(
+    "/payments", summary="Payment counts and success rate", responses=returns(schemas.PaymentsOut)
+)
 async def payments(session: TenantReadSession, request: Request) -> dict[str, Any]:
     query = params.parse_query(request.query_params, extra=("provider",))
     return await service.payments(session, query=query)
 
 
-@router.get("/mrr-breakdown")
+@router.get(
+    "/mrr-breakdown",
+    summary="This month's MRR movements and MRR per plan (USD)",
+    responses=returns(schemas.MrrBreakdownOut),
+)
 async def mrr_breakdown(
     session: TenantReadSession, tenant: TenantProfileDep, runtime: RuntimeDep, request: Request
 ) -> dict[str, Any]:
@@ -55,7 +70,11 @@ async def mrr_breakdown(
     return await service.mrr_breakdown(session, query=query, rates=rates, now=runtime.clock.now())
 
 
-@router.get("/net-revenue")
+@router.get(
+    "/net-revenue",
+    summary="Gross revenue less refunds and credit notes (USD)",
+    responses=returns(schemas.NetRevenueOut),
+)
 async def net_revenue(
     session: TenantReadSession, tenant: TenantProfileDep, request: Request
 ) -> dict[str, Any]:
@@ -64,7 +83,11 @@ async def net_revenue(
     return await service.net_revenue(session, query=query, rates=rates)
 
 
-@router.get("/churn-cohorts")
+@router.get(
+    "/churn-cohorts",
+    summary="Monthly retention cohorts",
+    responses=returns(schemas.ChurnCohortsOut),
+)
 async def churn_cohorts(
     session: TenantReadSession, runtime: RuntimeDep, request: Request
 ) -> dict[str, Any]:
@@ -72,7 +95,11 @@ async def churn_cohorts(
     return await service.churn_cohorts(session, months=months, now=runtime.clock.now())
 
 
-@router.get("/ltv")
+@router.get(
+    "/ltv",
+    summary="Average lifetime value and lifespan, overall and per plan (USD)",
+    responses=returns(schemas.LtvOut),
+)
 async def ltv(
     session: TenantReadSession, tenant: TenantProfileDep, runtime: RuntimeDep, request: Request
 ) -> dict[str, Any]:

@@ -23,8 +23,16 @@ from novabilling.errors import BusinessRule, Invalid, NotFound
 from novabilling.kit.timestamps import parse_instant
 from novabilling.usage import events as service
 from novabilling.usage import ingest
-from novabilling.usage.event_schemas import BatchOut, EventBatchIn, EventIn, EventOut, batch_out
+from novabilling.usage.event_schemas import (
+    BatchOut,
+    EventBatchIn,
+    EventIn,
+    EventOut,
+    EventPageOut,
+    batch_out,
+)
 from novabilling.web.deps import TenantReadSession, check_rate_limit, data_principal, get_runtime
+from novabilling.web.openapi import returns
 from novabilling.web.responses import JSONBytes
 from novabilling.web.routing import LeanRoute
 
@@ -114,7 +122,11 @@ def _instant(value: str | None, field: str) -> Any:
         raise Invalid(field, f"{field} {exc}") from None
 
 
-@router.get("/subscription/{subscription_id}")
+@router.get(
+    "/subscription/{subscription_id}",
+    summary="List a subscription's usage events (paginated, newest first)",
+    responses=returns(EventPageOut),
+)
 async def list_events(
     session: TenantReadSession,
     subscription_id: str,
@@ -133,6 +145,6 @@ async def list_events(
     )
 
 
-@router.get("/{event_id}")
+@router.get("/{event_id}", summary="Get a usage event", responses=returns(EventOut))
 async def get_event(session: TenantReadSession, event_id: str) -> dict[str, Any]:
     return await service.get_event(session, event_id)

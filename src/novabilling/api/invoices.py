@@ -9,11 +9,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from novabilling.billing import views
 from novabilling.invoices import schemas, service
-from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
+from novabilling.kit.wire import MessageOut
 from novabilling.payments import charge
 from novabilling.payments import schemas as payment_schemas
 from novabilling.payments import service as payments
 from novabilling.payments.credentials import provider_factory
+from novabilling.payments.schemas import CheckoutOut, PaymentOut
+from novabilling.subscriptions.schemas import SubscriptionOut
 from novabilling.web.deps import (
     DataPrincipal,
     RuntimeDep,
@@ -21,8 +24,17 @@ from novabilling.web.deps import (
     TenantProfileDep,
     TenantSession,
 )
+from novabilling.web.openapi import PDF_RESPONSE, optional_body, returns
 
 router = APIRouter(prefix="/api/invoices", tags=["invoices"])
+
+
+class InvoiceDetailOut(schemas.InvoiceOut):
+    """GET /api/invoices/{id}: with its subscription (or null) and payments (oldest first)."""
+
+    subscription: SubscriptionOut | None
+    payments: list[PaymentOut]
+
 
 InvoicePage = Annotated[PageParams, Depends(strict_page(*schemas.LIST_FILTERS))]
 
@@ -42,7 +54,16 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a manual invoice",
+    responses=returns(
+        schemas.InvoiceOut,
+        201,
+        errors={404: "Unknown customer or subscription", 409: "invoiceNumber already used"},
+    ),
+)
 async def create_invoice(
     session: TenantSession,
     principal: DataPrincipal,
@@ -55,7 +76,11 @@ async def create_invoice(
     return schemas.invoice_out(invoice, customer)
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List invoices (paginated, with their customer)",
+    responses=returns(PageOut[schemas.InvoiceOut]),
+)
 async def list_invoices(
     session: TenantSession,
     params: InvoicePage,
@@ -78,12 +103,21 @@ async def list_invoices(
     return envelope(data, total, params.page, params.limit)
 
 
-@router.get("/{invoice_id}")
+@router.get(
+    "/{invoice_id}",
+    summary="Get an invoice with its customer, subscription and payments",
+    responses=returns(InvoiceDetailOut),
+)
 async def get_invoice(invoice_id: str, session: TenantSession) -> dict[str, Any]:
     return await views.invoice_detail(session, invoice_id)
 
 
-@router.post("/{invoice_id}/finalize", status_code=201)
+@router.post(
+    "/{invoice_id}/finalize",
+    status_code=201,
+    summary="Finalize a draft invoice (numbers it, sends it)",
+    responses=returns(schemas.InvoiceOut, 201),
+)
 async def finalize_invoice(
     invoice_id: str, session: TenantSession, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -93,7 +127,12 @@ async def finalize_invoice(
     return schemas.invoice_out(invoice, customer)
 
 
-@router.post("/{invoice_id}/void", status_code=201)
+@router.post(
+    "/{invoice_id}/void",
+    status_code=201,
+    summary="Void an invoice",
+    responses=returns(schemas.InvoiceOut, 201),
+)
 async def void_invoice(
     invoice_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -103,7 +142,13 @@ async def void_invoice(
     return schemas.invoice_out(invoice, customer)
 
 
-@router.post("/{invoice_id}/mark-paid", status_code=201)
+@router.post(
+    "/{invoice_id}/mark-paid",
+    status_code=201,
+    openapi_extra=optional_body(schemas.MarkPaidIn),
+    summary="Mark an invoice paid outside any provider",
+    responses=returns(schemas.InvoiceOut, 201),
+)
 async def mark_paid(
     invoice_id: str,
     request: Request,
@@ -122,7 +167,13 @@ async def mark_paid(
     return schemas.invoice_out(*await service.with_customer(session, invoice))
 
 
-@router.post("/{invoice_id}/checkout", status_code=201)
+@router.post(
+    "/{invoice_id}/checkout",
+    status_code=201,
+    openapi_extra=optional_body(schemas.CheckoutIn),
+    summary="Start a provider checkout for an invoice",
+    responses=returns(CheckoutOut, 201),
+)
 async def checkout(
     invoice_id: str,
     request: Request,
@@ -143,7 +194,12 @@ async def checkout(
     return payment_schemas.checkout_out(payment)
 
 
-@router.get("/{invoice_id}/pdf")
+@router.get(
+    "/{invoice_id}/pdf",
+    response_class=Response,
+    summary="Download the invoice as PDF",
+    responses=PDF_RESPONSE,
+)
 async def invoice_pdf(
     invoice_id: str, session: TenantSession, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> Response:
@@ -157,7 +213,13 @@ async def invoice_pdf(
     )
 
 
-@router.post("/{invoice_id}/send-email", status_code=201)
+@router.post(
+    "/{invoice_id}/send-email",
+    status_code=201,
+    openapi_extra=optional_body(schemas.SendEmailIn),
+    summary="E-mail the invoice to the customer (queued)",
+    responses=returns(MessageOut, 201),
+)
 async def send_email(
     invoice_id: str, request: Request, session: TenantSession, principal: DataPrincipal
 ) -> dict[str, str]:

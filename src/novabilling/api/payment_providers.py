@@ -6,15 +6,22 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from novabilling.kit.wire import MessageOut
 from novabilling.payments import providers_service as service
 from novabilling.payments import schemas
 from novabilling.payments.credentials import provider_factory
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/payment-providers", tags=["payment-providers"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a payment provider's credentials",
+    responses=returns(schemas.ProviderOut, 201, errors={409: "The provider is already configured"}),
+)
 async def create_provider(
     body: schemas.ProviderCreate,
     session: TenantSession,
@@ -36,17 +43,29 @@ async def create_provider(
     return schemas.provider_out(row)
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List the configured payment providers",
+    responses=returns(list[schemas.ProviderOut]),
+)
 async def list_providers(session: TenantSession) -> list[dict[str, Any]]:
     return [schemas.provider_out(row) for row in await service.list_providers(session)]
 
 
-@router.get("/{provider_id}")
+@router.get(
+    "/{provider_id}",
+    summary="Get a payment provider configuration",
+    responses=returns(schemas.ProviderOut),
+)
 async def get_provider(provider_id: str, session: TenantSession) -> dict[str, Any]:
     return schemas.provider_out(await service.get_provider(session, provider_id=provider_id))
 
 
-@router.patch("/{provider_id}")
+@router.patch(
+    "/{provider_id}",
+    summary="Update a payment provider's credentials, priority or state",
+    responses=returns(schemas.ProviderOut),
+)
 async def update_provider(
     provider_id: str,
     body: schemas.ProviderUpdate,
@@ -67,7 +86,7 @@ async def update_provider(
     return schemas.provider_out(row)
 
 
-@router.delete("/{provider_id}")
+@router.delete("/{provider_id}", summary="Remove a payment provider", responses=returns(MessageOut))
 async def delete_provider(
     provider_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, str]:
@@ -76,7 +95,12 @@ async def delete_provider(
     return {"message": "Payment provider deleted successfully"}
 
 
-@router.post("/{provider_id}/test", status_code=201)
+@router.post(
+    "/{provider_id}/test",
+    status_code=201,
+    summary="Check a provider's credentials against the provider",
+    responses=returns(schemas.ProviderTestOut, 201),
+)
 async def test_provider(
     provider_id: str, session: TenantSession, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:

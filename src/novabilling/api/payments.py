@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
-from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
 from novabilling.kit.timestamps import parse_instant
 from novabilling.payments import refunds, schemas, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import STATUSES
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantMaker, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(tags=["payments"])
 PaymentPage = Annotated[PageParams, Depends(strict_page(*schemas.PAYMENT_FILTERS))]
@@ -40,7 +41,11 @@ def _filters(request: Request) -> dict[str, Any]:
     return out
 
 
-@router.get("/api/payments")
+@router.get(
+    "/api/payments",
+    summary="List payments (paginated, with their invoice)",
+    responses=returns(PageOut[schemas.PaymentOut]),
+)
 async def list_payments(
     session: TenantSession, params: PaymentPage, request: Request
 ) -> dict[str, Any]:
@@ -50,13 +55,22 @@ async def list_payments(
     return envelope(await service.render(session, rows), total, params.page, params.limit)
 
 
-@router.get("/api/payments/{payment_id}")
+@router.get(
+    "/api/payments/{payment_id}",
+    summary="Get a payment with its invoice",
+    responses=returns(schemas.PaymentOut),
+)
 async def get_payment(payment_id: str, session: TenantSession) -> dict[str, Any]:
     payment = await service.get_payment(session, payment_id=payment_id)
     return (await service.render(session, [payment]))[0]
 
 
-@router.post("/api/payments", status_code=201)
+@router.post(
+    "/api/payments",
+    status_code=201,
+    summary="Record a payment made elsewhere",
+    responses=returns(schemas.PaymentOut, 201, errors={404: "Unknown invoice"}),
+)
 async def create_payment(
     body: schemas.PaymentCreate,
     session: TenantSession,
@@ -69,7 +83,12 @@ async def create_payment(
     return (await service.render(session, [payment]))[0]
 
 
-@router.post("/api/payments/{payment_id}/refund", status_code=201)
+@router.post(
+    "/api/payments/{payment_id}/refund",
+    status_code=201,
+    summary="Refund a payment in full or in part through its provider",
+    responses=returns(schemas.PaymentOut, 201),
+)
 async def refund_payment(
     payment_id: str,
     body: schemas.RefundCreate,

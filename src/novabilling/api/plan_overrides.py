@@ -6,10 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from novabilling.kit.pagination import envelope, parse_lenient
+from novabilling.kit.pagination import PageOut, envelope, parse_lenient
+from novabilling.kit.wire import MessageOut
 from novabilling.usage import overrides as service
-from novabilling.usage.override_schemas import OverrideCreate, OverridePatch, override_out
+from novabilling.usage.override_schemas import (
+    OverrideCreate,
+    OverrideOut,
+    OverridePatch,
+    override_out,
+)
 from novabilling.web.deps import RuntimeDep, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/plan-overrides", tags=["plan-overrides"])
 
@@ -20,14 +27,26 @@ def _out(found: service.Embedded) -> dict[str, Any]:
     return override_out(found.override, customer=found.customer, plan=found.plan)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Override a plan's prices or charges for one customer",
+    responses=returns(
+        OverrideOut,
+        201,
+        errors={
+            404: "Unknown customer, plan or charge",
+            409: "The customer already has an override of that plan",
+        },
+    ),
+)
 async def create_override(
     session: TenantSession, body: OverrideCreate, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return override_out(await service.create_override(session, body=body, clock=runtime.clock))
 
 
-@router.get("")
+@router.get("", summary="List plan overrides (paginated)", responses=returns(PageOut[OverrideOut]))
 async def list_overrides(
     session: TenantSession,
     request: Request,
@@ -41,12 +60,16 @@ async def list_overrides(
     return envelope([_out(f) for f in found], total, params.page, params.limit)
 
 
-@router.get("/{override_id}")
+@router.get("/{override_id}", summary="Get a plan override", responses=returns(OverrideOut))
 async def get_override(session: TenantSession, override_id: str) -> dict[str, Any]:
     return _out(await service.get_override(session, override_id))
 
 
-@router.patch("/{override_id}")
+@router.patch(
+    "/{override_id}",
+    summary="Update a plan override (null clears a field)",
+    responses=returns(OverrideOut),
+)
 async def update_override(
     session: TenantSession, override_id: str, body: OverridePatch, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -54,7 +77,7 @@ async def update_override(
     return override_out(item)
 
 
-@router.delete("/{override_id}")
+@router.delete("/{override_id}", summary="Delete a plan override", responses=returns(MessageOut))
 async def delete_override(session: TenantSession, override_id: str) -> dict[str, str]:
     await service.delete_override(session, override_id)
     return {"message": "Plan override deleted successfully"}

@@ -7,13 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from novabilling.billing import views
+from novabilling.kit.wire import MessageOut
 from novabilling.plans import schemas, service
 from novabilling.web.deps import RuntimeDep, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a plan with its prices",
+    responses=returns(schemas.PlanOut, 201, errors={409: "code already used by another plan"}),
+)
 async def create_plan(
     session: TenantSession, body: schemas.PlanCreate, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -21,7 +28,7 @@ async def create_plan(
     return schemas.plan_out(plan, prices)
 
 
-@router.get("")
+@router.get("", summary="List plans with their prices", responses=returns(list[schemas.PlanOut]))
 async def list_plans(
     session: TenantSession, is_active: Annotated[str | None, Query(alias="isActive")] = None
 ) -> list[dict[str, Any]]:
@@ -30,12 +37,18 @@ async def list_plans(
     return [schemas.plan_out(plan, prices) for plan, prices in plans]
 
 
-@router.get("/{plan_id}")
+@router.get(
+    "/{plan_id}",
+    summary="Get a plan with its prices and subscription count",
+    responses=returns(schemas.PlanDetailOut),
+)
 async def get_plan(session: TenantSession, plan_id: str) -> dict[str, Any]:
     return await views.plan_detail(session, plan_id)
 
 
-@router.patch("/{plan_id}")
+@router.patch(
+    "/{plan_id}", summary="Update a plan (code is immutable)", responses=returns(schemas.PlanOut)
+)
 async def update_plan(
     session: TenantSession, plan_id: str, body: schemas.PlanPatch, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -43,13 +56,24 @@ async def update_plan(
     return schemas.plan_out(plan, prices)
 
 
-@router.delete("/{plan_id}")
+@router.delete(
+    "/{plan_id}",
+    summary="Delete a plan",
+    responses=returns(MessageOut, errors={400: "The plan has subscriptions"}),
+)
 async def delete_plan(session: TenantSession, plan_id: str) -> dict[str, str]:
     await service.delete_plan(session, plan_id)
     return {"message": "Plan deleted successfully"}
 
 
-@router.post("/{plan_id}/prices", status_code=201)
+@router.post(
+    "/{plan_id}/prices",
+    status_code=201,
+    summary="Add a price in another currency",
+    responses=returns(
+        schemas.PriceOut, 201, errors={409: "The plan already has a price in that currency"}
+    ),
+)
 async def add_price(
     session: TenantSession, plan_id: str, body: schemas.PriceIn, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -59,7 +83,11 @@ async def add_price(
     return schemas.price_out(price)
 
 
-@router.patch("/{plan_id}/prices/{price_id}")
+@router.patch(
+    "/{plan_id}/prices/{price_id}",
+    summary="Change a price's amount",
+    responses=returns(schemas.PriceOut),
+)
 async def update_price(
     session: TenantSession,
     plan_id: str,
@@ -73,7 +101,9 @@ async def update_price(
     return schemas.price_out(price)
 
 
-@router.delete("/{plan_id}/prices/{price_id}")
+@router.delete(
+    "/{plan_id}/prices/{price_id}", summary="Delete a price", responses=returns(MessageOut)
+)
 async def delete_price(session: TenantSession, plan_id: str, price_id: str) -> dict[str, str]:
     await service.delete_price(session, plan_id, price_id)
     return {"message": "Plan price deleted successfully"}

@@ -15,9 +15,19 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 
 from novabilling.billing import portal
+from novabilling.billing.portal_schemas import (
+    PortalBillingOut,
+    PortalCheckoutIn,
+    PortalCheckoutOut,
+    PortalInvoiceOut,
+    PortalPaymentOut,
+    PortalTokenIn,
+    PortalTokenOut,
+)
 from novabilling.customers import service as customers_service
-from novabilling.kit.pagination import PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
 from novabilling.payments.credentials import provider_factory
+from novabilling.subscriptions.schemas import SubscriptionWithPlanOut
 from novabilling.web.deps import (
     DataPrincipal,
     PortalMaker,
@@ -26,6 +36,7 @@ from novabilling.web.deps import (
     RuntimeDep,
     TenantReadSession,
 )
+from novabilling.web.openapi import optional_body, returns
 
 router = APIRouter(tags=["portal"])
 PREFIX = "/api/portal/customers/{external_id}"
@@ -42,7 +53,13 @@ async def _loose_body(request: Request) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-@router.post(PREFIX + "/token", status_code=201)
+@router.post(
+    PREFIX + "/token",
+    status_code=201,
+    openapi_extra=optional_body(PortalTokenIn),
+    summary="Issue a portal token for a customer (by external id)",
+    responses=returns(PortalTokenOut, 201),
+)
 async def portal_token(
     external_id: str,
     request: Request,
@@ -64,7 +81,13 @@ async def portal_token(
     return portal.token_out(issued)
 
 
-@router.post("/api/customers/{customer_id}/portal-token", status_code=201)
+@router.post(
+    "/api/customers/{customer_id}/portal-token",
+    status_code=201,
+    openapi_extra=optional_body(PortalTokenIn),
+    summary="Issue a portal token for a customer (by id)",
+    responses=returns(PortalTokenOut, 201),
+)
 async def customer_portal_token(
     customer_id: str,
     request: Request,
@@ -86,7 +109,11 @@ async def customer_portal_token(
     return portal.token_out(issued)
 
 
-@router.get(PREFIX + "/billing")
+@router.get(
+    PREFIX + "/billing",
+    summary="Portal: the customer's billing overview",
+    responses=returns(PortalBillingOut),
+)
 async def portal_billing(
     external_id: str, session: PortalReadSession, principal: PortalPrincipal
 ) -> dict[str, Any]:
@@ -94,7 +121,11 @@ async def portal_billing(
     return await portal.billing(session, customer)
 
 
-@router.get(PREFIX + "/subscriptions")
+@router.get(
+    PREFIX + "/subscriptions",
+    summary="Portal: the customer's subscriptions",
+    responses=returns(list[SubscriptionWithPlanOut]),
+)
 async def portal_subscriptions(
     external_id: str, session: PortalReadSession, principal: PortalPrincipal
 ) -> list[dict[str, Any]]:
@@ -102,7 +133,11 @@ async def portal_subscriptions(
     return await portal.subscriptions(session, customer)
 
 
-@router.get(PREFIX + "/invoices")
+@router.get(
+    PREFIX + "/invoices",
+    summary="Portal: the customer's invoices (paginated)",
+    responses=returns(PageOut[PortalInvoiceOut]),
+)
 async def portal_invoices(
     external_id: str,
     session: PortalReadSession,
@@ -121,7 +156,11 @@ async def portal_invoices(
     return envelope(rows, total, params.page, params.limit)
 
 
-@router.get(PREFIX + "/payments")
+@router.get(
+    PREFIX + "/payments",
+    summary="Portal: the customer's payments (paginated)",
+    responses=returns(PageOut[PortalPaymentOut]),
+)
 async def portal_payments(
     external_id: str, session: PortalReadSession, principal: PortalPrincipal, params: Page
 ) -> dict[str, Any]:
@@ -130,7 +169,13 @@ async def portal_payments(
     return envelope(rows, total, params.page, params.limit)
 
 
-@router.post(PREFIX + "/invoices/{invoice_id}/checkout", status_code=201)
+@router.post(
+    PREFIX + "/invoices/{invoice_id}/checkout",
+    status_code=201,
+    openapi_extra=optional_body(PortalCheckoutIn),
+    summary="Portal: pay one of the customer's invoices",
+    responses=returns(PortalCheckoutOut, 201),
+)
 async def portal_checkout(
     external_id: str,
     invoice_id: str,

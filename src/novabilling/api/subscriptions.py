@@ -8,16 +8,30 @@ from fastapi import APIRouter, Depends, Query
 
 from novabilling.billing import subscriptions as billing
 from novabilling.billing import views
-from novabilling.kit.pagination import PageParams, envelope, lenient_page
+from novabilling.invoices.schemas import InvoiceOut
+from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
 from novabilling.subscriptions import schemas, service
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
+from novabilling.web.openapi import returns
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
+
+
+class SubscriptionDetailOut(schemas.SubscriptionViewOut):
+    """GET /api/subscriptions/{id}: with the subscription's 10 newest invoices."""
+
+    invoices: list[InvoiceOut]
+
 
 Page = Annotated[PageParams, Depends(lenient_page)]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Subscribe a customer to a plan (issues the first invoice when due)",
+    responses=returns(schemas.SubscriptionViewOut, 201, errors={404: "Unknown customer or plan"}),
+)
 async def create_subscription(
     session: TenantSession,
     body: schemas.SubscriptionCreate,
@@ -28,7 +42,11 @@ async def create_subscription(
     return schemas.view_out(view)
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List subscriptions (paginated)",
+    responses=returns(PageOut[schemas.SubscriptionViewOut]),
+)
 async def list_subscriptions(
     session: TenantSession,
     page: Page,
@@ -47,25 +65,36 @@ async def list_subscriptions(
     return envelope([schemas.view_out(v) for v in views], total, page.page, page.limit)
 
 
-@router.get("/{subscription_id}")
+@router.get(
+    "/{subscription_id}",
+    summary="Get a subscription with its customer, plan and 10 newest invoices",
+    responses=returns(SubscriptionDetailOut),
+)
 async def get_subscription(session: TenantSession, subscription_id: str) -> dict[str, Any]:
     return await views.subscription_detail(session, subscription_id)
 
 
-@router.patch("/{subscription_id}")
+@router.patch(
+    "/{subscription_id}",
+    summary="Replace a subscription's metadata",
+    responses=returns(schemas.SubscriptionViewOut),
+)
 async def update_subscription(
     session: TenantSession,
     subscription_id: str,
     body: schemas.SubscriptionPatch,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.update_metadata(
-        session, subscription_id, metadata=body.metadata, clock=runtime.clock
-    )
+    view = await billing.update(session, subscription_id, body=body, clock=runtime.clock)
     return schemas.view_out(view)
 
 
-@router.post("/{subscription_id}/cancel", status_code=201)
+@router.post(
+    "/{subscription_id}/cancel",
+    status_code=201,
+    summary="Cancel a subscription now or at the end of its period",
+    responses=returns(schemas.SubscriptionViewOut, 201),
+)
 async def cancel_subscription(
     session: TenantSession,
     subscription_id: str,
@@ -79,17 +108,27 @@ async def cancel_subscription(
     return schemas.view_out(view)
 
 
-@router.post("/{subscription_id}/pause", status_code=201)
+@router.post(
+    "/{subscription_id}/pause",
+    status_code=201,
+    summary="Pause an active subscription",
+    responses=returns(schemas.SubscriptionViewOut, 201),
+)
 async def pause_subscription(
     session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    view = await service.pause(
+    view = await billing.pause(
         session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
     )
     return schemas.view_out(view)
 
 
-@router.post("/{subscription_id}/resume", status_code=201)
+@router.post(
+    "/{subscription_id}/resume",
+    status_code=201,
+    summary="Resume a paused subscription",
+    responses=returns(schemas.SubscriptionViewOut, 201),
+)
 async def resume_subscription(
     session: TenantSession, subscription_id: str, tenant: TenantProfileDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -97,7 +136,12 @@ async def resume_subscription(
     return schemas.view_out(view)
 
 
-@router.post("/{subscription_id}/change-plan", status_code=201)
+@router.post(
+    "/{subscription_id}/change-plan",
+    status_code=201,
+    summary="Move a subscription to another plan (optionally prorated)",
+    responses=returns(schemas.SubscriptionViewOut, 201),
+)
 async def change_plan(
     session: TenantSession,
     subscription_id: str,

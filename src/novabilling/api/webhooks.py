@@ -12,13 +12,16 @@ the same handler, for the OpenAPI document (they would serve the same answers).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import Field
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from novabilling.errors import Invalid
 from novabilling.kit.jsonguard import JsonRejected, parse_body
+from novabilling.kit.wire import WireOut
 from novabilling.payments import inbound
 from novabilling.web.deps import check_rate_limit, get_runtime
+from novabilling.web.openapi import returns
 from novabilling.web.responses import JSONBytes
 
 BARE = "/webhooks/{provider}"
@@ -73,13 +76,37 @@ def intake_routes() -> list[Route]:
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post(BARE, summary="Provider webhook (tenant found from our payment reference)")
+class StripeAck(WireOut):
+    """Stripe's answer."""
+
+    received: bool
+
+
+class ProviderAck(WireOut):
+    """Paystack's, Flutterwave's and M-Pesa's answer."""
+
+    status: str = Field(examples=["success"])
+
+
+ACK = returns(
+    StripeAck | ProviderAck,
+    description="Received (applied once, however often the provider repeats it)",
+    errors={
+        401: "Invalid or missing signature, or not confirmed by the provider",
+        404: "Unknown provider",
+    },
+)
+
+
+@router.post(
+    BARE, summary="Provider webhook (tenant found from our payment reference)", responses=ACK
+)
 async def provider_webhook(provider: str, request: Request) -> JSONBytes:
     """Same handler; the intake route ahead of it answers first."""
     return await intake(request)
 
 
-@router.post(PER_TENANT, summary="Provider webhook for one tenant")
+@router.post(PER_TENANT, summary="Provider webhook for one tenant", responses=ACK)
 async def tenant_webhook(provider: str, tenant_key: str, request: Request) -> JSONBytes:
     """Same handler; the intake route ahead of it answers first."""
     return await intake(request)

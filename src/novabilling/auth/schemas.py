@@ -9,7 +9,7 @@ from pydantic import StringConstraints
 
 from novabilling.kit.crypto import Encryptor
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import Email, WireModel
+from novabilling.kit.wire import Email, FreeForm, Timestamp, WireModel, WireOut
 from novabilling.tenancy.models import Tenant
 from novabilling.tenancy.profiles import TenantProfile
 
@@ -72,3 +72,33 @@ def tenant_out(tenant: Tenant | TenantProfile, encryptor: Encryptor) -> dict[str
         "createdAt": to_wire(tenant.created_at),
         "updatedAt": to_wire(tenant.updated_at),
     }
+
+
+class TenantOut(WireOut):
+    """The tenant, with its API key and webhook secret (the SMTP password masked)."""
+
+    id: str
+    name: str
+    slug: str
+    email: str
+    api_key: str
+    webhook_url: str | None
+    webhook_secret: str
+    is_active: bool
+    settings: FreeForm | None
+    last_login_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class TokensOut(WireOut):
+    access_token: str
+    refresh_token: str
+
+
+class LoginOut(TokensOut):
+    tenant: TenantOut
+
+
+class RegisterOut(LoginOut):
+    api_key: str

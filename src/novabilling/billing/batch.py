@@ -2,8 +2,9 @@
 per-subscription path in ``renewals.py`` handles everything else).
 
 "Plain" = ACTIVE or PAST_DUE, period ended, no cancellation due or scheduled, no plan
-change scheduled, no pending lines, first period already invoiced, and the period end on
-the anchor's schedule. For those, ``lifecycle.advance_period`` amounts to moving
+change scheduled, no pending lines, first period already invoiced, the period end on the
+anchor's schedule and not far behind (``renewals.CATCH_UP_WINDOW``). For those,
+``lifecycle.advance_period`` amounts to moving
 ``[current_period_start, current_period_end)`` one period forward and logging a
 ``renewed`` event. This module only locks the batch, drafts one invoice per subscription
 with ``invoices.builder`` (the same inputs as ``renewals.period_inputs``; usage, overrides
@@ -13,6 +14,7 @@ all in ONE transaction, so a crash leaves nothing half done and the batch is sim
 
 Anything unexpected (a unique-period conflict with another worker, a row that stopped
 being plain) rolls the batch back and hands its subscriptions to the per-subscription path.
+Customers with credits to take (``invoice_credits``) are left to that path too.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Due, meter
-from novabilling.billing.renewals import IN_ADVANCE, TickContext, period_inputs
+from novabilling.billing.renewals import (
+    CATCH_UP_WINDOW,
+    IN_ADVANCE,
+    TickContext,
+    back_billing,
+    period_inputs,
+)
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
 from novabilling.kit.ids import new_id
@@ -39,7 +47,8 @@ _SUB = cast(Table, Subscription.__table__)
 _EVENTS = cast(Table, SubscriptionEvent.__table__)
 
 
-async def _plain(session: AsyncSession, ids: list[str], now: datetime) -> list[Any]:
+async def _plain(session: AsyncSession, ids: list[str], ctx: TickContext) -> list[Any]:
+    now = ctx.now
     stmt = select(_SUB).where(
         _SUB.c.id.in_(ids),
         _SUB.c.status.in_(("ACTIVE", "PAST_DUE")),
@@ -48,6 +57,8 @@ async def _plain(session: AsyncSession, ids: list[str], now: datetime) -> list[A
         _SUB.c.cancel_at_period_end.is_(False),
         _SUB.c.scheduled_plan_id.is_(None),
     )
+    if not back_billing(ctx.tenant):  # far behind: the per-subscription path skips periods
+        stmt = stmt.where(_SUB.c.current_period_end > now - CATCH_UP_WINDOW)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.execute(stmt)).all())
@@ -63,10 +74,14 @@ async def _plain(session: AsyncSession, ids: list[str], now: datetime) -> list[A
             )
         ).all()
     )
+    with_credits = await invoice_credits.customers_with_credits(
+        session, [r.customer_id for r in rows], now
+    )
     return [
         r
         for r in rows
         if r.id not in with_items
+        and r.customer_id not in with_credits
         and not (
             r.billing_timing == IN_ADVANCE
             and r.trial_end is None
@@ -104,7 +119,7 @@ async def renew_batch(
     were invoiced and the ids this path did not renew (for the per-subscription path)."""
     now = ctx.now
     async with maker() as session:
-        rows = await _plain(session, ids, now)
+        rows = await _plain(session, ids, ctx)
         renewed: list[tuple[Any, datetime, datetime]] = []
         for row in rows:
             try:

@@ -3,10 +3,12 @@ answers; the billing engine applies dunning to a failed automatic charge in the 
 transaction. No provider call is made while a transaction is open.
 
 - ``collect`` (``payments.charge`` {tenant_id, invoice_id, attempt}): charge the saved
-  method (``payments.charge.begin_charge`` -> ``send_charge`` -> ``record``).
+  methods (``payments.failover.begin_next`` -> ``charge.send_charge`` -> ``record``),
+  the next provider after a decline or no answer; dunning once every eligible provider
+  failed (``failover.after_failure``).
 - ``reconcile`` (``payments.reconcile`` {tenant_id, payment_id?}): ask the provider about
   PROCESSING payments whose check is due, and about PENDING refunds; a charge that never
-  gets an answer fails as ``unconfirmed`` and dunning acts.
+  gets an answer fails as ``unconfirmed`` and failover / dunning acts.
 - ``process_inbox`` (``webhooks.process`` / ``webhooks.process_batch``): an inbound
   webhook stored in the central inbox -> confirm with the provider -> record.
 - ``refund_overpayment`` (``payments.refund_overpayment`` {tenant_id, payment_id}).
@@ -18,10 +20,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import dunning
+from novabilling.billing import dunning, test_clocks
 from novabilling.errors import BusinessRule
-from novabilling.payments import charge, refunds, service
+from novabilling.invoices import lifecycle as invoice_lifecycle
+from novabilling.payments import charge, failover, provider_order, refunds, service
 from novabilling.payments.credentials import ProviderHandle, provider_factory
 from novabilling.payments.inbound import EVENT_KEY, split_reference
 from novabilling.payments.models import PROCESSING, Payment
@@ -32,10 +36,22 @@ from novabilling.tenancy.models import WebhookInbox
 log = structlog.get_logger(__name__)
 
 
-async def _record(
-    runtime: Runtime, *, tenant_id: str, payment_id: str, txn: Transaction
+async def _order(runtime: Runtime, tenant_id: str) -> failover.Order:
+    return await provider_order.for_tenant(provider_factory(runtime), tenant_id)
+
+
+async def record_answer(
+    runtime: Runtime,
+    *,
+    tenant_id: str,
+    payment_id: str,
+    txn: Transaction,
 ) -> service.Recorded | None:
-    """Step 3 of every collection: the answer recorded, dunning applied, one commit."""
+    """Step 3 of every collection: the answer recorded and, for a failed automatic
+    charge, what follows (``failover.after_failure``) in the same commit: dunning once
+    every eligible provider failed, else the next provider - tried by the calling chain
+    (``collect``) and by a ``payments.charge`` job queued here, which carries on when the
+    answer came through reconcile or a webhook, or when the chain's worker died."""
     maker = await runtime.engines.sessionmaker(tenant_id)
     async with maker() as session:
         recorded = await charge.record(
@@ -47,36 +63,79 @@ async def _record(
             clock=runtime.clock,
         )
         if recorded is not None and recorded.charge_failed:
-            tenant = await runtime.tenant_profiles.get(tenant_id)
-            await dunning.record_failure(
-                session,
-                tenant_id=tenant_id,
-                invoice_id=recorded.invoice_id,
-                reason=recorded.reason,
-                clock=runtime.clock,
-                tenant_grace_days=tenant.setting_int("dunningGraceDays"),
-            )
+            await _after_failure(runtime, session, tenant_id, payment_id)
         await session.commit()
     return recorded
+
+
+async def _after_failure(
+    runtime: Runtime, session: AsyncSession, tenant_id: str, payment_id: str
+) -> None:
+    payment = await service.get_payment(session, payment_id=payment_id)
+    step, invoice = await failover.after_failure(
+        session,
+        tenant_id=tenant_id,
+        payment=payment,
+        factory=provider_factory(runtime),
+        order=await _order(runtime, tenant_id),
+    )
+    log.info("payment.charge_failed_next", payment_id=payment_id, next=step.value)
+    if step is failover.Next.EXHAUSTED:
+        tenant = await runtime.tenant_profiles.get(tenant_id)
+        # a customer on a test clock: the retry schedule runs on the clock's time
+        clock = await test_clocks.clock_for_invoice(session, payment.invoice_id, runtime.clock)
+        await dunning.record_failure(
+            session,
+            tenant_id=tenant_id,
+            invoice_id=payment.invoice_id,
+            reason=payment.failure_reason,
+            clock=clock,
+            tenant_grace_days=tenant.setting_int("dunningGraceDays"),
+        )
+    elif step is failover.Next.CONTINUE and invoice is not None:
+        # Also from a chain, which goes on by itself: should its worker die here, the job
+        # carries on (it starts nothing while a charge is in flight).
+        invoice_lifecycle.queue_charge(
+            tenant_id, invoice.id, attempt=invoice.collection_attempts, again=f"after:{payment_id}"
+        )
+
+
+MAX_CHAIN = 16  # providers tried by one job, at most (there are seven)
 
 
 async def collect(
     runtime: Runtime, *, tenant_id: str, invoice_id: str, attempt: int | None = None
 ) -> service.Recorded | None:
+    """Charge the invoice's saved methods, provider after provider while they decline or
+    do not answer (``payments.failover``); returns the last answer recorded."""
     maker = await runtime.engines.sessionmaker(tenant_id)
-    started = await charge.begin_charge(
-        maker,
-        tenant_id=tenant_id,
-        invoice_id=invoice_id,
-        factory=provider_factory(runtime),
-        encryptor=runtime.encryptor,
-        clock=runtime.clock,
-        attempt=attempt,
-    )
-    if started is None:
-        return None
-    txn = await charge.send_charge(started)
-    return await _record(runtime, tenant_id=tenant_id, payment_id=started.payment_id, txn=txn)
+    order = await _order(runtime, tenant_id)
+    passed: frozenset[str] = frozenset()  # our own charges left unanswered
+    recorded: service.Recorded | None = None
+    for _ in range(MAX_CHAIN):
+        started = await failover.begin_next(
+            maker,
+            tenant_id=tenant_id,
+            invoice_id=invoice_id,
+            factory=provider_factory(runtime),
+            encryptor=runtime.encryptor,
+            clock=runtime.clock,
+            order=order,
+            attempt=attempt,
+            passed=passed,
+        )
+        if started is None:
+            break
+        attempt = started.attempt  # the rest of the chain stays in this attempt
+        txn = await charge.send_charge(started.charge)
+        payment_id = started.charge.payment_id
+        answer = await record_answer(runtime, tenant_id=tenant_id, payment_id=payment_id, txn=txn)
+        recorded = answer or recorded
+        if txn.outcome is Outcome.UNKNOWN:
+            passed = passed | {payment_id}  # no answer: reconcile asks; we move on
+        elif txn.outcome is not Outcome.FAILED:
+            break  # paid, or in progress (PENDING): nothing else is tried
+    return recorded
 
 
 async def _due_payments(
@@ -117,7 +176,7 @@ async def reconcile(runtime: Runtime, *, tenant_id: str, payment_id: str | None 
         if handle is None:
             continue
         txn = await _ask(handle, runtime, tenant_id, pid)
-        recorded = await _record(runtime, tenant_id=tenant_id, payment_id=pid, txn=txn)
+        recorded = await record_answer(runtime, tenant_id=tenant_id, payment_id=pid, txn=txn)
         done += int(recorded is not None)
     maker = await runtime.engines.sessionmaker(tenant_id)
     done += await refunds.poll_pending(maker, tenant_id=tenant_id, factory=factory)
@@ -158,7 +217,7 @@ async def _apply_event(
         log.info("webhook.unmatched", provider=provider, reference=event.get("reference"))
         return "IGNORED"
     txn = await _ask(handle, runtime, tenant_id, payment.id)  # never trust the body alone
-    await _record(runtime, tenant_id=tenant_id, payment_id=payment.id, txn=txn)
+    await record_answer(runtime, tenant_id=tenant_id, payment_id=payment.id, txn=txn)
     return "PROCESSED"
 
 

@@ -3,6 +3,8 @@ needs, calls the billing services and is safe to run twice (delivery is at least
 
 - ``billing`` / ``billing.tick`` ``{tenant_id, at?}``: one tenant's due work
   (``tick.run_tenant_tick``).
+- ``billing`` / ``usage.check`` ``{tenant_id, subscription_id}``: an interim usage invoice
+  if one is due (``progressive.check``: IN_ADVANCE charges, progressive billing).
 - ``payments`` / ``payments.charge`` ``{tenant_id, invoice_id, attempt?}``: automatic
   collection (``collection.collect``); a failure goes to dunning.
 - ``payments`` / ``payments.reconcile`` ``{tenant_id, payment_id?}``: ask the provider
@@ -15,7 +17,7 @@ needs, calls the billing services and is safe to run twice (delivery is at least
 
 from __future__ import annotations
 
-from novabilling.billing import collection, scheduler, tick
+from novabilling.billing import collection, progressive, scheduler, tick
 from novabilling.invoices.lifecycle import CHARGE_JOB
 from novabilling.kit.jobs import (
     QUEUE_BILLING,
@@ -28,6 +30,7 @@ from novabilling.kit.jobs import (
 from novabilling.payments.inbox import PROCESS, PROCESS_BATCH
 from novabilling.payments.service import REFUND_OVERPAYMENT_JOB
 from novabilling.runtime import Runtime
+from novabilling.usage.ingest import CHECK_JOB
 
 RECONCILE_JOB = tick.RECONCILE_JOB
 
@@ -38,6 +41,12 @@ def billing_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
         if not isinstance(tenant_id, str):
             raise PermanentJobError("billing.tick needs tenant_id")
         await tick.run_tenant_tick(runtime, tenant_id)
+
+    async def on_usage_check(job: Job) -> None:
+        tenant_id, subscription_id = job.data.get("tenant_id"), job.data.get("subscription_id")
+        if not isinstance(tenant_id, str) or not isinstance(subscription_id, str):
+            raise PermanentJobError("usage.check needs tenant_id and subscription_id")
+        await progressive.check(runtime, tenant_id, subscription_id)
 
     async def on_charge(job: Job) -> None:
         attempt = job.data.get("attempt")
@@ -73,6 +82,7 @@ def billing_handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
 
     return {
         (QUEUE_BILLING, scheduler.TICK_JOB): on_tick,
+        (QUEUE_BILLING, CHECK_JOB): on_usage_check,
         (QUEUE_PAYMENTS, CHARGE_JOB): on_charge,
         (QUEUE_PAYMENTS, RECONCILE_JOB): on_reconcile,
         (QUEUE_PAYMENTS, REFUND_OVERPAYMENT_JOB): on_overpayment,

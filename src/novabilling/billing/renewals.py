@@ -20,7 +20,7 @@ stops. Side effects are staged in the tenant outbox with the commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from novabilling.billing import taxation
+from novabilling.billing import invoice_credits, taxation
 from novabilling.billing.metering import Due, Metered, meter
 from novabilling.customers.models import Customer
 from novabilling.invoices import builder, lifecycle
@@ -42,11 +42,28 @@ from novabilling.plans.models import Plan
 from novabilling.subscriptions import lifecycle as subscription_lifecycle
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription
 from novabilling.tenancy.profiles import TenantProfile
+from novabilling.tenants.service import BACK_BILLING
 from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
 IN_ADVANCE = "IN_ADVANCE"
+# Bounded catch-up (issue 14, defect 5): a subscription whose period ended longer ago than
+# this is "far behind" (imported back-dated, or its tenant's billing stopped for weeks);
+# it is billed for its current period only, the periods between are skipped without
+# invoices (``subscriptions.lifecycle.skip_far_periods``, logged and recorded). Within the
+# window every missed period is billed (an outage of the billing engine is made good).
+# The tenant setting ``backBilling: true`` bills every missed period instead.
+CATCH_UP_WINDOW = timedelta(days=31)
+
+
+def back_billing(tenant: TenantProfile) -> bool:
+    return tenant.settings.get(BACK_BILLING) is True
+
+
+def far_behind(tenant: TenantProfile, period_end: datetime, now: datetime) -> bool:
+    """Whether a period ending at ``period_end`` is too old to bill at ``now``."""
+    return period_end <= now - CATCH_UP_WINDOW and not back_billing(tenant)
 
 
 class Outcome(StrEnum):
@@ -65,6 +82,7 @@ class TickContext:
     tenant: TenantProfile
     now: datetime
     clock: Clock
+    test_clock_id: str | None = None  # a test clock's tick: its customers only
     plans: dict[str, Plan] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
 
@@ -195,7 +213,7 @@ async def issue_period_invoice(
             sub.plan_id, sub.customer_id
         ),
     )
-    draft = builder.build(inputs)
+    draft = builder.build(await invoice_credits.load(session, inputs))
     if skip_empty and not draft.lines:
         return None
     issued = await lifecycle.issue(
@@ -205,6 +223,7 @@ async def issue_period_invoice(
         clock=ctx.clock,
         charge={0: sub.payment_method_id is not None},
     )
+    await invoice_credits.record(session, draft, issued[0].id)
     return issued[0]
 
 
@@ -294,9 +313,13 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         return Outcome.NOTHING
     if action == "cancel":
         return await _cancel_due(session, ctx, sub)
+    if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+        await subscription_lifecycle.skip_far_periods(session, sub, now=ctx.now)
     was_trial = sub.status == "TRIALING"
     plan = await ctx.plan(session, sub.plan_id)
-    if await first_period_uninvoiced(session, sub):  # imported back-dated: period 0 first
+    if await first_period_uninvoiced(session, sub) and not far_behind(
+        ctx.tenant, sub.current_period_end, ctx.now
+    ):  # imported back-dated: period 0 first
         await issue_period_invoice(
             session,
             ctx,
@@ -313,6 +336,8 @@ async def _apply(session: AsyncSession, ctx: TickContext, sub: Subscription) -> 
         _sub_event(sub, currentPeriodStart=to_wire(start), currentPeriodEnd=to_wire(end)),
         f"{sub.id}:{to_wire(start)}",
     )
+    if was_trial and sub.status == "ACTIVE":
+        emails.queue(ctx.tenant.id, emails.TRIAL_CONVERTED, {"subscription_id": sub.id}, key=sub.id)
     used = None if was_trial else (past[0], past[1])  # a trial's usage is not billed
     if sub.billing_timing == IN_ADVANCE:
         plan = await ctx.plan(session, sub.plan_id)  # a scheduled change may have applied
@@ -351,6 +376,8 @@ async def invoice_first_period(
             sub = await _lock(session, subscription_id)
             if sub is None or not await first_period_uninvoiced(session, sub):
                 return False
+            if far_behind(ctx.tenant, sub.current_period_end, ctx.now):
+                return False  # the renewal skips to the current period and bills it
             await issue_period_invoice(
                 session,
                 ctx,

@@ -4,13 +4,17 @@
 this module adds the billing side, so a subscription and its invoices never disagree:
 
 - create: an ACTIVE IN_ADVANCE subscription without a trial gets its first invoice in the
-  same transaction (invoice-composition.md: "subscription start, IN_ADVANCE plan");
+  same transaction (invoice-composition.md: "subscription start, IN_ADVANCE plan"),
+  unless it is back-dated so far that its first period is past the catch-up window: then
+  the billing tick bills its current period only (``renewals.CATCH_UP_WINDOW``);
 - cancel ``now``: a FINALIZED ``ORDER_CHANGE`` credit note for the unused part of the
   period against the latest invoice (subscriptions.md), when it has one;
 - change plan (upgrade): proration credit only for a period that was invoiced, plus the
   contract's credit note for the unused old price;
 - resume: a period that ended while paused is skipped; what was in use is billed once
   (IN_ARREARS: the period in use when it was paused; IN_ADVANCE: the period it resumes in).
+
+A subscription of a customer on a test clock does all of this at the clock's time.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing.renewals import IN_ADVANCE, TickContext, issue_period_invoice
+from novabilling.billing.renewals import IN_ADVANCE, TickContext, far_behind, issue_period_invoice
+from novabilling.billing.test_clocks import clock_for_customer, clock_for_subscription
+from novabilling.errors import Invalid
 from novabilling.invoices import credit_notes
 from novabilling.invoices.models import CANCELED, Invoice
 from novabilling.kit.clock import Clock
+from novabilling.payments import methods
 from novabilling.plans.models import Plan
 from novabilling.subscriptions import service as subscriptions
 from novabilling.subscriptions.models import Subscription
@@ -30,6 +37,7 @@ from novabilling.subscriptions.schemas import (
     CancelIn,
     ChangePlanIn,
     SubscriptionCreate,
+    SubscriptionPatch,
     SubscriptionView,
 )
 from novabilling.tenancy.profiles import TenantProfile
@@ -53,15 +61,21 @@ async def _period_invoiced(session: AsyncSession, sub: Subscription) -> bool:
 async def create(
     session: AsyncSession, *, data: SubscriptionCreate, tenant: TenantProfile, clock: Clock
 ) -> SubscriptionView:
+    clock = await clock_for_customer(session, data.customer_id, clock)
     view = await subscriptions.create_subscription(
         session, data=data, tenant_id=tenant.id, clock=clock
     )
     sub = view.sub
+    if data.payment_method_id is not None:  # after the endpoint's own checks (contract)
+        await methods.usable_for(session, data.payment_method_id, customer_id=sub.customer_id)
+        sub.payment_method_id = data.payment_method_id
+        await session.flush()
     if (
         sub.status == "ACTIVE"
         and sub.billing_timing == IN_ADVANCE
         and sub.trial_end is None
         and sub.current_period_end > sub.current_period_start
+        and not far_behind(tenant, sub.current_period_end, clock.now())
     ):
         await issue_period_invoice(
             session,
@@ -74,6 +88,30 @@ async def create(
     return view
 
 
+async def update(
+    session: AsyncSession, subscription_id: str, *, body: SubscriptionPatch, clock: Clock
+) -> SubscriptionView:
+    """PATCH: ``metadata`` and/or ``paymentMethodId`` (missing 404, another customer's
+    400, null clears); nothing is changed when a check fails."""
+    sent = body.model_fields_set
+    if not sent:
+        raise Invalid("metadata", "metadata or paymentMethodId must be sent")
+    sub = await subscriptions.get_for_update(session, subscription_id)
+    if "payment_method_id" in sent and body.payment_method_id is not None:
+        await methods.usable_for(session, body.payment_method_id, customer_id=sub.customer_id)
+    view = None
+    if "metadata" in sent:
+        view = await subscriptions.update_metadata(
+            session, subscription_id, metadata=body.metadata, clock=clock
+        )
+    if "payment_method_id" in sent:
+        view = await subscriptions.set_payment_method(
+            session, sub, body.payment_method_id, clock=clock
+        )
+    assert view is not None
+    return view
+
+
 async def cancel(
     session: AsyncSession,
     subscription_id: str,
@@ -82,6 +120,7 @@ async def cancel(
     tenant: TenantProfile,
     clock: Clock,
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     before = await subscriptions.get_for_update(session, subscription_id)
     period = (before.current_period_start, before.current_period_end)
     price, timing, currency = before.amount_minor, before.billing_timing, before.currency
@@ -110,6 +149,7 @@ async def change_plan(
     tenant: TenantProfile,
     clock: Clock,
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     sub = await subscriptions.get_for_update(session, subscription_id)
     old_plan = await session.get(Plan, sub.plan_id)
     invoiced = await _period_invoiced(session, sub)
@@ -142,6 +182,7 @@ async def change_plan(
 async def resume(
     session: AsyncSession, subscription_id: str, *, tenant: TenantProfile, clock: Clock
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     view, skipped = await subscriptions.resume(
         session, subscription_id, tenant_id=tenant.id, clock=clock
     )
@@ -158,3 +199,10 @@ async def resume(
     except IntegrityError:
         pass
     return view
+
+
+async def pause(
+    session: AsyncSession, subscription_id: str, *, tenant_id: str, clock: Clock
+) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
+    return await subscriptions.pause(session, subscription_id, tenant_id=tenant_id, clock=clock)

@@ -23,10 +23,13 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from novabilling import worker_main
+from novabilling.cli import doctor as diagnostics
+from novabilling.cli import seed
 from novabilling.cli.billing import run_billing_once
 from novabilling.config import Settings, describe_error, get_settings, served_url
 from novabilling.errors import DomainError
 from novabilling.kit.clock import SystemClock
+from novabilling.kit.logging import configure_logging
 from novabilling.kit.timestamps import parse_when, to_wire
 from novabilling.simulators import create_simulator_app, sandbox_credentials
 from novabilling.tenancy import operations
@@ -345,6 +348,88 @@ def worker(
         console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in serve[/red]")
         raise typer.Exit(code=2)
     worker_main.exec_worker(concurrency=concurrency, scheduler=scheduler)
+
+
+@app.command("seed-demo")
+def seed_demo(
+    name: str = typer.Option(seed.DEFAULT_NAME, "--name", help="tenant (company) name"),
+    customers: int = typer.Option(500, "--customers", min=1, max=20000, help="customers"),
+    small: bool = typer.Option(
+        False, "--small", help="CI size: 24 customers over 4 months (about 20 s)"
+    ),
+    months: int = typer.Option(12, "--months", min=1, max=36, help="months of history"),
+    random_seed: int = typer.Option(7, "--seed", help="random seed (same seed, same story)"),
+) -> None:
+    """Create a demo tenant with months of history (customers in several currencies,
+    plans, subscriptions in every status, renewals by the billing engine, payments through
+    the Paystack simulator and mark-paid, refunds, usage); prints its credentials and API
+    key. Idempotent per --name: a second run changes nothing. Exit 1 when seeding fails."""
+    settings = _settings()
+    configure_logging(json=False, level="WARNING")
+    asyncio.run(operations.migrate_central(settings))
+    count, months = (24, 4) if small else (customers, months)
+    with Progress(
+        TextColumn("seeding days"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("days", total=None)
+
+        def step(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = asyncio.run(
+                seed.seed_demo(
+                    settings,
+                    name=name,
+                    customers=count,
+                    months=months,
+                    seed=random_seed,
+                    on_progress=step,
+                )
+            )
+        except seed.SeedError as exc:
+            console.print(f"[red]seed-demo failed:[/red] {exc}")
+            raise typer.Exit(code=1) from None
+    if not result.created:
+        console.print(
+            f"demo tenant {result.name!r} already exists ({result.tenant_id}, "
+            f"{result.email}); nothing changed"
+        )
+        return
+    console.print(f"[green]demo tenant {result.name!r} created[/green] ({result.tenant_id})")
+    typer.echo(f"  login:     {result.email}")
+    typer.echo(f"  password:  {result.password}")
+    typer.echo(f"  API key:   {result.api_key}")
+    typer.echo(f"  payments:  {result.payments_via}")
+    for key, value in sorted(result.counts.items()):
+        typer.echo(f"  {key}: {value}")
+
+
+@app.command()
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Check the installation: central database, Redis and queue depths (waiting, delayed,
+    active, failed jobs), every tenant database (connects, migration head, row counts,
+    stale outbox rows). A table on a terminal, JSON with --json; exit 1 when any check
+    fails (failed jobs and stale outbox rows only warn)."""
+    settings = _settings()
+    configure_logging(json=False, level="WARNING")
+    report = asyncio.run(diagnostics.diagnose(settings))
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+        table = Table("check", "status", "detail")
+        for check in report.checks:
+            table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+        console.print(table)
+        verdict = "[green]healthy[/green]" if report.healthy else "[red]problems found[/red]"
+        console.print(verdict)
+    raise typer.Exit(code=0 if report.healthy else 1)
 
 
 def main() -> None:  # pragma: no cover

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from novabilling.customers.models import Customer
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import Email, WireModel
+from novabilling.kit.wire import Email, FreeForm, Timestamp, WireModel, WireOut
 
 METADATA_MAX_BYTES = 16 * 1024
 SORTABLE = {
@@ -56,6 +56,7 @@ Country = Annotated[str, StringConstraints(max_length=3)]
 CurrencyCode = Annotated[str, StringConstraints(min_length=1, max_length=3)]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_check_metadata)]
 NetTerms = Annotated[int, Field(ge=0, le=365)]
+ClockId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 Phone = Annotated[str | None, StringConstraints(max_length=50), AfterValidator(_check_phone)]
 
 
@@ -69,6 +70,10 @@ class CustomerCreate(WireModel):
     metadata: Metadata = None
     net_payment_terms: NetTerms | None = None
     created_at: InstantInput | None = None
+    test_clock_id: ClockId | None = Field(
+        default=None,
+        description="Attach the customer (and its subscriptions) to this test clock",
+    )
 
 
 class CustomerPatch(WireModel):
@@ -104,6 +109,7 @@ def customer_out(customer: Customer) -> dict[str, Any]:
         "currency": customer.currency,
         "netPaymentTerms": customer.net_payment_terms,
         "metadata": customer.metadata_,
+        "testClockId": customer.test_clock_id,
         "createdAt": to_wire(customer.created_at),
         "updatedAt": to_wire(customer.updated_at),
     }
@@ -128,3 +134,26 @@ def customer_detail(
     customer: Customer, *, subscriptions: list[dict[str, Any]], invoices: list[dict[str, Any]]
 ) -> dict[str, Any]:
     return {**customer_out(customer), "subscriptions": subscriptions, "invoices": invoices}
+
+
+class CustomerOut(WireOut):
+    """The Customer object."""
+
+    id: str
+    external_id: str
+    email: str
+    name: str | None
+    phone: str | None
+    country: str | None
+    currency: str
+    net_payment_terms: int | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class CustomerListedOut(CustomerOut):
+    """A customer in the list: ``totalSpent`` is a JSON number."""
+
+    active_subscriptions: int
+    total_spent: float

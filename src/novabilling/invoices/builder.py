@@ -124,17 +124,24 @@ class Commitment:
 @dataclass(frozen=True, slots=True)
 class Discount:
     """An applied coupon: PERCENTAGE (``value`` percent) or FIXED_AMOUNT (``value`` minor
-    units of the invoice currency)."""
+    units of the invoice currency). ``applied_id`` names the applied coupon whose use a
+    discount line consumes (``Draft.discounts_used``)."""
 
     code: str
     kind: str
     value: Decimal
+    applied_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class AddOnCharge:
+    """A pending applied add-on; ``description`` (the add-on's invoiceDisplayName or
+    name) replaces the original ``Add-on charge (<addOnId>)`` when set."""
+
     add_on_id: str
     amount_minor: int
+    applied_id: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,7 @@ class Composition:
     carry_minor: int = 0
     tax_minor: int = 0
     wallet_deductions: list[tuple[str, int]] = field(default_factory=list)
+    discounts_used: list[str] = field(default_factory=list)
 
     @property
     def total_minor(self) -> int:
@@ -227,6 +235,7 @@ class Draft:
     consumed: tuple[str, ...]  # pending lines this invoice bills
     carry_minor: int  # credit (negative) carried to the subscription's next invoice
     wallet_deductions: tuple[tuple[str, int], ...]
+    discounts_used: tuple[str, ...] = ()  # applied coupons that gave a discount line
 
 
 # --- the steps --------------------------------------------------------------------------
@@ -303,12 +312,16 @@ def coupons(c: Composition) -> None:
         else:
             amount = round_half_up(discount.value)
             label = f"Coupon: {discount.code} (-{to_number(amount, c.inputs.currency)})"
+        if amount <= 0:  # no line, no use consumed
+            continue
         c.add(Line.single("coupon", label, -amount))
+        c.discounts_used.append(discount.applied_id)
 
 
 def add_ons(c: Composition) -> None:
     for add_on in c.inputs.add_ons:
-        c.add(Line.single("add_on", f"Add-on charge ({add_on.add_on_id})", add_on.amount_minor))
+        description = add_on.description or f"Add-on charge ({add_on.add_on_id})"
+        c.add(Line.single("add_on", description, add_on.amount_minor))
 
 
 def _tax_groups(c: Composition) -> list[tuple[int, tuple[TaxRate, ...]]]:
@@ -458,4 +471,5 @@ def build(inputs: Inputs) -> Draft:
         consumed=tuple(c.consumed),
         carry_minor=c.carry_minor,
         wallet_deductions=tuple(c.wallet_deductions),
+        discounts_used=tuple(c.discounts_used),
     )

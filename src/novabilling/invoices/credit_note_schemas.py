@@ -11,7 +11,7 @@ from novabilling.invoices.models import CreditNote, Invoice
 from novabilling.kit import money, timestamps
 from novabilling.kit.money import WireAmount
 from novabilling.kit.timestamps import InstantInput
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 
 Reason = Literal["DUPLICATE", "PRODUCT_UNSATISFACTORY", "ORDER_CHANGE", "OTHER"]
 Status = Literal["DRAFT", "FINALIZED", "VOIDED"]
@@ -28,6 +28,12 @@ class CreditNoteCreate(WireModel):
     metadata: dict[str, Any] | None = None
     status: Status = "DRAFT"
     created_at: InstantInput | None = None
+
+
+class CreditWalletIn(WireModel):
+    """Which wallet (default: the customer's oldest ACTIVE one in the note's currency)."""
+
+    wallet_id: Id | None = None
 
 
 class CreditNotePatch(WireModel):
@@ -73,6 +79,9 @@ def credit_note_out(
         "metadata": note.metadata_,
         "refundedAmount": money.to_wire(note.refunded_minor or 0, note.currency),
         "refundedAt": timestamps.to_wire(note.refunded_at) if note.refunded_at else None,
+        "creditedAmount": money.to_wire(note.credited_minor or 0, note.currency),
+        "creditedAt": timestamps.to_wire(note.credited_at) if note.credited_at else None,
+        "creditedWalletId": note.credited_wallet_id,
         "createdAt": timestamps.to_wire(note.created_at),
         "updatedAt": timestamps.to_wire(note.updated_at),
         "customer": (
@@ -84,3 +93,41 @@ def credit_note_out(
     if invoice is not None:
         body["invoice"] = invoice
     return body
+
+
+class CreditNoteInvoiceOut(WireOut):
+    """The invoice a credit note is on (``currency`` and ``status`` on some reads)."""
+
+    id: str
+    invoice_number: str | None
+    amount: DecimalText
+    currency: str | None = None
+    status: str | None = None
+
+
+class CreditNoteCustomerOut(WireOut):
+    id: str
+    name: str | None
+    email: str
+
+
+class CreditNoteOut(WireOut):
+    """A credit note; ``refundedAmount`` is the part refunded to the provider."""
+
+    id: str
+    invoice_id: str
+    customer_id: str
+    amount: DecimalText
+    currency: str
+    reason: str | None
+    status: str
+    metadata: FreeForm | None
+    refunded_amount: DecimalText
+    refunded_at: Timestamp | None
+    credited_amount: DecimalText
+    credited_at: Timestamp | None
+    credited_wallet_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    customer: CreditNoteCustomerOut | None
+    invoice: CreditNoteInvoiceOut | None = None

@@ -1,5 +1,6 @@
-"""The invoice e-mails (``notifications.jobs``: invoice issued, invoice voided) and the
-PDF render job: handlers that reload the invoice and build the message or the file."""
+"""The invoice e-mails (``notifications.jobs``: invoice issued, invoice voided, payment
+reminder) and the PDF render job: handlers that reload the invoice and build the message
+or the file."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.invoices.documents import invoice_view, render_and_store
 from novabilling.invoices.lifecycle import RENDER_PDF_JOB
-from novabilling.invoices.models import Invoice
+from novabilling.invoices.models import FAILED, PENDING, Invoice
 from novabilling.kit.jobs import QUEUE_BILLING, QUEUE_EMAILS, JobHandler, PermanentJobError
+from novabilling.kit.timestamps import parse_instant
 from novabilling.notifications import jobs as emails
 from novabilling.notifications import messages
 from novabilling.runtime import Runtime
@@ -50,6 +52,28 @@ async def _invoice_voided(
     return messages.invoice_voided(view, sender=sender, recipient=customer.email)
 
 
+async def _payment_reminder(
+    runtime: Runtime, session: AsyncSession, tenant: TenantProfile, data: dict[str, Any]
+) -> EmailMessage | None:
+    """A reminder of the series (``invoices.reminders``); none once the invoice is paid or
+    voided (it was queued while unpaid)."""
+    invoice = await load_invoice(session, str(data["invoice_id"]))
+    if invoice.status not in (PENDING, FAILED):
+        return None
+    pdf = await render_and_store(session, invoice, tenant, runtime.settings.data_dir)
+    view, customer = await invoice_view(session, invoice, tenant)
+    _, sender = mailer_for(runtime, tenant)
+    at = data.get("at")  # when the tick found it due: "in 3 days" counts from then
+    return messages.payment_reminder(
+        view,
+        stage=str(data["stage"]),
+        now=parse_instant(str(at)) if at else runtime.clock.now(),
+        sender=sender,
+        recipient=customer.email,
+        pdf=pdf,
+    )
+
+
 async def _render_pdf(
     runtime: Runtime, session: AsyncSession, tenant: TenantProfile, data: dict[str, Any]
 ) -> None:
@@ -62,5 +86,6 @@ def handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     return {
         (QUEUE_EMAILS, emails.INVOICE_ISSUED): email_handler(runtime, _invoice_issued),
         (QUEUE_EMAILS, emails.INVOICE_VOIDED): email_handler(runtime, _invoice_voided),
+        (QUEUE_EMAILS, emails.PAYMENT_REMINDER): email_handler(runtime, _payment_reminder),
         (QUEUE_BILLING, RENDER_PDF_JOB): email_handler(runtime, _render_pdf),
     }

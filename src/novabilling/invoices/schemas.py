@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from novabilling.customers.models import Customer
-from novabilling.customers.schemas import customer_out
+from novabilling.customers.schemas import CustomerOut, customer_out
 from novabilling.invoices.models import Invoice
 from novabilling.kit import money, timestamps
 from novabilling.kit.money import WireAmount
 from novabilling.kit.timestamps import InstantInput
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -82,3 +82,52 @@ def item_out(description: str, quantity: int, unit_minor: int, currency: str) ->
         "quantity": quantity,
         "unitAmount": money.to_number(unit_minor, currency),
     }
+
+
+class InvoiceOut(WireOut):
+    """The Invoice object; ``customer`` where the route embeds it."""
+
+    id: str
+    customer_id: str
+    subscription_id: str | None
+    invoice_number: str | None
+    amount: DecimalText
+    currency: str
+    status: str
+    due_date: Timestamp
+    paid_at: Timestamp | None
+    pdf_url: str | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    customer: CustomerOut | None = None
+
+
+class MarkPaidIn(WireModel):
+    """Body of POST /api/invoices/{id}/mark-paid (optional; documentation model)."""
+
+    payment_method: str | None = Field(
+        default=None, description="How it was paid (free text); default `manual`"
+    )
+
+
+class SendEmailIn(WireModel):
+    """Body of POST /api/invoices/{id}/send-email (optional; documentation model)."""
+
+    email: str | None = Field(
+        default=None, description="Recipient; default: the customer's email address"
+    )
+
+
+class CheckoutIn(WireModel):
+    """Body of POST /api/invoices/{id}/checkout (optional; documentation model)."""
+
+    provider: str | None = Field(
+        default=None,
+        description="A provider name (`paystack`, `stripe`, `flutterwave`, `mpesa`); "
+        "default: the first active provider of the tenant's `settings.providerOrder` for "
+        "the invoice's currency, else the highest-priority one that takes the currency",
+    )
+    callback_url: str | None = Field(
+        default=None, description="Where the payer returns after a hosted checkout"
+    )

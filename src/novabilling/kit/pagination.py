@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Select, func, select
@@ -39,6 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from novabilling.errors import FieldError, Invalid
+from novabilling.kit.wire import WireOut
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -178,3 +181,21 @@ def envelope(data: list[Any], total: int, page: int, limit: int) -> dict[str, An
             "totalPages": -(-total // limit) if total else 0,
         },
     }
+
+
+class PageMeta(WireOut):
+    total: int
+    page: int
+    limit: int
+    total_pages: int
+
+
+class PageOut(WireOut, Generic[T]):
+    """The list envelope ``envelope`` builds (documentation model)."""
+
+    data: list[T]
+    meta: PageMeta
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        return f"{params[0].__name__.removesuffix('Out')}Page"

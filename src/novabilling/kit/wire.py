@@ -7,7 +7,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from novabilling.kit.jsonguard import MAX_FREEFORM_BYTES, JsonRejected, check_value
@@ -56,3 +63,41 @@ def bounded(min_length: int = 0, max_length: int = 255) -> type[str]:
 
 def is_email(value: str) -> bool:
     return bool(_EMAIL.match(value))
+
+
+class WireOut(BaseModel):
+    """Base of the models that document an answer body in the OpenAPI document (camelCase,
+    no other keys). Routes still return the dicts built by ``schemas.py`` and rendered by
+    orjson: these models are never instantiated per request (``web.openapi.returns``)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+Timestamp = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2026-03-01T09:15:02.123Z"]}
+    ),
+]
+"""An instant on the wire: ISO 8601, UTC, milliseconds (``kit.timestamps.to_wire``)."""
+
+DecimalText = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+            "description": "A decimal amount in major units, as a string",
+            "examples": ["5000", "19.99"],
+        }
+    ),
+]
+"""Money (or a plan-level decimal) as a canonical decimal string (``kit.money.to_wire``)."""
+
+FreeForm = dict[str, Any]
+
+
+class MessageOut(WireOut):
+    """``{"message": ...}``: the answer of deletions and of actions with nothing to return."""
+
+    message: str

@@ -13,6 +13,9 @@ always carry ``tenant_id``:
 - ``email.trial_ending``     ``{subscription_id}``
 - ``email.subscription_created`` / ``_canceled`` / ``_paused`` / ``_resumed`` /
   ``_plan_changed``  ``{subscription_id}``
+- ``email.trial_started`` / ``email.trial_converted``  ``{subscription_id}``
+- ``email.refund_issued``    ``{refund_id}``
+- ``email.payment_reminder`` ``{invoice_id, stage, at}`` (``invoices.reminders``)
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ SUBSCRIPTION_CANCELED = "email.subscription_canceled"
 SUBSCRIPTION_PAUSED = "email.subscription_paused"
 SUBSCRIPTION_RESUMED = "email.subscription_resumed"
 SUBSCRIPTION_PLAN_CHANGED = "email.subscription_plan_changed"
+TRIAL_STARTED = "email.trial_started"
+TRIAL_CONVERTED = "email.trial_converted"
+REFUND_ISSUED = "email.refund_issued"
+PAYMENT_REMINDER = "email.payment_reminder"
 EMAIL_ATTEMPTS = 6
 
 

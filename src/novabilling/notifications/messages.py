@@ -24,6 +24,7 @@ from novabilling.notifications.views import (
     InvoiceView,
     Mailbox,
     PaymentView,
+    RefundView,
     SubscriptionView,
     format_day,
     method_words,
@@ -249,6 +250,75 @@ def subscription_plan_changed(
     subject = f"Your plan with {subscription.tenant.name} has changed"
     return _subscription_message(
         "subscription_plan_changed", subject, subscription, sender, recipient
+    )
+
+
+def trial_started(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = f"Your {subscription.plan_name} trial with {subscription.tenant.name} has started"
+    return _subscription_message("trial_started", subject, subscription, sender, recipient)
+
+
+def trial_converted(
+    subscription: SubscriptionView, *, sender: Mailbox, recipient: Mailbox | str
+) -> EmailMessage:
+    subject = (
+        f"Your {subscription.plan_name} subscription with {subscription.tenant.name} is now active"
+    )
+    return _subscription_message("trial_converted", subject, subscription, sender, recipient)
+
+
+def refund_issued(refund: RefundView, *, sender: Mailbox, recipient: Mailbox | str) -> EmailMessage:
+    amount = format_display(refund.amount_minor, refund.currency)
+    return compose(
+        "refund_issued",
+        subject=(
+            f"Refund of {amount} for invoice {refund.invoice_number} from {refund.tenant.name}"
+        ),
+        sender=sender,
+        recipient=recipient,
+        context={"refund": refund, "tenant": refund.tenant},
+    )
+
+
+def payment_reminder(
+    invoice: InvoiceView,
+    *,
+    stage: str,
+    now: datetime,
+    sender: Mailbox,
+    recipient: Mailbox | str,
+    pdf: bytes | None = None,
+) -> EmailMessage:
+    """One reminder of the series (``invoices.reminders``): before the due date, on it,
+    or overdue; with the invoice PDF attached when given."""
+    days_left = (invoice.due_on - now.astimezone(UTC).date()).days
+    days = abs(days_left)
+    when = "tomorrow" if days_left == 1 else f"in {days_left} days"
+    tenant, number, due = invoice.tenant.name, invoice.number, format_day(invoice.due_on)
+    subjects = {
+        "upcoming": f"Payment reminder: invoice {number} from {tenant} is due {due}",
+        "due_today": f"Payment due today: invoice {number} from {tenant}",
+        "overdue_14": f"Final notice: invoice {number} from {tenant} is {days} days overdue",
+    }
+    subject = subjects.get(stage, f"Overdue: invoice {number} from {tenant} was due {due}")
+    attachments: tuple[Attachment, ...] = ()
+    if pdf is not None:
+        attachments = (Attachment(f"invoice-{number}.pdf", pdf, "application/pdf"),)
+    return compose(
+        "payment_reminder",
+        subject=subject,
+        sender=sender,
+        recipient=recipient,
+        context={
+            "invoice": invoice,
+            "tenant": invoice.tenant,
+            "stage": stage,
+            "days": days,
+            "when": when,
+        },
+        attachments=attachments,
     )
 
 

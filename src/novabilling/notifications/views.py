@@ -151,3 +151,21 @@ class SubscriptionView:
     current_period_end: datetime | None = None
     canceled_at: datetime | None = None
     ends_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundView:
+    """A refund of (part of) a payment: ``amount_minor`` this refund,
+    ``refunded_total_minor`` all refunds of the payment so far, ``paid_minor`` the payment."""
+
+    tenant: TenantView
+    customer_name: str
+    customer_email: str
+    invoice_number: str
+    currency: str
+    amount_minor: int
+    refunded_total_minor: int
+    paid_minor: int
+    method: str
+    refunded_at: datetime
+    reason: str | None = None

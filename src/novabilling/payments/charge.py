@@ -10,9 +10,12 @@ commit; (2) call the provider; (3) in a new transaction, record the answer. A cr
 between (1) and (3) leaves a PROCESSING payment that the reconcile job resolves by asking
 the provider with the same reference.
 
-Provider choice: an explicitly named active provider, else the active configurations that
-support the invoice currency, lowest ``priority`` first. Every provider call uses our
-payment reference (idempotency key / tx_ref): a retried job never charges twice.
+Provider choice for a checkout: an explicitly named active provider, else the active
+configurations that support the invoice currency, lowest ``priority`` first. Automatic
+charges start in ``payments.failover`` (which provider, with which saved method, and the
+next one when it declines or does not answer) and are sent by ``send_charge``. Every
+provider call uses our payment reference (idempotency key / tx_ref): a retried job never
+charges twice.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.customers.models import Customer
@@ -30,17 +33,15 @@ from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import CANCELED, PAID, Invoice
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import Encryptor
-from novabilling.kit.ids import derived_id, new_id
-from novabilling.payments import provider_policy, service
+from novabilling.kit.ids import new_id
+from novabilling.payments import provider_order, provider_policy, service
 from novabilling.payments.credentials import ProviderFactory, ProviderHandle
 from novabilling.payments.inbound import payment_reference
 from novabilling.payments.models import (
     FAILED,
-    KIND_CHARGE,
     KIND_CHECKOUT,
     PROCESSING,
     Payment,
-    PaymentMethod,
     PaymentProviderConfig,
 )
 from novabilling.payments.providers import paystack, registry
@@ -92,7 +93,8 @@ async def choose_provider(
     name: str | None = None,
 ) -> ProviderHandle:
     """``name`` when given (active, else 400), else the preferred active provider that
-    supports ``currency``."""
+    supports ``currency``: the tenant's ``providerOrder`` for that currency first, then
+    by ``priority``."""
     stmt = select(PaymentProviderConfig).where(PaymentProviderConfig.is_active.is_(True))
     if name is not None:
         stmt = stmt.where(PaymentProviderConfig.provider_name == name.lower())
@@ -100,6 +102,10 @@ async def choose_provider(
         stmt.order_by(PaymentProviderConfig.priority, PaymentProviderConfig.created_at)
     )
     configured = list(rows)
+    if name is None:
+        order = await provider_order.for_tenant(factory, tenant_id)
+        preferred = order.get(currency.upper(), [])
+        configured.sort(key=lambda r: provider_order.rank(preferred, r.provider_name))
     if not configured:
         if name is not None:
             raise BusinessRule(f"Payment provider {name} is not configured or not active")
@@ -115,15 +121,7 @@ async def choose_provider(
     raise BusinessRule(f"No active payment provider supports {currency.upper()}")
 
 
-def charge_payment_id(invoice_id: str, number: int) -> str:
-    """Id (and so provider reference) of the invoice's ``number``-th automatic charge
-    (0-based). Derived, not random: a charge job redone after dying between the provider
-    call and our commit sends the same reference again, and the provider answers with the
-    first charge instead of charging twice."""
-    return derived_id(f"{invoice_id}:charge:{number}")
-
-
-def _new_payment(
+def new_payment(
     invoice: Invoice, handle: ProviderHandle, kind: str, now: datetime, payment_id: str
 ) -> Payment:
     payment = Payment(
@@ -180,7 +178,11 @@ async def _plan_checkout(
     async with maker() as session:
         invoice = await _locked_open_invoice(session, invoice_id)
         handle = await choose_provider(
-            session, tenant_id=tenant_id, currency=invoice.currency, factory=factory, name=provider
+            session,
+            tenant_id=tenant_id,
+            currency=invoice.currency,
+            factory=factory,
+            name=provider,
         )
         now = clock.now()
         open_ones = list(
@@ -213,7 +215,7 @@ async def _plan_checkout(
             )
             log.info("payment.checkout_superseded", invoice_id=invoice.id, count=len(open_ones))
         customer = await session.get(Customer, invoice.customer_id)
-        payment = _new_payment(invoice, handle, KIND_CHECKOUT, now, new_id())
+        payment = new_payment(invoice, handle, KIND_CHECKOUT, now, new_id())
         payment.callback_url = callback_url
         session.add(payment)
         request = CheckoutRequest(
@@ -352,80 +354,6 @@ class ChargeAttempt:
     payment_id: str
     handle: ProviderHandle
     request: ChargeRequest | None
-
-
-async def begin_charge(
-    maker: Maker,
-    *,
-    tenant_id: str,
-    invoice_id: str,
-    factory: ProviderFactory,
-    encryptor: Encryptor,
-    clock: Clock,
-    attempt: int | None = None,
-) -> ChargeAttempt | None:
-    """Step 1 of ``payments.charge``: None when there is nothing to do - the invoice is
-    paid, voided or zero, a charge is in flight, or (``attempt`` = the invoice's
-    ``collection_attempts`` when queued) dunning moved on since the job was queued."""
-    async with maker() as session:
-        invoice = await invoice_service.get_invoice(session, invoice_id, lock=True)
-        if invoice.status in (PAID, CANCELED) or invoice.total_minor <= 0:
-            return None
-        if attempt is not None and attempt != invoice.collection_attempts:
-            log.info("payment.charge_stale", invoice_id=invoice.id, attempt=attempt)
-            return None
-        in_flight = await session.scalar(
-            select(Payment.id).where(
-                Payment.invoice_id == invoice.id,
-                Payment.kind == KIND_CHARGE,
-                Payment.status == PROCESSING,
-            )
-        )
-        if in_flight is not None:
-            return None
-        try:
-            handle = await choose_provider(
-                session, tenant_id=tenant_id, currency=invoice.currency, factory=factory
-            )
-        except BusinessRule as exc:
-            log.warning("payment.charge_no_provider", invoice_id=invoice.id, reason=str(exc))
-            return None
-        customer = await session.get(Customer, invoice.customer_id)
-        method = await session.scalar(
-            select(PaymentMethod)
-            .where(
-                PaymentMethod.customer_id == invoice.customer_id,
-                PaymentMethod.provider == handle.name,
-            )
-            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at.desc())
-        )
-        charges = await session.scalar(
-            select(func.count())
-            .select_from(Payment)
-            .where(Payment.invoice_id == invoice.id, Payment.kind == KIND_CHARGE)
-        )
-        payment_id = charge_payment_id(invoice.id, int(charges or 0))
-        payment = _new_payment(invoice, handle, KIND_CHARGE, clock.now(), payment_id)
-        session.add(payment)
-        token = (
-            encryptor.decrypt(method.token_encrypted, aad=tenant_id.encode()) if method else None
-        )
-        request = None
-        if token is not None or handle.name == "mpesa":
-            request = ChargeRequest(
-                reference=payment.reference or payment.id,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency,
-                email=(method.email if method and method.email else None)
-                or (customer.email if customer else ""),
-                authorization=token,
-                phone=phone_of(customer),
-                description=f"Invoice {invoice.invoice_number}"[
-                    : 13 if handle.name == "mpesa" else 200
-                ],
-            )
-        await session.commit()
-    return ChargeAttempt(payment_id, handle, request)
 
 
 async def send_charge(attempt: ChargeAttempt) -> Transaction:

@@ -19,6 +19,7 @@ from novabilling.errors import Conflict, FieldError, Invalid, NotFound
 from novabilling.kit.clock import Clock
 from novabilling.kit.crypto import DecryptionError, Encryptor
 from novabilling.payments import provider_policy
+from novabilling.payments.charge import supports
 from novabilling.payments.credentials import ProviderFactory, seal, unseal
 from novabilling.payments.models import PaymentProviderConfig
 from novabilling.payments.providers import registry
@@ -198,3 +199,15 @@ async def check_provider(
     if ok:
         return True, f"Connection to {name} succeeded"
     return False, f"{name} rejected the credentials"
+
+
+async def can_charge(session: AsyncSession, currency: str) -> bool | None:
+    """Whether an active configured provider can charge ``currency``; None when the
+    tenant has no active provider at all (nothing to charge with yet)."""
+    rows = await session.scalars(
+        select(PaymentProviderConfig.provider_name).where(PaymentProviderConfig.is_active.is_(True))
+    )
+    names = list(rows)
+    if not names:
+        return None
+    return any(supports(name, currency) for name in names)

@@ -22,6 +22,7 @@ from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
 from novabilling.kit.timestamps import to_wire
+from novabilling.notifications import jobs as emails
 from novabilling.payments import provider_policy, service
 from novabilling.payments.credentials import ProviderFactory
 from novabilling.payments.models import (
@@ -164,7 +165,10 @@ async def _release(
 
 
 def _announce(tenant_id: str, payment: Payment, refund: Refund, clock: Clock) -> None:
-    """Outbound ``payment.refunded``."""
+    """Outbound ``payment.refunded`` and the customer's e-mail (contract payments.md);
+    no e-mail for a refund the provider refused outright."""
+    if refund.status != FAILED:
+        emails.queue(tenant_id, emails.REFUND_ISSUED, {"refund_id": refund.id}, key=refund.id)
     outbound.emit(
         tenant_id,
         "payment.refunded",

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
 
+from novabilling.invoices.schemas import InvoiceOut
 from novabilling.kit import money
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 from novabilling.payments.models import Payment, PaymentProviderConfig
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -99,3 +100,46 @@ def checkout_out(payment: Payment) -> dict[str, Any]:
         "provider": payment.provider,
         "expiresAt": to_wire(payment.expires_at) if payment.expires_at else None,
     }
+
+
+class ProviderOut(WireOut):
+    """A payment provider configuration: never its credentials."""
+
+    id: str
+    provider_name: str
+    is_active: bool
+    priority: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ProviderTestOut(WireOut):
+    success: bool
+    message: str
+
+
+class PaymentOut(WireOut):
+    """The Payment object; ``invoice`` (with its ``customer``) where the
+    route embeds it."""
+
+    id: str
+    invoice_id: str
+    provider: str
+    provider_transaction_id: str | None
+    amount: DecimalText
+    currency: str
+    status: str
+    failure_reason: str | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    invoice: InvoiceOut | None = None
+
+
+class CheckoutOut(WireOut):
+    """Where to send the payer (`checkoutUrl`), and the pending payment."""
+
+    checkout_url: str | None
+    payment_id: str
+    provider: str
+    expires_at: Timestamp | None

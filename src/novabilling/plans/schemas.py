@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from novabilling.kit.money import WireAmount, to_wire
 from novabilling.kit.timestamps import to_wire as time_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, Timestamp, WireModel, WireOut
 from novabilling.plans.models import Plan, PlanPrice
 
 Interval = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"]
@@ -127,3 +127,45 @@ def plan_out(plan: Plan, prices: list[PlanPrice] | None = None) -> dict[str, Any
     if prices is not None:
         out["prices"] = [price_out(p) for p in prices]
     return out
+
+
+class PriceOut(WireOut):
+    """A plan's price in one currency."""
+
+    id: str
+    plan_id: str
+    currency: str
+    amount: DecimalText
+    is_active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PlanOut(WireOut):
+    """The Plan object; ``prices`` is left out where plans are embedded."""
+
+    id: str
+    name: str
+    code: str
+    description: str | None
+    billing_interval: Interval
+    billing_timing: Timing
+    features: list[str]
+    is_active: bool
+    minimum_commitment: DecimalText | None
+    net_payment_terms: int | None
+    invoice_grace_period_days: int
+    progressive_billing_threshold: DecimalText | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    prices: list[PriceOut] | None = None
+
+
+class PlanCount(WireOut):
+    subscriptions: int
+
+
+class PlanDetailOut(PlanOut):
+    """GET /api/plans/{id}: the plan with ``_count.subscriptions``."""
+
+    count: PlanCount = Field(alias="_count")

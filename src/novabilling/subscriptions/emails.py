@@ -1,6 +1,7 @@
-"""The subscription e-mails (``notifications.jobs``): created, trial ending, paused,
-resumed, plan changed, canceled - each rendered from the subscription as it is when the
-job runs, with its plan's price in the subscription's currency."""
+"""The subscription e-mails (``notifications.jobs``): created, trial started, trial
+ending, trial converted, paused, resumed, plan changed, canceled - each rendered from the
+subscription as it is when the job runs, with its plan's price in the subscription's
+currency."""
 
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ async def _trial_ending(
 def handlers(runtime: Runtime) -> dict[tuple[str, str], JobHandler]:
     composed = {
         emails.SUBSCRIPTION_CREATED: messages.subscription_created,
+        emails.TRIAL_STARTED: messages.trial_started,
+        emails.TRIAL_CONVERTED: messages.trial_converted,
         emails.SUBSCRIPTION_CANCELED: messages.subscription_canceled,
         emails.SUBSCRIPTION_PAUSED: messages.subscription_paused,
         emails.SUBSCRIPTION_RESUMED: messages.subscription_resumed,

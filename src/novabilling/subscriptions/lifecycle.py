@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.errors import BusinessRule
-from novabilling.kit.periods import index_at, next_period, period_bounds
+from novabilling.kit.periods import index_at, next_period, period_bounds, period_end
 from novabilling.kit.proration import unused_credit
 from novabilling.kit.timestamps import to_wire
 from novabilling.subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionEvent
@@ -41,6 +41,7 @@ __all__ = [
     "resume",
     "schedule_cancel",
     "schedule_change",
+    "skip_far_periods",
     "swap_plan",
 ]
 
@@ -160,6 +161,61 @@ async def advance_period(
         data=data,
     )
     return start, end
+
+
+async def skip_far_periods(
+    session: AsyncSession, sub: Subscription, *, now: datetime
+) -> tuple[int, datetime] | None:
+    """Bounded catch-up (issue 14, defect 5): move a subscription that is far behind,
+    without invoices, to the period that ENDED last before ``now``, so that one renewal
+    remains: it bills the period containing ``now`` (IN_ADVANCE) or the one that just
+    ended (IN_ARREARS). A trial that ended before its first paid period also ended becomes
+    ACTIVE on the way (``trial_ended``). A scheduled plan change applies at the first
+    skipped boundary, as a renewal would apply it. Records one ``periods_skipped`` event;
+    returns ``(periods skipped, first skipped boundary)`` or None when nothing moved."""
+    boundary = sub.current_period_end
+    if boundary > now or (sub.cancel_at is not None and sub.cancel_at <= boundary):
+        return None
+    if sub.status == Status.TRIALING:
+        if period_end(boundary, sub.billing_interval, 1) > now:
+            return None  # the first paid period contains now: the trial end bills it
+        await advance_period(session, sub, now=now)  # ACTIVE in [trial end, + interval)
+    elif sub.status in (Status.ACTIVE, Status.PAST_DUE):
+        _apply_scheduled_change(sub, boundary)
+    else:
+        return None
+    try:
+        next_period(sub.billing_anchor, sub.billing_interval, sub.current_period_end)
+    except ValueError:  # off the anchor's schedule (import): re-anchor at the period end
+        sub.billing_anchor = sub.current_period_end
+    ends_at = index_at(sub.billing_anchor, sub.billing_interval, sub.current_period_end)
+    last = index_at(sub.billing_anchor, sub.billing_interval, now) - 1  # ended last
+    count = last - ends_at + 1
+    if count <= 0:  # the next period contains now: a plain renewal
+        await session.flush()
+        return 0, boundary
+    skipped_from = (sub.current_period_start, sub.current_period_end)
+    start, end = period_bounds(sub.billing_anchor, sub.billing_interval, last)
+    sub.current_period_start, sub.current_period_end = start, end
+    if sub.cancel_at_period_end:
+        sub.cancel_at = end
+    sub.updated_at = now
+    data = {
+        "skippedFrom": [to_wire(skipped_from[0]), to_wire(skipped_from[1])],
+        "period": [to_wire(start), to_wire(end)],
+        "periodsSkipped": count,
+    }
+    await record_event(
+        session, sub, from_status=sub.status, reason="periods_skipped", at=now, data=data
+    )
+    log.warning(
+        "subscription.periods_skipped",
+        subscription_id=sub.id,
+        periods=count,
+        skipped_from=to_wire(skipped_from[0]),
+        resumes_at=to_wire(end),
+    )
+    return count, boundary
 
 
 async def mark_past_due(

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from novabilling.customers.models import Customer
-from novabilling.customers.schemas import customer_out
+from novabilling.customers.schemas import CustomerOut, customer_out
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import FreeForm, Timestamp, WireModel, WireOut
 from novabilling.plans.models import Plan, PlanPrice
-from novabilling.plans.schemas import plan_out
+from novabilling.plans.schemas import PlanOut, plan_out
 from novabilling.subscriptions.models import Subscription
 from novabilling.subscriptions.transitions import Status
 
@@ -34,12 +34,16 @@ class SubscriptionCreate(WireModel):
     created_at: InstantInput | None = None
     canceled_at: InstantInput | None = None
     status: Status | None = None
+    # Improve (payment-methods.md): a saved method of the same customer, charged at renewals.
+    payment_method_id: NonEmpty | None = None
 
 
 class SubscriptionPatch(WireModel):
-    """Only ``metadata`` (replaced as a whole); anything else is an unknown key (400)."""
+    """``metadata`` (replaced as a whole) and/or ``paymentMethodId`` (null clears it);
+    either may be sent alone; anything else is an unknown key (400)."""
 
-    metadata: dict[str, Any] | None
+    metadata: dict[str, Any] | None = None
+    payment_method_id: NonEmpty | None = None
 
 
 class CancelIn(WireModel):
@@ -109,3 +113,40 @@ def view_out(view: SubscriptionView) -> dict[str, Any]:
     if view.invoices is not None:
         out["invoices"] = view.invoices
     return out
+
+
+class SubscriptionOut(WireOut):
+    """The bare Subscription object."""
+
+    id: str
+    customer_id: str
+    plan_id: str
+    external_id: str | None
+    previous_plan_id: str | None
+    payment_method_id: str | None
+    status: Status
+    currency: str
+    billing_timing: str
+    current_period_start: Timestamp
+    current_period_end: Timestamp
+    cancel_at: Timestamp | None
+    canceled_at: Timestamp | None
+    trial_start: Timestamp | None
+    trial_end: Timestamp | None
+    started_at: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    metadata: FreeForm | None
+    last_progressive_billing_at: Timestamp | None
+
+
+class SubscriptionWithPlanOut(SubscriptionOut):
+    """A subscription with its ``plan``."""
+
+    plan: PlanOut
+
+
+class SubscriptionViewOut(SubscriptionWithPlanOut):
+    """A subscription with its ``customer`` and ``plan``."""
+
+    customer: CustomerOut

@@ -232,6 +232,8 @@ def _announce(
     """The outbound webhook and the customer e-mail of a recorded transition."""
     outbound_events.publish(tenant_id, sub, transition, clock=clock)
     name = _EMAILS.get(transition.reason)
+    if name == emails.SUBSCRIPTION_CREATED and sub.status == Status.TRIALING:
+        name = emails.TRIAL_STARTED
     if name is not None:
         emails.queue(tenant_id, name, {"subscription_id": sub.id}, key=f"{sub.id}:{transition.id}")
 
@@ -282,6 +284,18 @@ async def update_metadata(
     sub.updated_at = clock.now()
     await session.flush()
     log.info("subscription.updated", subscription_id=sub.id)
+    return await _view(session, sub, prices=False)
+
+
+async def set_payment_method(
+    session: AsyncSession, sub: Subscription, payment_method_id: str | None, *, clock: Clock
+) -> SubscriptionView:
+    """Point ``sub`` (locked by the caller) at a saved method (checked by the caller:
+    payments sit above this package), or clear it with None."""
+    sub.payment_method_id = payment_method_id
+    sub.updated_at = clock.now()
+    await session.flush()
+    log.info("subscription.payment_method_set", subscription_id=sub.id)
     return await _view(session, sub, prices=False)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from novabilling.kit.money import WireAmount, decimal_to_wire
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import Timestamp, WireModel, WireOut
 from novabilling.taxes.models import Tax
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -61,3 +61,34 @@ def tax_out(tax: Tax) -> dict[str, Any]:
 
 def assignment_out(row: Any, owner_field: str, owner_id: str) -> dict[str, Any]:
     return {"id": row.id, owner_field: owner_id, "taxId": row.tax_id}
+
+
+class TaxOut(WireOut):
+    """A tax rate (``rate`` is a percentage as a decimal string)."""
+
+    id: str
+    name: str
+    code: str
+    rate: str = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["7.5"])
+    description: str | None
+    applied_by_default: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class CustomerTaxOut(WireOut):
+    id: str
+    customer_id: str
+    tax_id: str
+
+
+class PlanTaxOut(WireOut):
+    id: str
+    plan_id: str
+    tax_id: str
+
+
+class ChargeTaxOut(WireOut):
+    id: str
+    charge_id: str
+    tax_id: str

@@ -6,11 +6,11 @@ import ipaddress
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from novabilling.auth.schemas import masked_settings
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import Email, WireModel
+from novabilling.kit.wire import DecimalText, Email, FreeForm, Timestamp, WireModel, WireOut
 from novabilling.tenancy.models import ApiKey, Tenant
 
 
@@ -37,7 +37,20 @@ class TenantPatch(WireModel):
     name: Annotated[str, StringConstraints(min_length=2, max_length=100)] | None = None
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
     webhook_url: Annotated[str | None, AfterValidator(_check_url)] = None
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Merged into the stored settings (a key set to null is removed where noted). "
+            "Keys with a meaning: `backBilling` (boolean or null; true: a subscription far "
+            "behind - its period ended more than 31 days ago - is invoiced for every missed "
+            "period instead of its current period only), `fxRates` (analytics rates, null "
+            "restores the defaults), `netPaymentTerms`, `providerOrder` (per currency code "
+            'the payment providers to use first, e.g. `{"NGN": ["flutterwave", '
+            '"paystack"]}`: checkout\'s default provider and the order of automatic '
+            "charges, which move on to the next provider after a decline or no answer; "
+            "null clears it), `smtp`."
+        ),
+    )
 
 
 class ApiKeyCreate(WireModel):
@@ -85,3 +98,47 @@ def api_key_created(key: ApiKey, full_key: str) -> dict[str, Any]:
         "expiresAt": to_wire(key.expires_at) if key.expires_at else None,
         "createdAt": to_wire(key.created_at),
     }
+
+
+class TenantReducedOut(WireOut):
+    """The tenant without its secrets (the answer of PATCH /api/tenants/me)."""
+
+    id: str
+    name: str
+    slug: str
+    email: str
+    webhook_url: str | None
+    is_active: bool
+    settings: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class TenantUsageOut(WireOut):
+    customers: int
+    active_subscriptions: int
+    total_invoices: int
+    total_revenue: DecimalText
+
+
+class ApiKeyListedOut(WireOut):
+    """An API key as listed: only its last four characters."""
+
+    id: str
+    key: str
+    name: str
+    scopes: list[str]
+    last_used: Timestamp | None
+    expires_at: Timestamp | None
+    created_at: Timestamp
+
+
+class ApiKeyCreatedOut(WireOut):
+    """A new API key: the full key, shown this once."""
+
+    id: str
+    key: str
+    name: str
+    scopes: list[str]
+    expires_at: Timestamp | None
+    created_at: Timestamp

@@ -22,6 +22,10 @@ from novabilling.notifications.smtp_settings import open_settings, seal_password
 from novabilling.runtime import Runtime
 from novabilling.tenancy.models import ApiKey, Tenant
 
+# Tenant setting read by the billing tick (``billing.renewals.back_billing``): true bills
+# every period a far-behind subscription missed instead of its current period only.
+BACK_BILLING = "backBilling"
+
 log = structlog.get_logger(__name__)
 
 
@@ -94,6 +98,12 @@ async def update_tenant(
             merged.pop(fx.SETTING)
             if rates:
                 merged[fx.SETTING] = rates
+        if BACK_BILLING in incoming:  # the billing engine's catch-up bound: a boolean
+            flag = incoming[BACK_BILLING]
+            if flag is not None and not isinstance(flag, bool):
+                raise Invalid(f"settings.{BACK_BILLING}", "must be true, false or null")
+            if flag is None:
+                merged.pop(BACK_BILLING)
         tenant.settings = merged
     tenant.updated_at = clock.now()
     await session.flush()

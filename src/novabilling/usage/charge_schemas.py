@@ -8,8 +8,8 @@ from pydantic import Field, StringConstraints
 
 from novabilling.kit.money import MAX_MINOR, WireAmount, decimal_to_wire
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import WireModel
-from novabilling.usage.metric_schemas import FilterValues, PropertyKey
+from novabilling.kit.wire import FreeForm, Timestamp, WireModel, WireOut
+from novabilling.usage.metric_schemas import FilterValues, MetricOut, PropertyKey
 from novabilling.usage.models import Charge, ChargeFilter, ChargeRange
 
 ChargeModel = Literal["STANDARD", "GRADUATED", "VOLUME", "PACKAGE", "PERCENTAGE"]
@@ -126,3 +126,48 @@ def charge_out(
     if plan is not None:
         out["plan"] = plan
     return out
+
+
+DecimalRate = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$")]
+
+
+class RangeOut(WireOut):
+    id: str
+    charge_id: str
+    from_value: int
+    to_value: int | None
+    per_unit_amount: DecimalRate
+    flat_amount: DecimalRate
+    order: int
+
+
+class ChargeFilterOut(WireOut):
+    id: str
+    charge_id: str
+    key: str
+    values: list[str]
+    properties: FreeForm
+
+
+class ChargeRowOut(WireOut):
+    """A charge's own fields (as a metric lists its charges)."""
+
+    id: str
+    plan_id: str
+    billable_metric_id: str
+    charge_model: ChargeModel
+    billing_timing: Timing
+    invoice_display_name: str | None
+    min_amount_cents: int | None
+    prorated: bool
+    properties: FreeForm
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ChargeOut(ChargeRowOut):
+    """A charge with its metric, graduated ranges and filters."""
+
+    billable_metric: MetricOut
+    graduated_ranges: list[RangeOut]
+    filters: list[ChargeFilterOut]

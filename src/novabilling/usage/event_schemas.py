@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import WireModel, WireOut
 
 MAX_BATCH = 100
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -87,3 +87,15 @@ def batch_out(results: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": counts["error"],
         "results": results,
     }
+
+
+class EventPageMeta(WireOut):
+    total: int
+    page: int
+    per_page: int
+    total_pages: int
+
+
+class EventPageOut(WireOut):
+    data: list[EventOut]
+    meta: EventPageMeta

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import Timestamp, WireModel, WireOut
 from novabilling.usage.models import BillableMetric, MetricFilter
 
 Aggregation = Literal["COUNT", "UNIQUE_COUNT", "SUM", "MAX", "LATEST", "WEIGHTED_SUM"]
@@ -86,3 +86,33 @@ def metric_out(metric: BillableMetric, filters: list[MetricFilter] | None) -> di
     if filters is not None:
         out["filters"] = [filter_out(f) for f in filters]
     return out
+
+
+class FilterOut(WireOut):
+    id: str
+    billable_metric_id: str
+    key: str
+    values: list[str]
+
+
+class MetricOut(WireOut):
+    """A billable metric; ``filters`` left out where a charge embeds it."""
+
+    id: str
+    name: str
+    code: str
+    description: str | None
+    aggregation_type: Aggregation
+    field_name: str | None
+    recurring: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    filters: list[FilterOut] | None = None
+
+
+class MetricCount(WireOut):
+    charges: int
+
+
+class MetricListedOut(MetricOut):
+    count: MetricCount = Field(alias="_count")

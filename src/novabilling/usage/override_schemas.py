@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 
 from novabilling.kit.money import WireAmount
 from novabilling.kit.timestamps import to_wire
-from novabilling.kit.wire import WireModel
+from novabilling.kit.wire import DecimalText, FreeForm, Timestamp, WireModel, WireOut
 from novabilling.plans.schemas import e4_to_wire
 from novabilling.usage.charge_schemas import RangeIn, Units
 from novabilling.usage.models import PlanOverride
@@ -81,3 +81,31 @@ def override_out(
     if plan is not None:
         out["plan"] = plan
     return out
+
+
+class OverrideCustomerOut(WireOut):
+    id: str
+    name: str | None
+    email: str
+
+
+class OverridePlanOut(WireOut):
+    id: str
+    name: str
+    code: str
+
+
+class OverrideOut(WireOut):
+    """A plan override; ``customer`` and ``plan`` (short) embedded on the reads."""
+
+    id: str
+    customer_id: str
+    plan_id: str
+    overridden_prices: list[FreeForm] | None
+    overridden_minimum_commitment: DecimalText | None
+    overridden_charges: list[FreeForm] | None
+    metadata: FreeForm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    customer: OverrideCustomerOut | None = None
+    plan: OverridePlanOut | None = None

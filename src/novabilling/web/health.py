@@ -12,13 +12,33 @@ from sqlalchemy import text
 
 from novabilling.kit.db import is_unavailable
 from novabilling.kit.timestamps import to_wire
+from novabilling.kit.wire import Timestamp, WireOut
 from novabilling.web.deps import get_runtime
+from novabilling.web.openapi import returns
 from novabilling.web.responses import JSONBytes
 
 router = APIRouter(include_in_schema=True, tags=["health"])
 
 
-@router.get("/health")
+class HealthOut(WireOut):
+    status: str
+    timestamp: Timestamp
+    uptime: float
+
+
+class ReadyOut(WireOut):
+    status: str
+    checks: dict[str, str]
+    timestamp: Timestamp
+
+
+READY = {
+    **returns(ReadyOut, description="Every dependency answers"),
+    503: {"model": ReadyOut, "description": "A dependency is down (`checks` says which)"},
+}
+
+
+@router.get("/health", summary="Liveness", responses=returns(HealthOut))
 async def health(request: Request) -> dict[str, Any]:
     runtime = get_runtime(request)
     return {
@@ -28,7 +48,7 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", summary="Readiness: the database and Redis answer", responses=READY)
 async def ready(request: Request) -> JSONBytes:
     runtime = get_runtime(request)
     checks: dict[str, str] = {}

@@ -118,10 +118,13 @@ class IdempotencyMiddleware:
             return
         runtime: Any = scope["app"].state.runtime
         try:
-            principal = await runtime.principals.resolve(
-                _header(scope, b"authorization"),
-                session_only=scope["path"].startswith("/api/tenants/me"),
-            )
+            authorization = _header(scope, b"authorization")
+            if scope["path"].startswith("/api/portal/"):  # portal tokens too (portal.md)
+                principal = await runtime.principals.resolve_portal(authorization)
+            else:
+                principal = await runtime.principals.resolve(
+                    authorization, session_only=scope["path"].startswith("/api/tenants/me")
+                )
         except DomainError:
             await self.app(scope, receive, send)  # the route gives its 401
             return

@@ -8,16 +8,26 @@ becomes a ``400`` pointing at the ``ErrorResponse`` schema, FastAPI's
 ``HTTPValidationError`` / ``ValidationError`` schemas are dropped when nothing refers to
 them any more, and every ``/api`` operation outside ``public_prefixes`` declares its bearer
 scheme (``/api/tenants/me*``: the access token; the rest: an API key or an access token)
-with the 401 it answers without one.
+with the 401 it answers without one; an operation with a path id answers 404.
+
+Typed answers without per-request cost: routes return plain dicts (built by the domain's
+``schemas.py``) rendered by orjson; a route declares the model of its success body for the
+document only, ``responses=returns(CustomerOut, 201, ...)``. The document is generated from
+copies of the routes in which that model replaces the ``dict[str, Any]`` return annotation,
+so nothing is validated or re-serialised per request (the schemathesis run in the tests
+checks that the answers match the models).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from pydantic import BaseModel
 
 ERROR_SCHEMA = "ErrorResponse"
 _FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -94,6 +104,103 @@ _BAD_REQUEST: dict[str, Any] = {
 }
 
 
+_ERROR_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}
+}
+_NOT_FOUND: dict[str, Any] = {
+    "description": "No such object for this tenant (another tenant's id is unknown too)",
+    "content": _ERROR_CONTENT,
+}
+
+
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The document",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+"""``responses=`` of a route answering a PDF (with ``response_class=Response``)."""
+
+
+def returns(
+    model: Any,
+    status: int = 200,
+    *,
+    description: str = "Success",
+    example: Any = None,
+    errors: Mapping[int, str] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: its success body is ``model`` (a pydantic model, or
+    ``list[Model]``), documented only - the route keeps returning a dict, nothing is
+    validated per request. ``errors``: the error answers the route can give beyond the
+    ones every operation documents (400 on input, 401 without a credential, 404 with a
+    path id, 409 on mutations), each with the contract's error body."""
+    ok: dict[str, Any] = {"model": model, "description": description}
+    if example is not None:
+        ok["content"] = {"application/json": {"example": example}}
+    out: dict[int | str, dict[str, Any]] = {status: ok}
+    for code, text in (errors or {}).items():
+        out[code] = {"description": text, "content": _ERROR_CONTENT}
+    return out
+
+
+def optional_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra=`` of a route that reads an optional JSON body itself: documents
+    ``model`` as that body (its fields as the route reads them)."""
+    schema = model.model_json_schema(by_alias=True)
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
+
+
+def declared_model(route: Any) -> Any:
+    """The success model a route declared with ``returns`` (None: none declared)."""
+    status = route.status_code or 200
+    responses = route.responses or {}
+    entry = responses.get(status) or responses.get(str(status)) or {}
+    return entry.get("model")
+
+
+class _Documented(RouteContext):
+    """A route as the document sees it: its declared model stands alone (FastAPI would
+    merge it with the schema of the ``dict[str, Any]`` return annotation)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "response_field":
+            return None
+        return super().__getattr__(name)
+
+
+def documented_routes(app: FastAPI) -> list[RouteContext]:
+    out: list[RouteContext] = []
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute) and declared_model(context) is not None:
+            context = _Documented(context.route, context._route_context)
+        out.append(context)
+    return out
+
+
+def not_found(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with a path parameter can answer 404 (unknown id), in place."""
+    for path, operations in schema.get("paths", {}).items():
+        if "{" not in path:
+            continue
+        for method, operation in operations.items():
+            if method in _METHODS and isinstance(operation, dict):
+                operation.setdefault("responses", {}).setdefault("404", dict(_NOT_FOUND))
+    return schema
+
+
+def error_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx/5xx a route declares without a body has the contract's error body."""
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in _METHODS or not isinstance(operation, dict):
+                continue
+            for code, response in operation.get("responses", {}).items():
+                if code[:1] in ("4", "5") and "content" not in response:
+                    response["content"] = _ERROR_CONTENT
+    return schema
+
+
 def contract_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ``schema`` in place (and return it): 422 -> 400 + ``ErrorResponse``."""
     rewritten = False
@@ -166,12 +273,30 @@ def idempotency(schema: dict[str, Any], *, public_prefixes: tuple[str, ...]) -> 
     return schema
 
 
-def install(app: FastAPI, *, public_prefixes: tuple[str, ...]) -> None:
-    generate: Callable[[], dict[str, Any]] = app.openapi
+def generate(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document (as ``FastAPI.openapi`` makes it) over the documented routes."""
+    return get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        summary=app.summary,
+        description=app.description,
+        terms_of_service=app.terms_of_service,
+        contact=app.contact,
+        license_info=app.license_info,
+        routes=documented_routes(app),
+        webhooks=app.webhooks.routes,
+        tags=app.openapi_tags,
+        servers=app.servers,
+        separate_input_output_schemas=app.separate_input_output_schemas,
+        external_docs=app.openapi_external_docs,
+    )
 
+
+def install(app: FastAPI, *, public_prefixes: tuple[str, ...]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = contract_errors(generate())
+            schema = error_bodies(not_found(contract_errors(generate(app))))
             schema = security(schema, public_prefixes=public_prefixes)
             app.openapi_schema = idempotency(schema, public_prefixes=public_prefixes)
         return app.openapi_schema

@@ -10,7 +10,9 @@ non-2xx or network error -> retried by the queue: 3 attempts, exponential backof
 In production only public hosts are called (``kit.netguard``: checked, resolved, pinned;
 redirects never followed).
 The body (and so the signature) is fixed when the event is emitted: a retry sends the very
-same bytes.
+same bytes. Every attempt is written to the tenant's delivery log (``webhooks.deliveries``;
+``GET /api/webhooks/deliveries``), whose id is chosen here at emission; ``requeue`` sends
+a logged delivery again (``POST /api/webhooks/deliveries/{id}/retry``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import structlog
 from sqlalchemy import select
 
 from novabilling.kit.crypto import hmac_sha256_hex
+from novabilling.kit.ids import new_id
 from novabilling.kit.jobs import QUEUE_WEBHOOKS, Job, JobHandler, enqueue_after_commit
 from novabilling.kit.netguard import Pinned, UnsafeDestination, check_public_url, resolve_public
 from novabilling.kit.timestamps import to_wire
 from novabilling.tenancy.models import Tenant
+from novabilling.webhooks.deliveries import Attempt, record_attempt
 
 if TYPE_CHECKING:
     from novabilling.kit.clock import Clock
@@ -99,8 +103,41 @@ def emit(
     enqueue_after_commit(
         QUEUE_WEBHOOKS,
         DELIVER,
-        {"tenant_id": tenant_id, "event": event, "data": data, "timestamp": timestamp},
+        {
+            "tenant_id": tenant_id,
+            "event": event,
+            "data": data,
+            "timestamp": timestamp,
+            "delivery_id": new_id(),
+        },
         job_id=job_id,
+        attempts=ATTEMPTS,
+    )
+
+
+def requeue(
+    tenant_id: str,
+    *,
+    delivery_id: str,
+    event: str,
+    data: dict[str, Any],
+    timestamp: str,
+    round_: int,
+) -> None:
+    """Queue a logged delivery again after the commit: the same body (and signature),
+    ``ATTEMPTS`` more tries, counted on the same log row. ``round_`` (the row's attempts
+    so far) keeps the job id fresh for each retry request."""
+    enqueue_after_commit(
+        QUEUE_WEBHOOKS,
+        DELIVER,
+        {
+            "tenant_id": tenant_id,
+            "event": event,
+            "data": data,
+            "timestamp": timestamp,
+            "delivery_id": delivery_id,
+        },
+        job_id=f"wh-retry:{tenant_id}:{delivery_id}:{round_}",
         attempts=ATTEMPTS,
     )
 
@@ -130,6 +167,12 @@ async def deliver(runtime: Runtime, job: Job) -> None:
         )
     except UnsafeDestination:
         log.warning("webhook.destination_refused", webhook_event=event, attempt=attempt)
+        await record_attempt(
+            runtime,
+            job,
+            url=tenant.webhook_url,
+            attempt=Attempt(False, error="destination refused"),
+        )
         raise DeliveryFailed("destination refused") from None
     try:
         async with httpx.AsyncClient(
@@ -143,8 +186,21 @@ async def deliver(runtime: Runtime, job: Job) -> None:
             )
     except httpx.HTTPError as exc:
         log.warning("webhook.delivery_failed", webhook_event=event, attempt=attempt, error=str(exc))
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        await record_attempt(
+            runtime, job, url=tenant.webhook_url, attempt=Attempt(False, error=error)
+        )
         raise DeliveryFailed(str(exc)) from exc
-    if not 200 <= response.status_code < 300:
+    ok = 200 <= response.status_code < 300
+    await record_attempt(
+        runtime,
+        job,
+        url=tenant.webhook_url,
+        attempt=Attempt(
+            ok, code=response.status_code, error=None if ok else f"HTTP {response.status_code}"
+        ),
+    )
+    if not ok:
         log.warning(
             "webhook.delivery_failed",
             webhook_event=event,

@@ -1,0 +1,2 @@
+"""Coupons: discounts applied to customers, consumed by subscription invoices (contract
+coupons.md)."""

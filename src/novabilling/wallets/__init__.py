@@ -1,0 +1,1 @@
+"""Wallets: prepaid credits of a customer in one currency (contract wallets.md)."""
