@@ -27,7 +27,7 @@ lint: sync
 	$(UV) run mypy
 
 unit: sync
-	$(UV) run pytest -n 2 --dist loadfile -q
+	$(UV) run pytest -n 2 --dist loadfile -q --durations=25
 
 test: lint unit
 
