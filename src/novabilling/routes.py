@@ -16,6 +16,7 @@ from novabilling.api.customers import router as customers_router
 from novabilling.api.events import router as events_router
 from novabilling.api.invoice_files import router as invoice_files_router
 from novabilling.api.invoices import router as invoices_router
+from novabilling.api.payment_methods import router as payment_methods_router
 from novabilling.api.payment_providers import router as payment_providers_router
 from novabilling.api.payments import router as payments_router
 from novabilling.api.plan_overrides import router as plan_overrides_router
@@ -51,6 +52,7 @@ def api_routers() -> list[APIRouter]:
         portal_router,
         taxes_router,
         credit_notes_router,
+        payment_methods_router,
         wallets_router,
         webhook_deliveries_router,
         coupons_router,

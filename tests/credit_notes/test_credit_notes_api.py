@@ -27,6 +27,7 @@ from tests.billing.support import RecordingQueue
 from tests.conftest import TenantCreds, assert_error
 from tests.payments.helpers import configure, make_invoice, paystack, use_inprocess_jobs
 from tests.payments.test_charge import _save
+from tests.webhooks.helpers import point_webhooks_at_test_url
 
 URL = "/api/credit-notes"
 
@@ -57,6 +58,7 @@ async def test_create_list_get_update_finalize_void(
 
 async def _lifecycle(client: httpx.AsyncClient, tenant: TenantCreds, queue: RecordingQueue) -> None:
     h = tenant.key_headers
+    await point_webhooks_at_test_url(client, tenant)  # unsubscribed tenants queue nothing
     invoice = await make_invoice(client, h, currency="NGN", amount="100.50")
     r = await _note(client, h, invoice, amount="40.25", metadata={"ticket": 7})
     assert r.status_code == 201, r.text

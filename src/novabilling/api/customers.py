@@ -11,6 +11,8 @@ from novabilling.customers import schemas, service
 from novabilling.invoices.schemas import InvoiceOut
 from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
 from novabilling.kit.wire import MessageOut
+from novabilling.payments import methods
+from novabilling.payments.method_schemas import PaymentMethodOut, method_out
 from novabilling.payments.schemas import PaymentOut
 from novabilling.subscriptions.schemas import SubscriptionWithPlanOut
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
@@ -160,3 +162,30 @@ async def customer_invoices(session: TenantReadSession, customer_id: str) -> lis
 async def customer_payments(session: TenantReadSession, customer_id: str) -> list[dict[str, Any]]:
     customer = await service.get_customer(session, customer_id)
     return await accounts.payments_for_customer(session, customer.id)
+
+
+@router.get(
+    "/{customer_id}/payment-methods",
+    summary="List a customer's saved payment methods (newest first)",
+    responses=returns(list[PaymentMethodOut]),
+)
+async def customer_payment_methods(
+    session: TenantReadSession, customer_id: str
+) -> list[dict[str, Any]]:
+    """Newest first (the default not sorted first, as the contract's sub-route)."""
+    customer = await service.get_customer(session, customer_id)
+    found = await methods.list_for_customer(session, customer.id, default_first=False)
+    return [method_out(m) for m in found]
+
+
+@router.delete(
+    "/{customer_id}/payment-methods/{method_id}",
+    summary="Delete a saved payment method of a customer",
+    responses=returns(MessageOut, errors={400: "An active subscription uses the method"}),
+)
+async def delete_customer_payment_method(
+    session: TenantSession, customer_id: str, method_id: str, runtime: RuntimeDep
+) -> dict[str, str]:
+    """Improve applied: the subscription check and the default hand-over as the main route."""
+    await methods.delete_method(session, method_id, clock=runtime.clock, customer_id=customer_id)
+    return {"message": "Payment method deleted successfully"}

@@ -85,9 +85,7 @@ async def update_subscription(
     body: schemas.SubscriptionPatch,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    view = await service.update_metadata(
-        session, subscription_id, metadata=body.metadata, clock=runtime.clock
-    )
+    view = await billing.update(session, subscription_id, body=body, clock=runtime.clock)
     return schemas.view_out(view)
 
 

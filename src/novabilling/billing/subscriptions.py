@@ -22,9 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, far_behind, issue_period_invoice
+from novabilling.errors import Invalid
 from novabilling.invoices import credit_notes
 from novabilling.invoices.models import CANCELED, Invoice
 from novabilling.kit.clock import Clock
+from novabilling.payments import methods
 from novabilling.plans.models import Plan
 from novabilling.subscriptions import service as subscriptions
 from novabilling.subscriptions.models import Subscription
@@ -32,6 +34,7 @@ from novabilling.subscriptions.schemas import (
     CancelIn,
     ChangePlanIn,
     SubscriptionCreate,
+    SubscriptionPatch,
     SubscriptionView,
 )
 from novabilling.tenancy.profiles import TenantProfile
@@ -59,6 +62,10 @@ async def create(
         session, data=data, tenant_id=tenant.id, clock=clock
     )
     sub = view.sub
+    if data.payment_method_id is not None:  # after the endpoint's own checks (contract)
+        await methods.usable_for(session, data.payment_method_id, customer_id=sub.customer_id)
+        sub.payment_method_id = data.payment_method_id
+        await session.flush()
     if (
         sub.status == "ACTIVE"
         and sub.billing_timing == IN_ADVANCE
@@ -74,6 +81,30 @@ async def create(
             amount_minor=sub.amount_minor,
             plan=view.plan,
         )
+    return view
+
+
+async def update(
+    session: AsyncSession, subscription_id: str, *, body: SubscriptionPatch, clock: Clock
+) -> SubscriptionView:
+    """PATCH: ``metadata`` and/or ``paymentMethodId`` (missing 404, another customer's
+    400, null clears); nothing is changed when a check fails."""
+    sent = body.model_fields_set
+    if not sent:
+        raise Invalid("metadata", "metadata or paymentMethodId must be sent")
+    sub = await subscriptions.get_for_update(session, subscription_id)
+    if "payment_method_id" in sent and body.payment_method_id is not None:
+        await methods.usable_for(session, body.payment_method_id, customer_id=sub.customer_id)
+    view = None
+    if "metadata" in sent:
+        view = await subscriptions.update_metadata(
+            session, subscription_id, metadata=body.metadata, clock=clock
+        )
+    if "payment_method_id" in sent:
+        view = await subscriptions.set_payment_method(
+            session, sub, body.payment_method_id, clock=clock
+        )
+    assert view is not None
     return view
 
 

@@ -283,6 +283,7 @@ async def begin_next(
                 email=(method.email if method and method.email else None)
                 or (customer.email if customer else ""),
                 authorization=token,
+                customer_ref=method.provider_customer_ref if method is not None else None,
                 phone=charge.phone_of(customer),
                 description=f"Invoice {invoice.invoice_number}"[
                     : 13 if handle.name == "mpesa" else 200

@@ -36,6 +36,7 @@ from novabilling.kit.crypto import Encryptor, sha256_hex
 from novabilling.kit.jobs import QUEUE_PAYMENTS, enqueue_after_commit
 from novabilling.notifications import jobs as emails
 from novabilling.payments import repository, schemas
+from novabilling.payments.method_schemas import mask
 from novabilling.payments.models import (
     FAILED,
     KIND_CHARGE,
@@ -449,9 +450,18 @@ async def save_method(
         provider=provider,
         token_encrypted=encryptor.encrypt(token, aad=tenant_id.encode()),
         token_hash=digest,
+        token_hint=mask(token),
         brand=str(auth.get("brand") or "")[:50] or None,
         last4=str(auth.get("last4") or "")[:4] or None,
+        exp_month=_int(auth.get("exp_month")),
+        exp_year=_int(auth.get("exp_year")),
         email=_payer_email(raw),
+        # Stripe: the PaymentIntent's customer, needed to charge the method off-session
+        provider_customer_ref=(
+            str(raw["customer"])[:255]
+            if isinstance(raw, dict) and isinstance(raw.get("customer"), str)
+            else None
+        ),
         is_default=not has_default,
         created_at=now,
         updated_at=now,
@@ -460,6 +470,13 @@ async def save_method(
     await session.flush()
     log.info("payment_method.saved", customer_id=customer_id, provider=provider)
     return method
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _payer_email(raw: Any) -> str | None:

@@ -34,12 +34,16 @@ class SubscriptionCreate(WireModel):
     created_at: InstantInput | None = None
     canceled_at: InstantInput | None = None
     status: Status | None = None
+    # Improve (payment-methods.md): a saved method of the same customer, charged at renewals.
+    payment_method_id: NonEmpty | None = None
 
 
 class SubscriptionPatch(WireModel):
-    """Only ``metadata`` (replaced as a whole); anything else is an unknown key (400)."""
+    """``metadata`` (replaced as a whole) and/or ``paymentMethodId`` (null clears it);
+    either may be sent alone; anything else is an unknown key (400)."""
 
-    metadata: dict[str, Any] | None
+    metadata: dict[str, Any] | None = None
+    payment_method_id: NonEmpty | None = None
 
 
 class CancelIn(WireModel):

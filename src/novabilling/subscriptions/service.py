@@ -287,6 +287,18 @@ async def update_metadata(
     return await _view(session, sub, prices=False)
 
 
+async def set_payment_method(
+    session: AsyncSession, sub: Subscription, payment_method_id: str | None, *, clock: Clock
+) -> SubscriptionView:
+    """Point ``sub`` (locked by the caller) at a saved method (checked by the caller:
+    payments sit above this package), or clear it with None."""
+    sub.payment_method_id = payment_method_id
+    sub.updated_at = clock.now()
+    await session.flush()
+    log.info("subscription.payment_method_set", subscription_id=sub.id)
+    return await _view(session, sub, prices=False)
+
+
 async def cancel(
     session: AsyncSession, subscription_id: str, *, body: CancelIn, tenant_id: str, clock: Clock
 ) -> SubscriptionView:
