@@ -224,6 +224,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("web",),
     ("auth",),
     ("tenants",),
+    # test clocks: customers are attached to one; advancing one is billing's
+    ("testclocks",),
     ("customers",),
     ("plans",),
     ("subscriptions",),

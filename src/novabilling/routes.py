@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from novabilling.api.add_ons import router as add_ons_router
 from novabilling.api.analytics import router as analytics_router
 from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
@@ -26,6 +27,7 @@ from novabilling.api.subscription_usage import router as subscription_usage_rout
 from novabilling.api.subscriptions import router as subscriptions_router
 from novabilling.api.taxes import router as taxes_router
 from novabilling.api.tenants import router as tenants_router
+from novabilling.api.test_clocks import router as test_clocks_router
 from novabilling.api.wallets import router as wallets_router
 from novabilling.api.webhook_deliveries import router as webhook_deliveries_router
 from novabilling.api.webhooks import router as webhooks_router
@@ -56,6 +58,8 @@ def api_routers() -> list[APIRouter]:
         wallets_router,
         webhook_deliveries_router,
         coupons_router,
+        test_clocks_router,
+        add_ons_router,
     ]
 
 

@@ -15,6 +15,7 @@ import novabilling.payments.models  # noqa: F401
 import novabilling.plans.models  # noqa: F401
 import novabilling.subscriptions.models  # noqa: F401
 import novabilling.taxes.models  # noqa: F401
+import novabilling.testclocks.models  # noqa: F401
 import novabilling.usage.models  # noqa: F401
 import novabilling.wallets.models  # noqa: F401
 import novabilling.webhooks.models  # noqa: F401

@@ -21,6 +21,7 @@ CUSTOMER_KEYS = {
     "currency",
     "netPaymentTerms",
     "metadata",
+    "testClockId",
     "createdAt",
     "updatedAt",
 }

@@ -18,12 +18,14 @@ from novabilling.billing import collection
 from novabilling.billing.jobs import RECONCILE_JOB
 from novabilling.invoices.lifecycle import CHARGE_JOB
 from novabilling.invoices.models import Invoice
+from novabilling.kit.ids import derived_id
 from novabilling.kit.jobs import QUEUE_PAYMENTS, job_buffer
 from novabilling.kit.jobs_inprocess import InProcessQueue
 from novabilling.notifications.mailer import MemoryMailer
 from novabilling.payments import charge, failover, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import Payment
+from novabilling.payments.providers.base import Outcome, Transaction
 from novabilling.runtime import Runtime
 from novabilling.simulators import flutterwave as flutterwave_sim
 from novabilling.simulators import paystack as paystack_sim
@@ -175,7 +177,11 @@ async def world(
         client,
         h,
         "flutterwave",
-        {"secretKey": flutterwave_sim.DEFAULT_SECRET_KEY, "baseUrl": FLUTTERWAVE_URL},
+        {
+            "secretKey": flutterwave_sim.DEFAULT_SECRET_KEY,
+            "secretHash": flutterwave_sim.DEFAULT_WEBHOOK_SECRET,
+            "baseUrl": FLUTTERWAVE_URL,
+        },
         priority=1 if flutterwave_first else 2,
     )
     invoice = await make_invoice(client, h, amount=2500)
@@ -361,6 +367,64 @@ async def test_a_chain_whose_worker_died_is_carried_on_by_a_job(
         invoice = await w.invoice()
         assert invoice.status == "PAID" and invoice.collection_attempts == 0
         assert sum(w.paystack.attempts.values()) == 1 and w.money_taken() == AMOUNT_MINOR
+
+
+async def test_slow_providers_late_success_by_webhook_is_refunded_once(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    """The same race, the late success told by Flutterwave's webhook (delivered twice,
+    at-least-once): confirmed with Flutterwave, recorded as an overpayment, refunded once."""
+    async with world(client, tenant, runtime, flutterwave_first=True) as (w, _):
+        await w.save("paystack", paystack_sim.AUTH_SUCCESS)
+        await w.save("flutterwave", flutterwave_sim.TOKEN_TIMEOUT)
+        await w.charge(copies=2)
+        assert (await w.invoice()).status == "PAID"
+        await w.flutterwave.drain()
+        [hook] = [h for h in w.flutterwave.sent_webhooks if b"successful" in h.body]
+        for _ in range(2):
+            response = await client.post(
+                "/webhooks/flutterwave", content=hook.body, headers=hook.headers
+            )
+            assert response.status_code == 200, response.text
+            await w.queue.join()
+        pays = await w.payments()
+        late = pays["flutterwave"]
+        assert late.status == "REFUNDED" and late.refunded_minor == AMOUNT_MINOR
+        assert (late.metadata_ or {}).get("overpaid") is True
+        assert pays["paystack"].status == "SUCCEEDED"
+        assert len(w.flutterwave.refunds) == 1 and w.money_taken() == AMOUNT_MINOR
+        invoice = await w.invoice()
+        assert invoice.status == "PAID" and invoice.collection_attempts == 0
+
+
+async def test_a_charge_of_the_earlier_id_scheme_that_fails_moves_on(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+) -> None:
+    """A charge started before failover existed (id ``<invoice>:charge:<n>``) and answered
+    after: its provider counts as tried; the next one is charged, that one is not again."""
+    async with world(client, tenant, runtime) as (w, _):
+        await w.save("paystack", paystack_sim.AUTH_DECLINE)
+        await w.save("flutterwave", flutterwave_sim.TOKEN_SUCCESS)
+        maker = await runtime.engines.sessionmaker(tenant.id)
+        async with maker() as session:
+            invoice = await session.get(Invoice, w.invoice_id)
+            assert invoice is not None
+            handle = await provider_factory(runtime).get(tenant.id, "paystack")
+            assert handle is not None
+            legacy = derived_id(f"{w.invoice_id}:charge:0")
+            session.add(charge.new_payment(invoice, handle, "CHARGE", runtime.clock.now(), legacy))
+            await session.commit()
+        declined = Transaction(reference=legacy, outcome=Outcome.FAILED, message="Declined")
+        async with job_buffer(w.queue) as buffer:
+            await collection.record_answer(
+                runtime, tenant_id=tenant.id, payment_id=legacy, txn=declined
+            )
+            await buffer.flush()
+        await w.queue.join()
+        pays = await w.payments()
+        assert pays["paystack"].id == legacy and pays["paystack"].status == "FAILED"
+        assert pays["flutterwave"].status == "SUCCEEDED"
+        assert w.paystack.attempts == {} and (await w.invoice()).status == "PAID"
 
 
 async def test_tenant_order_per_currency(

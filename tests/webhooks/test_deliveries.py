@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from novabilling.kit.jobs_inprocess import InProcessQueue
 from novabilling.runtime import Runtime
 from novabilling.webhooks import outbound
+from novabilling.webhooks.models import WebhookDelivery
 from tests.conftest import TenantCreds, assert_error
 from tests.payments.helpers import use_inprocess_jobs
 from tests.webhooks.helpers import point_webhooks_at_test_url
@@ -127,6 +129,35 @@ async def test_failed_delivery_is_logged_and_retried(
     assert len(receiver.bodies) == 5 and receiver.bodies[4] == receiver.bodies[0]
     again = (await client.get(f"{BASE}/{row['id']}", headers=tenant.key_headers)).json()
     assert (again["status"], again["attempts"]) == ("SUCCEEDED", 5)
+
+
+async def test_a_delivery_stuck_pending_can_be_retried(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime, receiver: Receiver
+) -> None:
+    """A PENDING row nothing happened to for 15 minutes lost its job: retry is allowed."""
+    await _customer(client, tenant, 1)
+    await receiver.queue.drain()
+    [row] = (await _list(client, tenant))["data"]
+    maker = await runtime.engines.sessionmaker(tenant.id)
+    async with maker() as session:
+        stored = await session.get(WebhookDelivery, row["id"])
+        assert stored is not None
+        stored.status = "PENDING"
+        stored.updated_at = runtime.clock.now() - timedelta(minutes=14)
+        await session.commit()
+    path = f"{BASE}/{row['id']}/retry"
+    assert_error(await client.post(path, headers=tenant.key_headers), 400)  # not yet
+    async with maker() as session:
+        stored = await session.get(WebhookDelivery, row["id"])
+        assert stored is not None
+        stored.updated_at = runtime.clock.now() - timedelta(minutes=16)
+        await session.commit()
+    r = await client.post(path, headers=tenant.key_headers)
+    assert r.status_code == 201, r.text
+    await receiver.queue.drain()
+    done = (await client.get(f"{BASE}/{row['id']}", headers=tenant.key_headers)).json()
+    assert (done["status"], done["attempts"]) == ("SUCCEEDED", 2)
+    assert receiver.bodies[1] == receiver.bodies[0]
 
 
 async def test_network_error_is_logged(

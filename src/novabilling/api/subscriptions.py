@@ -117,7 +117,7 @@ async def cancel_subscription(
 async def pause_subscription(
     session: TenantSession, subscription_id: str, principal: DataPrincipal, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    view = await service.pause(
+    view = await billing.pause(
         session, subscription_id, tenant_id=principal.tenant_id, clock=runtime.clock
     )
     return schemas.view_out(view)

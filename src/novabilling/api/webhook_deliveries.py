@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
-from novabilling.kit.pagination import PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
 from novabilling.kit.timestamps import parse_instant
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
+from novabilling.web.openapi import returns
 from novabilling.webhooks import schemas, service
 from novabilling.webhooks.models import STATUSES
 
@@ -36,7 +37,11 @@ def _filters(request: Request) -> dict[str, Any]:
     return out
 
 
-@router.get("/api/webhooks/deliveries")
+@router.get(
+    "/api/webhooks/deliveries",
+    summary="List outbound webhook deliveries (paginated, newest first)",
+    responses=returns(PageOut[schemas.DeliveryOut]),
+)
 async def list_deliveries(
     session: TenantSession, params: DeliveryPage, request: Request
 ) -> dict[str, Any]:
@@ -46,12 +51,21 @@ async def list_deliveries(
     return envelope([schemas.delivery_out(r) for r in rows], total, params.page, params.limit)
 
 
-@router.get("/api/webhooks/deliveries/{delivery_id}")
+@router.get(
+    "/api/webhooks/deliveries/{delivery_id}",
+    summary="Get an outbound webhook delivery",
+    responses=returns(schemas.DeliveryOut),
+)
 async def get_delivery(delivery_id: str, session: TenantSession) -> dict[str, Any]:
     return schemas.delivery_out(await service.get_delivery(session, delivery_id))
 
 
-@router.post("/api/webhooks/deliveries/{delivery_id}/retry", status_code=201)
+@router.post(
+    "/api/webhooks/deliveries/{delivery_id}/retry",
+    status_code=201,
+    summary="Send an outbound webhook delivery again (same body and signature)",
+    responses=returns(schemas.DeliveryOut, 201),
+)
 async def retry_delivery(
     delivery_id: str,
     session: TenantSession,

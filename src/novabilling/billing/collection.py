@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novabilling.billing import dunning
+from novabilling.billing import dunning, test_clocks
 from novabilling.errors import BusinessRule
 from novabilling.invoices import lifecycle as invoice_lifecycle
 from novabilling.payments import charge, failover, provider_order, refunds, service
@@ -82,12 +82,14 @@ async def _after_failure(
     log.info("payment.charge_failed_next", payment_id=payment_id, next=step.value)
     if step is failover.Next.EXHAUSTED:
         tenant = await runtime.tenant_profiles.get(tenant_id)
+        # a customer on a test clock: the retry schedule runs on the clock's time
+        clock = await test_clocks.clock_for_invoice(session, payment.invoice_id, runtime.clock)
         await dunning.record_failure(
             session,
             tenant_id=tenant_id,
             invoice_id=payment.invoice_id,
             reason=payment.failure_reason,
-            clock=runtime.clock,
+            clock=clock,
             tenant_grace_days=tenant.setting_int("dunningGraceDays"),
         )
     elif step is failover.Next.CONTINUE and invoice is not None:

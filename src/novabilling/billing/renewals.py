@@ -82,6 +82,7 @@ class TickContext:
     tenant: TenantProfile
     now: datetime
     clock: Clock
+    test_clock_id: str | None = None  # a test clock's tick: its customers only
     plans: dict[str, Plan] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
 

@@ -13,6 +13,8 @@ this module adds the billing side, so a subscription and its invoices never disa
   contract's credit note for the unused old price;
 - resume: a period that ended while paused is skipped; what was in use is billed once
   (IN_ARREARS: the period in use when it was paused; IN_ADVANCE: the period it resumes in).
+
+A subscription of a customer on a test clock does all of this at the clock's time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.billing.renewals import IN_ADVANCE, TickContext, far_behind, issue_period_invoice
+from novabilling.billing.test_clocks import clock_for_customer, clock_for_subscription
 from novabilling.errors import Invalid
 from novabilling.invoices import credit_notes
 from novabilling.invoices.models import CANCELED, Invoice
@@ -58,6 +61,7 @@ async def _period_invoiced(session: AsyncSession, sub: Subscription) -> bool:
 async def create(
     session: AsyncSession, *, data: SubscriptionCreate, tenant: TenantProfile, clock: Clock
 ) -> SubscriptionView:
+    clock = await clock_for_customer(session, data.customer_id, clock)
     view = await subscriptions.create_subscription(
         session, data=data, tenant_id=tenant.id, clock=clock
     )
@@ -116,6 +120,7 @@ async def cancel(
     tenant: TenantProfile,
     clock: Clock,
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     before = await subscriptions.get_for_update(session, subscription_id)
     period = (before.current_period_start, before.current_period_end)
     price, timing, currency = before.amount_minor, before.billing_timing, before.currency
@@ -144,6 +149,7 @@ async def change_plan(
     tenant: TenantProfile,
     clock: Clock,
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     sub = await subscriptions.get_for_update(session, subscription_id)
     old_plan = await session.get(Plan, sub.plan_id)
     invoiced = await _period_invoiced(session, sub)
@@ -176,6 +182,7 @@ async def change_plan(
 async def resume(
     session: AsyncSession, subscription_id: str, *, tenant: TenantProfile, clock: Clock
 ) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
     view, skipped = await subscriptions.resume(
         session, subscription_id, tenant_id=tenant.id, clock=clock
     )
@@ -192,3 +199,10 @@ async def resume(
     except IntegrityError:
         pass
     return view
+
+
+async def pause(
+    session: AsyncSession, subscription_id: str, *, tenant_id: str, clock: Clock
+) -> SubscriptionView:
+    clock = await clock_for_subscription(session, subscription_id, clock)
+    return await subscriptions.pause(session, subscription_id, tenant_id=tenant_id, clock=clock)

@@ -23,6 +23,11 @@ Due work, all read from DB state at ``now``:
 8. outbox rows whose unit of work never pushed them (the process died after its commit)
    -> relayed to the queue (``kit.outbox.relay_stale``).
 
+Test clocks (``billing.test_clocks``): the scheduler's tick never touches the customers
+attached to a test clock (nor their subscriptions, invoices and payments); advancing a
+clock runs this same tick with ``test_clock_id`` at the clock's time, on that clock's
+customers only (every query above scoped by ``scoped``).
+
 Running it twice at the same instant does nothing the second time.
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import and_, exists, or_, select
@@ -39,10 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.billing import batch, dunning, renewals
 from novabilling.billing.renewals import Outcome, TickContext
+from novabilling.customers.models import Customer
 from novabilling.invoices import lifecycle as invoice_lifecycle
 from novabilling.invoices import reminders as payment_reminders
 from novabilling.invoices import service as invoice_service
 from novabilling.invoices.models import DRAFT, FAILED, PENDING, Invoice
+from novabilling.kit.clock import Clock
 from novabilling.kit.jobs import QUEUE_PAYMENTS, JobQueue, enqueue_after_commit, job_buffer
 from novabilling.kit.outbox import relay_stale
 from novabilling.notifications import jobs as emails
@@ -96,8 +104,20 @@ async def _can_charge(session: AsyncSession) -> bool:
     return found is not None
 
 
-def _due(now: datetime):  # type: ignore[no-untyped-def]
-    return select(Subscription.id).where(
+def scoped(stmt: Any, customer_id: Any, test_clock_id: str | None) -> Any:
+    """``stmt`` limited to the customers of one test clock, or (None: the scheduler's
+    tick) to the customers on no clock."""
+    if test_clock_id is None:
+        attached = select(Customer.id).where(Customer.test_clock_id.is_not(None))
+        return stmt.where(or_(customer_id.is_(None), customer_id.not_in(attached)))
+    return stmt.where(
+        customer_id.in_(select(Customer.id).where(Customer.test_clock_id == test_clock_id))
+    )
+
+
+def _due(ctx: TickContext):  # type: ignore[no-untyped-def]
+    now = ctx.now
+    stmt = select(Subscription.id).where(
         Subscription.status.in_(_LIVE),
         or_(
             and_(
@@ -107,6 +127,7 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
             Subscription.cancel_at <= now,
         ),
     )
+    return scoped(stmt, Subscription.customer_id, ctx.test_clock_id)
 
 
 async def _ids(maker: async_sessionmaker[AsyncSession], stmt: object) -> list[str]:
@@ -119,7 +140,7 @@ async def _renew_all(
 ) -> None:
     """Plain renewals in bulk transactions (``batch.py``), the rest one by one."""
     while True:
-        stmt = _due(ctx.now).order_by(Subscription.current_period_end, Subscription.id)
+        stmt = _due(ctx).order_by(Subscription.current_period_end, Subscription.id)
         ids = await _ids(maker, stmt.limit(BATCH))
         progress = False
         for offset in range(0, len(ids), CHUNK):
@@ -159,6 +180,7 @@ async def _first_invoices(
     )
     if not renewals.back_billing(ctx.tenant):  # far behind: renewed to the current period
         stmt = stmt.where(Subscription.current_period_end > ctx.now - renewals.CATCH_UP_WINDOW)
+    stmt = scoped(stmt, Subscription.customer_id, ctx.test_clock_id)
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer:
             if await renewals.invoice_first_period(maker, ctx, sub_id):
@@ -171,6 +193,7 @@ async def _finalize_drafts(
 ) -> None:
     """Subscription invoices whose grace period ended: the same finalize as the API's."""
     stmt = select(Invoice.id).where(Invoice.status == DRAFT, Invoice.grace_ends_at <= ctx.now)
+    stmt = scoped(stmt, Invoice.customer_id, ctx.test_clock_id)
     for invoice_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer, maker() as session:
             finalized = await invoice_service.finalize_if_draft(
@@ -187,6 +210,7 @@ async def _retries(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
     stmt = select(Invoice.id).where(Invoice.status == FAILED, Invoice.next_retry_at <= ctx.now)
+    stmt = scoped(stmt, Invoice.customer_id, ctx.test_clock_id)
     for invoice_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer, maker() as session:
             invoice = await session.scalar(
@@ -226,6 +250,7 @@ async def _stalled_collections(
         .order_by(Invoice.finalized_at, Invoice.id)
         .limit(BATCH)
     )
+    uncharged = scoped(uncharged, Invoice.customer_id, ctx.test_clock_id)
     unanswered = (
         select(Payment.id, Payment.check_attempts)
         .where(
@@ -236,6 +261,7 @@ async def _stalled_collections(
         .order_by(Payment.next_check_at, Payment.id)
         .limit(BATCH)
     )
+    unanswered = scoped(unanswered, Payment.customer_id, ctx.test_clock_id)
     async with maker() as session:
         can_charge = await _can_charge(session)
         charges = (await session.execute(uncharged)).tuples().all() if can_charge else []
@@ -275,6 +301,7 @@ async def _trial_reminders(
         Subscription.trial_end <= ctx.now + TRIAL_REMINDER,
         ~reminded,
     )
+    stmt = scoped(stmt, Subscription.customer_id, ctx.test_clock_id)
     for sub_id in await _ids(maker, stmt.limit(BATCH)):
         async with job_buffer(queue) as buffer, maker() as session:
             sub = await session.get(Subscription, sub_id)
@@ -315,10 +342,16 @@ async def _payment_reminders(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
     """The reminder series: rows and e-mails in one transaction; a unique-key race with
-    another tick rolls back this one (the next tick sends what is still due)."""
+    another tick rolls back this one (the next tick sends what is still due). Scoped like
+    every step: a test clock's customers get theirs at the clock's time only."""
     async with job_buffer(queue) as buffer, maker() as session:
         try:
-            count = await payment_reminders.queue_due(session, tenant_id=ctx.tenant.id, now=ctx.now)
+            count = await payment_reminders.queue_due(
+                session,
+                tenant_id=ctx.tenant.id,
+                now=ctx.now,
+                scope=lambda stmt: scoped(stmt, Invoice.customer_id, ctx.test_clock_id),
+            )
             await session.commit()
         except IntegrityError:
             await session.rollback()
@@ -329,17 +362,25 @@ async def _payment_reminders(
 
 
 async def run_tenant_tick(
-    runtime: Runtime, tenant_id: str, *, now: datetime | None = None
+    runtime: Runtime,
+    tenant_id: str,
+    *,
+    now: datetime | None = None,
+    clock: Clock | None = None,
+    test_clock_id: str | None = None,
 ) -> TickResult:
-    """Do every piece of due work of one tenant at ``now`` (default: the clock)."""
+    """Do every piece of due work of one tenant at ``now`` (default: the clock), on the
+    customers of no test clock, or (``test_clock_id``, with that clock's ``clock``) on
+    the customers of that clock only."""
     assert runtime.jobs is not None
     queue = runtime.jobs
     lock = _tenant_locks.setdefault(tenant_id, asyncio.Lock())
+    clock = clock or runtime.clock
     async with lock:
-        at = now or runtime.clock.now()
+        at = now or clock.now()
         tenant = await runtime.tenant_profiles.get(tenant_id)
         maker = await runtime.engines.sessionmaker(tenant_id)
-        ctx = TickContext(tenant=tenant, now=at, clock=runtime.clock)
+        ctx = TickContext(tenant=tenant, now=at, clock=clock, test_clock_id=test_clock_id)
         result = TickResult(tenant_id=tenant_id)
         await _first_invoices(maker, ctx, queue, result)
         await _renew_all(maker, ctx, queue, result)
@@ -347,12 +388,14 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
-        await _payment_reminders(maker, ctx, queue, result)
-        await _expire_wallets(maker, ctx, queue, result)
-        result.relayed = await relay_stale(maker, queue)
+        await _payment_reminders(maker, ctx, queue, result)  # scoped like the steps above
+        if test_clock_id is None:  # tenant-wide work on wall time: not a clock's
+            await _expire_wallets(maker, ctx, queue, result)
+            result.relayed = await relay_stale(maker, queue)
     log.info(
         "billing.tick",
         tenant_id=tenant_id,
+        test_clock_id=test_clock_id,
         at=at.isoformat(),
         outcomes=result.outcomes,
         first_invoices=result.first_invoices,

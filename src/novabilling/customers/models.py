@@ -27,5 +27,8 @@ class Customer(TenantBase):
     net_payment_terms: Mapped[int | None] = mapped_column(Integer, default=None)
     # ``metadata`` is reserved on declarative classes; the column keeps the wire name.
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType, default=None)
+    # Additive wire field ``testClockId``: the test clock the customer lives on (its time
+    # comes from that clock; the scheduler's tick leaves it alone). Set at creation only.
+    test_clock_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()

@@ -56,6 +56,7 @@ Country = Annotated[str, StringConstraints(max_length=3)]
 CurrencyCode = Annotated[str, StringConstraints(min_length=1, max_length=3)]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_check_metadata)]
 NetTerms = Annotated[int, Field(ge=0, le=365)]
+ClockId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 Phone = Annotated[str | None, StringConstraints(max_length=50), AfterValidator(_check_phone)]
 
 
@@ -69,6 +70,10 @@ class CustomerCreate(WireModel):
     metadata: Metadata = None
     net_payment_terms: NetTerms | None = None
     created_at: InstantInput | None = None
+    test_clock_id: ClockId | None = Field(
+        default=None,
+        description="Attach the customer (and its subscriptions) to this test clock",
+    )
 
 
 class CustomerPatch(WireModel):
@@ -104,6 +109,7 @@ def customer_out(customer: Customer) -> dict[str, Any]:
         "currency": customer.currency,
         "netPaymentTerms": customer.net_payment_terms,
         "metadata": customer.metadata_,
+        "testClockId": customer.test_clock_id,
         "createdAt": to_wire(customer.created_at),
         "updatedAt": to_wire(customer.updated_at),
     }

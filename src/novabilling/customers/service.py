@@ -19,6 +19,7 @@ from novabilling.customers.schemas import CustomerCreate, CustomerPatch
 from novabilling.errors import Conflict, Invalid
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
+from novabilling.testclocks import service as test_clocks
 from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,10 @@ async def create_customer(
     no race and one round trip less). One Core INSERT on the request's transaction (the
     hottest write of the API: the ORM unit of work cost more than the statement); the
     returned object is complete but not attached to the session. Outbound
-    ``customer.created`` after the commit."""
+    ``customer.created`` after the commit. With ``testClockId`` the customer lives on that
+    test clock (created at its time; 400 naming the field when there is no such clock)."""
+    if body.test_clock_id is not None:
+        clock = await test_clocks.attachable(session, body.test_clock_id)
     now = clock.now()
     customer = Customer(
         id=new_id(),
@@ -62,6 +66,7 @@ async def create_customer(
         currency=body.currency,
         net_payment_terms=body.net_payment_terms,
         metadata_=body.metadata,
+        test_clock_id=body.test_clock_id,
         created_at=body.created_at or now,
         updated_at=now,
     )

@@ -203,15 +203,24 @@ async def candidates(
     return found, first
 
 
+def legacy_payment_id(invoice_id: str, attempt: int) -> str:
+    """Id of the one charge of collection attempt ``attempt`` made before failover (one
+    provider per attempt, numbered like the attempts): still answered by reconcile after
+    an upgrade."""
+    return derived_id(f"{invoice_id}:charge:{attempt}")
+
+
 async def _tried(
     session: AsyncSession, invoice_id: str, attempt: int, names: Sequence[str]
 ) -> set[str]:
-    """The providers among ``names`` already charged in ``attempt``."""
+    """The providers already charged in ``attempt`` (among ``names``, and the provider of
+    a charge of the earlier scheme)."""
     ids = {attempt_payment_id(invoice_id, attempt, name): name for name in names}
-    if not ids:
-        return set()
-    found = await session.scalars(select(Payment.id).where(Payment.id.in_(list(ids))))
-    return {ids[pid] for pid in found}
+    legacy = legacy_payment_id(invoice_id, attempt)
+    rows = await session.execute(
+        select(Payment.id, Payment.provider).where(Payment.id.in_([*ids, legacy]))
+    )
+    return {ids.get(pid, provider) for pid, provider in rows.tuples()}
 
 
 async def _in_flight(session: AsyncSession, invoice_id: str, passed: frozenset[str]) -> bool:
@@ -311,10 +320,12 @@ class Next(StrEnum):
 
 
 def _attempt_of(payment: Payment, invoice: Invoice) -> int | None:
-    """The collection attempt ``payment`` was made in (None: a charge id of an earlier
-    scheme, taken as the current attempt)."""
+    """The collection attempt ``payment`` was made in (None: not a charge id we derive)."""
     for number in range(invoice.collection_attempts, -1, -1):
-        if payment.id == attempt_payment_id(invoice.id, number, payment.provider):
+        if payment.id in (
+            attempt_payment_id(invoice.id, number, payment.provider),
+            legacy_payment_id(invoice.id, number),
+        ):
             return number
     return None
 
@@ -342,6 +353,7 @@ async def after_failure(
     tried = await _tried(
         session, invoice.id, invoice.collection_attempts, [c.handle.name for c in found]
     )
+    tried.add(payment.provider)  # (a charge id we do not derive included)
     if any(c.handle.name not in tried for c in found):
         return Next.CONTINUE, invoice
     if await _in_flight(session, invoice.id, frozenset({payment.id})):

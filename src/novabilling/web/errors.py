@@ -65,6 +65,91 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+_PATTERNS = {
+    r"^[a-z0-9_]+$": "must contain only lowercase letters, digits and underscores",
+    r'^[^"\\\x00-\x1f]+$': 'must not contain ", \\ or control characters',
+}
+_CURRENCY_RULES = ("string_too_short", "string_too_long", "string_pattern_mismatch")
+
+
+def _choices(expected: str) -> str:
+    """``"'now' or 'period_end'"`` -> ``"now, period_end"``."""
+    return expected.replace("'", "").replace(" or ", ", ")
+
+
+def _plural(n: Any, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def human(kind: str, field: str, ctx: dict[str, Any], fallback: str) -> str:
+    """A pydantic error as a sentence about ``field`` for a person (issue 13):
+    ``currency must be a 3-letter ISO code``, not ``String should have at most 3
+    characters``. Custom validators' messages (``must be an email``) pass through."""
+    name = field.rsplit(".", 1)[-1]
+    if kind in _CURRENCY_RULES and name.lower().endswith("currency"):
+        return "must be a 3-letter ISO currency code (e.g. NGN, USD)"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return "must not be empty" if n == 1 else f"must be at least {_plural(n, 'character')}"
+    if kind == "string_too_long":
+        return f"must be at most {_plural(ctx.get('max_length'), 'character')}"
+    if kind == "too_short":
+        return f"must contain at least {_plural(ctx.get('min_length'), 'item')}"
+    if kind == "too_long":
+        return f"must contain at most {_plural(ctx.get('max_length'), 'item')}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), "has an invalid format")
+    if kind in ("literal_error", "enum"):
+        return f"must be one of: {_choices(str(ctx.get('expected', '')))}"
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "less_than_equal": ("at most", "le"),
+        "greater_than": ("greater than", "gt"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx.get(key)}"
+    simple = {
+        "string_type": "must be a string",
+        "string_unicode": "must be a string",
+        "int_type": "must be an integer",
+        "int_parsing": "must be an integer",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+        "decimal_type": "must be a number",
+        "decimal_parsing": "must be a number",
+        "bool_type": "must be a boolean (true or false)",
+        "bool_parsing": "must be a boolean (true or false)",
+        "dict_type": "must be an object",
+        "model_type": "must be an object",
+        "model_attributes_type": "must be an object",
+        "list_type": "must be an array",
+        "datetime_type": "must be a valid ISO 8601 date string",
+        "datetime_parsing": "must be a valid ISO 8601 date string",
+        "datetime_from_date_parsing": "must be a valid ISO 8601 date string",
+        "date_parsing": "must be a valid ISO 8601 date string",
+        "none_required": "must be null",
+        "union_tag_invalid": "has an unknown type",
+    }
+    return simple.get(kind, fallback)
+
+
+_JSON_TYPES = ("application/json", "+json")
+
+
+def wrong_content_type(request: Request, exc: RequestValidationError) -> FieldError | None:
+    """A body sent as something else than JSON: say so, instead of a type error."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json"):
+        return None
+    if not any(tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors()):
+        return None
+    return FieldError("body", f"body must be sent as application/json (Content-Type was {media})")
+
+
 def field_errors(exc: RequestValidationError) -> list[FieldError]:
     out: list[FieldError] = []
     for err in exc.errors():
@@ -85,6 +170,8 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
             text = text[len("Value error, ") :]
         if kind == "missing":
             text = "should not be empty"
+        else:
+            text = human(kind, field, dict(err.get("ctx") or {}), text)
         out.append(FieldError(field, f"{field} {text}" if not text.startswith(field) else text))
     return out
 
@@ -117,7 +204,9 @@ def install(app: FastAPI) -> None:
         denied = await auth_first(request)
         if denied is not None:
             return denied
-        return error_response(request, 400, "Validation failed", field_errors(exc))
+        content = wrong_content_type(request, exc)
+        errors = [content] if content is not None else field_errors(exc)
+        return error_response(request, 400, "Validation failed", errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:

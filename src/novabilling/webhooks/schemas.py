@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from novabilling.kit import timestamps
+from novabilling.kit.wire import FreeForm, Timestamp, WireOut
 from novabilling.webhooks.models import WebhookDelivery
 
 DELIVERY_FILTERS = ("status", "event", "dateFrom", "dateTo")
+
+
+class DeliveryPayloadOut(WireOut):
+    """The body as emitted (and as every attempt sends it)."""
+
+    event: str
+    data: FreeForm
+    timestamp: Timestamp
+
+
+class DeliveryOut(WireOut):
+    """One outbound webhook delivery: ``attempts`` over all its tries (retries included),
+    ``lastResponseCode`` the receiver's last HTTP status (null: no answer, see
+    ``lastError``)."""
+
+    id: str
+    event: str
+    status: Literal["PENDING", "SUCCEEDED", "FAILED"]
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    url: str | None
+    payload: DeliveryPayloadOut
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
 
 
 def _instant(value: Any) -> str | None:

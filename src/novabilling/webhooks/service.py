@@ -3,7 +3,7 @@ that queues a delivery again with the body it was emitted with."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
@@ -16,6 +16,10 @@ from novabilling.webhooks import outbound
 from novabilling.webhooks.models import PENDING, WebhookDelivery
 
 log = structlog.get_logger(__name__)
+
+# A delivery PENDING this long without any attempt lost its job (queue outage): it may be
+# retried although PENDING. Three attempts with backoff from 2 s take well under a minute.
+STUCK_AFTER = timedelta(minutes=15)
 
 
 async def list_deliveries(
@@ -57,14 +61,16 @@ async def retry_delivery(
     clock: Clock,
 ) -> WebhookDelivery:
     """Queue the delivery again (same body and signature; a fresh set of attempts on the
-    same row). Refused while it is still PENDING or when no webhookUrl is configured."""
+    same row). Refused while it is still PENDING (unless nothing happened to it for
+    ``STUCK_AFTER``: its job was lost) or when no webhookUrl is configured."""
     row = await get_delivery(session, delivery_id)
     if not webhook_url:
         raise BusinessRule("No webhookUrl is configured; set one with PATCH /api/tenants/me")
-    if row.status == PENDING:
+    now = clock.now()
+    if row.status == PENDING and row.updated_at > now - STUCK_AFTER:
         raise BusinessRule("This delivery is still pending; it can be retried once it ends")
     row.status = PENDING
-    row.updated_at = clock.now()
+    row.updated_at = now
     await session.flush()
     outbound.requeue(
         tenant_id,
