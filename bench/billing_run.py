@@ -2,7 +2,7 @@
 processes consuming the ``billing`` queue from Redis; measures renewals per second.
 
     uv run python bench/billing_run.py [--tenants 10] [--per-tenant 1000] [--workers 2]
-        [--concurrency 4] [--timeout 300]
+        [--concurrency 4] [--timeout 300] [--events 100]
 
 Needs PostgreSQL (``NB_TEST_PG_URL``, default postgres@127.0.0.1:5432) and Redis
 (``NB_TEST_REDIS_URL``). Creates its own central DB, tenant DBs and Redis prefix and drops
@@ -10,6 +10,12 @@ them at the end. Tenants are registered through the API (in process); customers,
 subscriptions are bulk-inserted, every subscription's period ended one minute ago. One
 ``billing.tick`` per tenant is enqueued; the clock stops when every tenant has its
 invoices. Prints JSON. Bounded by ``--timeout``.
+
+``--events N``: both plans get two usage charges (``calls`` COUNT at 0.01 STANDARD,
+``gb`` SUM GRADUATED 0-100 @0.10 then 0.05 + 1.00 flat) and every subscription N usage
+events in the period that ended (COPY), so each renewal invoice carries the usage of that
+period; afterwards every usage line is compared with an independent computation made
+here from the generated values (``usage_mismatches`` must be 0).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +84,137 @@ async def worker_main(concurrency: int) -> None:
         await runtime.close()
 
 
-async def setup(tenants: int, per_tenant: int) -> list[str]:
+def gb_value(sub_no: int, k: int) -> Decimal:
+    return Decimal((sub_no + k) % 10) + Decimal("0.25")
+
+
+def expected_cents(calls: int, gb: Decimal) -> dict[str, int]:
+    """The contract's STANDARD and GRADUATED pricing, written here on its own."""
+    graduated = min(gb, Decimal(101)) * Decimal("0.10")
+    if gb > 101:
+        graduated += (gb - 101) * Decimal("0.05") + 1
+    out = {"calls": calls * Decimal("0.01"), "gb": graduated}
+    return {
+        k: int((v * 100).to_integral_value(rounding=ROUND_HALF_UP)) for k, v in out.items() if v
+    }
+
+
+async def seed_usage(runtime: Any, tenant_id: str, events: int) -> dict[str, dict[str, int]]:
+    """Metrics, charges on every plan, ``events`` events per subscription in its ended
+    period; returns the expected usage cents per (subscription, metric code)."""
+    from sqlalchemy import insert
+
+    from novabilling.kit.ids import new_id
+    from novabilling.plans.models import Plan
+    from novabilling.subscriptions.models import Subscription
+    from novabilling.usage.models import BillableMetric, Charge, ChargeRange
+
+    engine = await runtime.engines.engine(tenant_id)
+    now = datetime.now(UTC)
+    expected: dict[str, dict[str, int]] = {}
+    async with engine.begin() as conn:
+        plan_ids = list((await conn.execute(select(Plan.id))).scalars())
+        metrics = {}
+        for code, aggregation, field in (("calls", "COUNT", None), ("gb", "SUM", "gb")):
+            metrics[code] = new_id()
+            await conn.execute(
+                insert(BillableMetric).values(
+                    id=metrics[code], name=code.title(), code=code, aggregation_type=aggregation,
+                    field_name=field, recurring=False, created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        for pid in plan_ids:
+            await conn.execute(
+                insert(Charge).values(
+                    id=new_id(), plan_id=pid, billable_metric_id=metrics["calls"],
+                    charge_model="STANDARD", billing_timing="IN_ARREARS", prorated=False,
+                    properties={"amount": "0.01"}, created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            gb_charge = new_id()
+            await conn.execute(
+                insert(Charge).values(
+                    id=gb_charge, plan_id=pid, billable_metric_id=metrics["gb"],
+                    charge_model="GRADUATED", billing_timing="IN_ARREARS", prorated=False,
+                    properties={}, created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            await conn.execute(
+                insert(ChargeRange),
+                [
+                    dict(id=new_id(), charge_id=gb_charge, from_value=0, to_value=100,
+                         per_unit_amount=Decimal("0.10"), flat_amount=Decimal(0), position=0),
+                    dict(id=new_id(), charge_id=gb_charge, from_value=101, to_value=None,
+                         per_unit_amount=Decimal("0.05"), flat_amount=Decimal(1), position=1),
+                ],
+            )  # fmt: skip
+        subs = (
+            await conn.execute(
+                select(
+                    Subscription.id,
+                    Subscription.current_period_start,
+                    Subscription.current_period_end,
+                )
+            )
+        ).all()
+        raw = await conn.get_raw_connection()
+        records = []
+        for n, (sid, start, end) in enumerate(subs):
+            step = (end - start) / (events + 1)
+            calls, gb = 0, Decimal(0)
+            for k in range(events):
+                at = start + step * (k + 1)
+                if k % 2 == 0:
+                    calls += 1
+                    records.append((new_id(), f"{sid}-{k}", sid, "calls", at, "{}", now))
+                else:
+                    value = gb_value(n, k)
+                    gb += value
+                    props = json.dumps({"gb": float(value)})
+                    records.append((new_id(), f"{sid}-{k}", sid, "gb", at, props, now))
+            expected[sid] = expected_cents(calls, gb)
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            "usage_events",
+            records=records,
+            columns=[
+                "id", "transaction_id", "subscription_id", "code", "timestamp", "properties",
+                "created_at",
+            ],
+        )  # fmt: skip
+    return expected
+
+
+async def usage_mismatches(tenant_ids: list[str], expected: dict[str, dict[str, int]]) -> int:
+    """Usage lines (per subscription and metric) that differ from ``expected``."""
+    from novabilling.bootstrap import build_runtime
+    from novabilling.config import Settings
+    from novabilling.invoices.models import Invoice, InvoiceLine
+    from novabilling.usage.models import BillableMetric, Charge
+
+    runtime = build_runtime(Settings())
+    found: dict[str, dict[str, int]] = {}
+    try:
+        for tid in tenant_ids:
+            maker = await runtime.engines.sessionmaker(tid)
+            async with maker() as session:
+                rows = await session.execute(
+                    select(Invoice.subscription_id, BillableMetric.code, InvoiceLine.amount_minor)
+                    .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+                    .join(Charge, Charge.id == InvoiceLine.charge_id)
+                    .join(BillableMetric, BillableMetric.id == Charge.billable_metric_id)
+                    .where(InvoiceLine.type == "usage")
+                )
+                for sid, code, amount in rows.tuples():
+                    per = found.setdefault(str(sid), {})
+                    per[code] = per.get(code, 0) + int(amount)
+    finally:
+        await runtime.close()
+    return sum(1 for sid, want in expected.items() if found.get(sid, {}) != want)
+
+
+async def setup(
+    tenants: int, per_tenant: int, events: int = 0
+) -> tuple[list[str], dict[str, dict[str, int]]]:
     """Register ``tenants`` tenants through the API (each gets its own database), then
     bulk-insert ``per_tenant`` monthly subscriptions each whose period ended a minute ago
     (the tests' seeding helper: half IN_ADVANCE, half IN_ARREARS)."""
@@ -93,6 +230,7 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
     runtime = build_runtime(settings)
     app = create_app(settings, runtime=runtime)
     ids: list[str] = []
+    expected: dict[str, dict[str, int]] = {}
     due = datetime.now(UTC) - timedelta(minutes=1)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://bench"
@@ -111,8 +249,10 @@ async def setup(tenants: int, per_tenant: int) -> list[str]:
             tenant_id = r.json()["tenant"]["id"]
             ids.append(tenant_id)
             await seed_due_subscriptions(runtime, tenant_id, per_tenant, period_end=due)
+            if events:
+                expected.update(await seed_usage(runtime, tenant_id, events))
     await runtime.close()
-    return ids
+    return ids, expected
 
 
 async def count_invoices(runtime: Any, tenant_ids: list[str]) -> int:
@@ -196,7 +336,9 @@ async def cleanup(run: str) -> None:
         for row in await conn.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE $1", f"nbbench_{run}_%"
         ):
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            name = row["datname"]
+            await conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         for row in await conn.fetch(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"nbbench_{run}_%"
         ):
@@ -216,6 +358,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--events", type=int, default=0, help="usage events per subscription")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -236,7 +379,7 @@ def main() -> None:
     procs: list[subprocess.Popen[Any]] = []
     try:
         t0 = time.perf_counter()
-        tenant_ids = asyncio.run(setup(args.tenants, args.per_tenant))
+        tenant_ids, expected_usage = asyncio.run(setup(args.tenants, args.per_tenant, args.events))
         setup_s = time.perf_counter() - t0
         for _ in range(args.workers):
             procs.append(
@@ -248,6 +391,9 @@ def main() -> None:
         time.sleep(3)  # let workers connect
         expected = args.tenants * args.per_tenant
         done, elapsed, by_status = asyncio.run(wait_for(tenant_ids, expected, args.timeout))
+        mismatches = (
+            asyncio.run(usage_mismatches(tenant_ids, expected_usage)) if args.events else None
+        )
         print(
             json.dumps(
                 {
@@ -261,6 +407,10 @@ def main() -> None:
                     "setup_seconds": round(setup_s, 1),
                     "cpus": os.cpu_count(),
                     "invoices_by_status": by_status,
+                    "events_per_subscription": args.events,
+                    "usage_lines_checked": len(expected_usage),
+                    "usage_mismatches": mismatches,
+                    "load_average": os.getloadavg(),
                 }
             )
         )

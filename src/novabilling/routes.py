@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from novabilling.api.add_ons import router as add_ons_router
 from novabilling.api.analytics import router as analytics_router
 from novabilling.api.auth import router as auth_router
 from novabilling.api.billable_metrics import router as billable_metrics_router
@@ -58,6 +59,7 @@ def api_routers() -> list[APIRouter]:
         webhook_deliveries_router,
         coupons_router,
         test_clocks_router,
+        add_ons_router,
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email
 import socket
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
@@ -26,7 +26,8 @@ from novabilling.kit.timestamps import parse_instant
 from novabilling.notifications.mailer import SmtpMailer
 from novabilling.runtime import Runtime
 from novabilling.worker import build_handlers
-from tests.conftest import TenantCreds
+from tests.billing.support import Api, clocked_runtime, invoices_of
+from tests.conftest import Backend, TenantCreds
 
 
 class Inbox:
@@ -316,3 +317,33 @@ async def test_payment_reminder_series_once_each(
     inbox.take()
     assert await tick(due + timedelta(days=7)) == []  # paid: the series stops
     assert await tick(due + timedelta(days=14)) == []
+
+
+async def test_reminders_follow_each_customers_clock(backend: Backend) -> None:
+    """A customer on a test clock gets reminders at the clock's time only, when it is
+    advanced; the scheduler's tick (wall time) reminds the other customers only."""
+    wall = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    async with clocked_runtime(backend.settings, wall) as (runtime, clock, client, queue):
+        api = await Api.new_tenant(client)
+        made = await api.post("/api/test-clocks", {"frozenTime": wall.isoformat()})
+        plan = await api.plan("MONTHLY", "IN_ADVANCE", {"USD": "30.00"})
+        on_clock = await api.customer(testClockId=made["id"], netPaymentTerms=10)
+        elsewhere = await api.customer(netPaymentTerms=10)
+        await api.subscription(on_clock["id"], plan["id"], "USD")
+        await api.subscription(elsewhere["id"], plan["id"], "USD")
+        invoices = {i.customer_id: i.id for i in await invoices_of(runtime, api.creds.id)}
+        clock.set(wall + timedelta(days=7))  # 3 days before both due dates
+        await run_tenant_tick(runtime, api.creds.id)
+        sent = [(j["invoice_id"], j["stage"]) for j in queue.named("email.payment_reminder")]
+        assert sent == [(invoices[elsewhere["id"]], "upcoming")]
+        r = await client.post(
+            f"/api/test-clocks/{made['id']}/advance",
+            headers=api.creds.key_headers,
+            json={"frozenTime": (wall + timedelta(days=7)).isoformat()},
+        )
+        assert r.status_code == 200, r.text
+        sent = [(j["invoice_id"], j["stage"]) for j in queue.named("email.payment_reminder")]
+        assert sent == [
+            (invoices[elsewhere["id"]], "upcoming"),
+            (invoices[on_clock["id"]], "upcoming"),
+        ]

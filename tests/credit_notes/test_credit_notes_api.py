@@ -288,3 +288,89 @@ async def test_pdf_of_a_credit_note(
     command = ["pdftoppm", "-png", "-r", "50", str(pdf), str(tmp_path / "page")]
     await asyncio.to_thread(subprocess.run, command, check=True)
     assert list(tmp_path.glob("page*.png"))
+
+
+async def _paid_invoice(
+    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime, amount: int
+) -> dict[str, Any]:
+    """A PENDING NGN invoice paid by an automatic Paystack charge."""
+    queue = use_inprocess_jobs(runtime)
+    paystack(runtime)
+    h = tenant.key_headers
+    await configure(client, h)
+    invoice = await make_invoice(client, h, amount=amount)
+    await _save(runtime, tenant.id, invoice["customerId"], paystack_sim.AUTH_SUCCESS)
+    data = {"tenant_id": tenant.id, "invoice_id": invoice["id"]}
+    await queue.enqueue(QUEUE_PAYMENTS, CHARGE_JOB, data)
+    await queue.join()
+    r = await client.get(f"/api/invoices/{invoice['id']}", headers=h)
+    assert r.json()["status"] == "PAID"
+    return invoice
+
+
+async def test_credit_a_note_to_a_wallet(
+    client: httpx.AsyncClient,
+    tenant: TenantCreds,
+    other_tenant: TenantCreds,
+    runtime: Runtime,
+) -> None:
+    h = tenant.key_headers
+    invoice = await _paid_invoice(client, tenant, runtime, 2500)
+    note = (await _note(client, h, invoice, amount="400.5")).json()
+    path = f"{URL}/{note['id']}/credit-wallet"
+    r = await client.post(path, headers=h)
+    assert_error(r, 400)
+    assert r.json()["message"] == "Only finalized credit notes can be credited"
+    await client.post(f"{URL}/{note['id']}/finalize", headers=h)
+    r = await client.post(path, headers=h)
+    assert_error(r, 400)
+    assert r.json()["message"] == "The customer has no active wallet in NGN"
+
+    async def wallet(customer_id: str, **extra: Any) -> dict[str, Any]:
+        body = {"customerId": customer_id, "currency": "NGN", **extra}
+        created = await client.post("/api/wallets", headers=h, json=body)
+        assert created.status_code == 201, created.text
+        result: dict[str, Any] = created.json()
+        return result
+
+    stranger = await make_invoice(client, h, amount=10)
+    theirs = await wallet(stranger["customerId"])
+    r = await client.post(path, headers=h, json={"walletId": theirs["id"]})
+    assert_error(r, 400)
+    assert r.json()["message"] == "Wallet belongs to another customer"
+    r = await client.post(path, headers=h, json={"walletId": "nonexistent_id"})
+    assert_error(r, 404)
+    assert_error(await client.post(path, headers=h, json={"walletId": 5}), 400, "walletId")
+    assert_error(await client.post(path, headers=other_tenant.key_headers), 404)
+    assert_error(await client.post(path), 401)
+
+    # 1 credit = 2.00 NGN: 400.50 NGN is 200.25 credits
+    mine = await wallet(invoice["customerId"], rateAmount=2)
+    r = await client.post(path, headers=h)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["creditedAmount"], body["creditedWalletId"]) == ("400.5", mine["id"])
+    assert body["creditedAt"] is not None and body["refundedAmount"] == "0"
+    after = (await client.get(f"/api/wallets/{mine['id']}", headers=h)).json()
+    assert (after["creditsBalance"], after["balance"]) == ("200.25", "400.5")
+    txs = (await client.get(f"/api/wallets/{mine['id']}/transactions", headers=h)).json()
+    [tx] = txs["data"]
+    assert (tx["transactionType"], tx["transactionStatus"], tx["creditAmount"]) == (
+        "INBOUND",
+        "GRANTED",
+        "200.25",
+    )
+    assert tx["metadata"] == {"creditNoteId": note["id"]}
+
+    # one outcome per note
+    r = await client.post(path, headers=h)
+    assert_error(r, 400)
+    assert r.json()["message"] == "Credit note is already credited to a wallet"
+    r = await client.post(f"{URL}/{note['id']}/refund", headers=h)
+    assert_error(r, 400)
+    assert_error(await client.post(f"{URL}/{note['id']}/void", headers=h), 400)
+    again = (await client.get(f"/api/wallets/{mine['id']}", headers=h)).json()
+    assert again["creditsBalance"] == "200.25"
+    pdf = await client.get(f"{URL}/{note['id']}/pdf", headers=h)
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Credited to the customer's prepaid wallet." in text

@@ -16,8 +16,9 @@ from novabilling.invoices import builder
 from novabilling.invoices.documents import invoice_view
 from novabilling.invoices.models import Invoice, InvoiceLine
 from novabilling.invoices.pdf import render_invoice_pdf
-from tests.billing.support import Api, clocked_runtime
+from tests.billing.support import Api, clocked_runtime, invoices_of
 from tests.conftest import Backend
+from tests.usage.support import UsageApi
 
 T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 PERIOD = (T0, datetime(2026, 2, 28, 9, 0, tzinfo=UTC))
@@ -190,3 +191,41 @@ async def test_precedence_on_subscription_invoices_and_pdf(backend: Backend) -> 
         text = "\n".join(page.extract_text() for page in reader.pages)
         for expected in ("Tax: VAT (7.5%)", "Tax: Levy (2.25%)", "Tax", "9.75", "109.75"):
             assert expected in text, text
+
+
+async def test_charge_taxes_on_a_renewal_with_usage(backend: Backend) -> None:
+    """Plan fee 10.00 (IN_ARREARS), 4 API calls at 0.75 = 3.00 of usage. The plan's VAT
+    10 % taxes the general group (the fee): 1.00; the calls charge has its own Data tax
+    5 %: 3.00 x 5 % = 0.15 (not VAT: a charge with taxes is taxed with exactly those)."""
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    async with clocked_runtime(backend.settings, start) as (runtime, clock, client, _queue):
+        api = await Api.new_tenant(client)
+        use = UsageApi(client, api.creds)
+        tid = api.creds.id
+        plan = await use.plan(prices={"USD": 10})
+        calls = await use.metric("COUNT", name="API calls", code="calls")
+        charge = await use.charge(plan["id"], calls["id"], "STANDARD", properties={"amount": 0.75})
+        vat = await api.post("/api/taxes", {"name": "VAT", "code": "vat", "rate": 10})
+        data = await api.post("/api/taxes", {"name": "Data tax", "code": "data", "rate": 5})
+        await api.post(f"/api/taxes/plan/{plan['id']}", {"taxId": vat["id"]})
+        await api.post(f"/api/taxes/charge/{charge['id']}", {"taxId": data["id"]})
+        sub = (await use.subscription(plan["id"]))["id"]
+        for day in (2, 3, 4, 5):
+            clock.set(datetime(2026, 3, day, 13, tzinfo=UTC))
+            when = datetime(2026, 3, day, 12, tzinfo=UTC).isoformat()
+            await use.event(sub, "calls", timestamp=when)
+        clock.set(datetime(2026, 4, 1, 1, tzinfo=UTC))
+        for _ in range(2):
+            await run_tenant_tick(runtime, tid)
+        [invoice] = [i for i in await invoices_of(runtime, tid) if i.subscription_id == sub]
+        assert invoice.metadata_ is not None
+        items = [(i["type"], i["description"], i["amount"]) for i in invoice.metadata_["items"]]
+        assert [i for i in items if i[0] == "tax"] == [
+            ("tax", "Tax: VAT (10%)", 1),
+            ("tax", "Tax: Data tax (5%)", 0.15),
+        ]
+        assert (invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor) == (
+            1_300,
+            115,
+            1_415,
+        )

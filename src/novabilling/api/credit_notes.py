@@ -1,6 +1,7 @@
 """/api/credit-notes (contract credit-notes.md). Lenient list, ``limit`` default 20.
 
-Additive: ``POST /{id}/refund`` (a FINALIZED note on a PAID invoice refunded to the
+Additive: ``POST /{id}/credit-wallet`` (the note credited to a wallet of the customer),
+``POST /{id}/refund`` (a FINALIZED note on a PAID invoice refunded to the
 provider through the invoice's payment) and ``GET /{id}/pdf`` (the note as a PDF)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from novabilling.invoices.credit_note_schemas import (
     CreditNoteCreate,
     CreditNoteOut,
     CreditNotePatch,
+    CreditWalletIn,
     credit_note_out,
     invoice_embed,
 )
@@ -129,6 +131,23 @@ async def refund_credit_note(
         note_id=note_id,
         factory=provider_factory(runtime),
     )
+    return _out(found, "currency", "status")
+
+
+@router.post(
+    "/{note_id}/credit-wallet",
+    status_code=201,
+    summary="Credit a finalized credit note to one of the customer's wallets",
+    responses=returns(CreditNoteOut, 201),
+)
+async def credit_note_to_wallet(
+    session: TenantSession,
+    note_id: str,
+    runtime: RuntimeDep,
+    body: CreditWalletIn | None = None,
+) -> dict[str, Any]:
+    wallet_id = body.wallet_id if body is not None else None
+    found = await outcomes.credit_wallet(session, note_id, wallet_id=wallet_id, clock=runtime.clock)
     return _out(found, "currency", "status")
 
 

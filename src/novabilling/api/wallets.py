@@ -23,7 +23,7 @@ Page = Annotated[PageParams, Depends(lenient_page)]
     responses=returns(
         schemas.WalletOut,
         201,
-        errors={404: "Unknown customer", 409: "The customer already has an active wallet"},
+        errors={404: "Unknown customer"},
     ),
 )
 async def create_wallet(

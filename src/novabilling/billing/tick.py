@@ -342,10 +342,16 @@ async def _payment_reminders(
     maker: async_sessionmaker[AsyncSession], ctx: TickContext, queue: JobQueue, result: TickResult
 ) -> None:
     """The reminder series: rows and e-mails in one transaction; a unique-key race with
-    another tick rolls back this one (the next tick sends what is still due)."""
+    another tick rolls back this one (the next tick sends what is still due). Scoped like
+    every step: a test clock's customers get theirs at the clock's time only."""
     async with job_buffer(queue) as buffer, maker() as session:
         try:
-            count = await payment_reminders.queue_due(session, tenant_id=ctx.tenant.id, now=ctx.now)
+            count = await payment_reminders.queue_due(
+                session,
+                tenant_id=ctx.tenant.id,
+                now=ctx.now,
+                scope=lambda stmt: scoped(stmt, Invoice.customer_id, ctx.test_clock_id),
+            )
             await session.commit()
         except IntegrityError:
             await session.rollback()
@@ -382,8 +388,8 @@ async def run_tenant_tick(
         await _retries(maker, ctx, queue, result)
         await _stalled_collections(maker, ctx, queue, result)
         await _trial_reminders(maker, ctx, queue, result)
+        await _payment_reminders(maker, ctx, queue, result)  # scoped like the steps above
         if test_clock_id is None:  # tenant-wide work on wall time: not a clock's
-            await _payment_reminders(maker, ctx, queue, result)
             await _expire_wallets(maker, ctx, queue, result)
             result.relayed = await relay_stale(maker, queue)
     log.info(

@@ -30,6 +30,12 @@ class CreditNoteCreate(WireModel):
     created_at: InstantInput | None = None
 
 
+class CreditWalletIn(WireModel):
+    """Which wallet (default: the customer's oldest ACTIVE one in the note's currency)."""
+
+    wallet_id: Id | None = None
+
+
 class CreditNotePatch(WireModel):
     amount: WireAmount | None = None
     reason: Reason | None = None
@@ -73,6 +79,9 @@ def credit_note_out(
         "metadata": note.metadata_,
         "refundedAmount": money.to_wire(note.refunded_minor or 0, note.currency),
         "refundedAt": timestamps.to_wire(note.refunded_at) if note.refunded_at else None,
+        "creditedAmount": money.to_wire(note.credited_minor or 0, note.currency),
+        "creditedAt": timestamps.to_wire(note.credited_at) if note.credited_at else None,
+        "creditedWalletId": note.credited_wallet_id,
         "createdAt": timestamps.to_wire(note.created_at),
         "updatedAt": timestamps.to_wire(note.updated_at),
         "customer": (
@@ -115,6 +124,9 @@ class CreditNoteOut(WireOut):
     metadata: FreeForm | None
     refunded_amount: DecimalText
     refunded_at: Timestamp | None
+    credited_amount: DecimalText
+    credited_at: Timestamp | None
+    credited_wallet_id: str | None
     created_at: Timestamp
     updated_at: Timestamp
     customer: CreditNoteCustomerOut | None

@@ -45,8 +45,10 @@ __all__ = [
     "issue_order_change",
     "latest_invoice",
     "list_notes",
+    "mark_credited",
     "release_refund",
     "remaining_share",
+    "settleable",
     "update_note",
     "void",
 ]
@@ -290,8 +292,8 @@ async def _move(
     if to == VOIDED:
         if note.status == VOIDED:
             raise BusinessRule("Credit note is already voided")
-        if note.refunded_minor:
-            raise BusinessRule("Credit note has been refunded and cannot be voided")
+        if note.refunded_minor or note.credited_minor:
+            raise BusinessRule("Credit note has been refunded or credited and cannot be voided")
     note.status = to
     note.updated_at = clock.now()
     await session.flush()
@@ -321,19 +323,36 @@ class RefundClaim:
     currency: str
 
 
+async def settleable(session: AsyncSession, note_id: str, *, verb: str) -> CreditNote:
+    """The note (locked) if it may get an outcome: FINALIZED, on a PAID invoice, above
+    zero, neither refunded nor credited yet (one outcome per note)."""
+    note = await _note(session, note_id, lock=True)
+    if note.status != FINALIZED:
+        raise BusinessRule(f"Only finalized credit notes can be {verb}")
+    invoice = await repository.get(session, note.invoice_id)
+    if invoice.status != "PAID":
+        raise BusinessRule(f"Only credit notes of paid invoices can be {verb}")
+    if note.refunded_minor:
+        raise BusinessRule("Credit note is already refunded")
+    if note.credited_minor:
+        raise BusinessRule("Credit note is already credited to a wallet")
+    if note.amount_minor <= 0:
+        raise BusinessRule(f"Credit note amount is zero: nothing to be {verb}")
+    return note
+
+
+def mark_credited(note: CreditNote, wallet_id: str, *, now: datetime) -> None:
+    note.credited_minor = note.amount_minor
+    note.credited_at = now
+    note.credited_wallet_id = wallet_id
+    note.updated_at = now
+
+
 async def claim_refund(session: AsyncSession, note_id: str, *, clock: Clock) -> RefundClaim:
     """Reserve the refund of a FINALIZED note on a PAID invoice (marked refunded before
     the provider call: two requests cannot both refund it)."""
-    note = await _note(session, note_id, lock=True)
-    if note.status != FINALIZED:
-        raise BusinessRule("Only finalized credit notes can be refunded")
+    note = await settleable(session, note_id, verb="refunded")
     invoice = await repository.get(session, note.invoice_id)
-    if invoice.status != "PAID":
-        raise BusinessRule("Only credit notes of paid invoices can be refunded")
-    if note.refunded_minor:
-        raise BusinessRule("Credit note is already refunded")
-    if note.amount_minor <= 0:
-        raise BusinessRule("Credit note amount is zero: nothing to refund")
     claimed = await session.execute(
         update(CreditNote)
         .where(CreditNote.id == note.id, CreditNote.refunded_minor == 0)

@@ -166,7 +166,8 @@ async def credit_note_pdf(
         tax_minor=0,
         total_minor=note.amount_minor,
         amount_paid_minor=note.refunded_minor,
-        notes=f"Credit note against invoice {invoice.invoice_number}. Reason: {reason}.",
+        notes=f"Credit note against invoice {invoice.invoice_number}. Reason: {reason}."
+        + (" Credited to the customer's prepaid wallet." if note.credited_minor else ""),
     )
     return await render_pdf(view, created_at=note.created_at, title=CREDIT_NOTE)
 

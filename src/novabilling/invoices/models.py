@@ -153,5 +153,9 @@ class CreditNote(TenantBase):
     # refunds of the invoice's payment) and when.
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     refunded_at: Mapped[datetime | None] = mapped_column(default=None)
+    # ... or credited to one of the customer's wallets (billing.credit_notes)
+    credited_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credited_at: Mapped[datetime | None] = mapped_column(default=None)
+    credited_wallet_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -11,8 +11,10 @@ written in the same transaction as the queued e-mail (outbox), so each is sent o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,10 +72,15 @@ def _window(stage: Stage, now: datetime) -> tuple[datetime, datetime]:
     return midnight + timedelta(days=stage.first_day), midnight + timedelta(days=stage.last_day + 1)
 
 
-async def queue_due(session: AsyncSession, *, tenant_id: str, now: datetime) -> int:
-    """Record and queue every reminder due at ``now`` (at most ``BATCH`` per stage);
-    returns how many. The caller commits (and rolls back on a unique-key race: the next
-    tick finds what is still due)."""
+Scope = Callable[[Any], Any]  # narrows a select of invoices (e.g. to a test clock's customers)
+
+
+async def queue_due(
+    session: AsyncSession, *, tenant_id: str, now: datetime, scope: Scope | None = None
+) -> int:
+    """Record and queue every reminder due at ``now`` (at most ``BATCH`` per stage) among
+    the invoices ``scope`` leaves; returns how many. The caller commits (and rolls back on
+    a unique-key race: the next tick finds what is still due)."""
     count = 0
     for stage in STAGES:
         low, high = _window(stage, now)
@@ -93,6 +100,8 @@ async def queue_due(session: AsyncSession, *, tenant_id: str, now: datetime) -> 
             .order_by(Invoice.due_date, Invoice.id)
             .limit(BATCH)
         )
+        if scope is not None:
+            stmt = scope(stmt)
         for invoice_id in (await session.scalars(stmt)).all():
             session.add(
                 PaymentReminder(id=new_id(), invoice_id=invoice_id, stage=stage.name, sent_at=now)
