@@ -51,8 +51,9 @@ async def _invoice(
 
 async def _world(client: httpx.AsyncClient, creds: TenantCreds, external_id: str) -> dict[str, Any]:
     """Customer ``external_id`` (NGN) with: a TRIALING subscription (plan with NGN and USD
-    prices), a CANCELED one, invoices PAID 1,500.50 NGN + PAID 20.25 USD (manual
-    payments), PENDING 800 NGN, voided 300 NGN; and a second customer with an invoice."""
+    prices), a CANCELED one, an ACTIVE one (yearly plan, billed in arrears), invoices PAID
+    1,500.50 NGN + PAID 20.25 USD (manual payments), PENDING 800 NGN, voided 300 NGN; and
+    a second customer with an invoice."""
     h = creds.key_headers
     plan = await _post(
         client,
@@ -81,6 +82,24 @@ async def _world(client: httpx.AsyncClient, creds: TenantCreds, external_id: str
     canceled = await _post(client, "/api/subscriptions", h, {**sub_body, "trialDays": 7})
     await _post(client, f"/api/subscriptions/{canceled['id']}/cancel", h, {"cancelAt": "now"})
     trialing = await _post(client, "/api/subscriptions", h, {**sub_body, "trialDays": 14})
+    # IN_ARREARS plan (the default): ACTIVE at once, nothing invoiced before its period end
+    basic = await _post(
+        client,
+        "/api/plans",
+        h,
+        {
+            "name": "Basic",
+            "code": f"basic_{secrets.token_hex(3)}",
+            "billingInterval": "YEARLY",
+            "prices": [{"currency": "NGN", "amount": 1000}],
+        },
+    )
+    active = await _post(
+        client,
+        "/api/subscriptions",
+        h,
+        {"customerId": customer["id"], "planId": basic["id"], "currency": "NGN"},
+    )
     paid = await _invoice(client, h, customer["id"], "1500.50", "NGN")
     await _post(client, f"/api/invoices/{paid['id']}/mark-paid", h, {"paymentMethod": "cash"})
     paid_usd = await _invoice(client, h, customer["id"], "20.25", "USD")
@@ -99,6 +118,7 @@ async def _world(client: httpx.AsyncClient, creds: TenantCreds, external_id: str
         "plan": plan,
         "customer": customer,
         "trialing": trialing,
+        "active": active,
         "canceled": canceled,
         "paid": paid,
         "paid_usd": paid_usd,
@@ -140,9 +160,13 @@ async def test_billing_view(
             "currency": "NGN",
             "country": "NG",
         }
-        # only ACTIVE / TRIALING / PAUSED subscriptions: the canceled one is left out
-        assert [s["id"] for s in body["subscriptions"]] == [world["trialing"]["id"]]
-        sub = body["subscriptions"][0]
+        # only ACTIVE / TRIALING / PAUSED subscriptions, newest first: not the canceled one
+        assert [(s["id"], s["status"]) for s in body["subscriptions"]] == [
+            (world["active"]["id"], "ACTIVE"),
+            (world["trialing"]["id"], "TRIALING"),
+        ]
+        assert body["subscriptions"][0]["plan"]["billingInterval"] == "YEARLY"
+        sub = body["subscriptions"][1]
         assert sub["status"] == "TRIALING" and sub["trialEnd"] is not None
         assert sub["plan"]["name"] == "Pro" and sub["plan"]["billingInterval"] == "MONTHLY"
         assert sorted((p["currency"], p["amount"]) for p in sub["plan"]["prices"]) == [
@@ -169,7 +193,7 @@ async def test_billing_view(
         assert payments[1]["invoiceNumber"] == world["paid"]["invoiceNumber"]
         # 1500.50 + 20.25 = 1520.75 (currencies mixed, as the contract says)
         assert body["summary"] == {
-            "activeSubscriptions": 0,
+            "activeSubscriptions": 1,
             "totalSpent": 1520.75,
             "currency": "NGN",
             "pendingInvoices": 1,
@@ -186,11 +210,12 @@ async def test_subscriptions_invoices_payments(
         assert r.status_code == 200, r.text
         subs = r.json()
         assert [(s["id"], s["status"]) for s in subs] == [
+            (world["active"]["id"], "ACTIVE"),
             (world["trialing"]["id"], "TRIALING"),
             (world["canceled"]["id"], "CANCELED"),
         ]
-        assert subs[0]["plan"]["id"] == world["plan"]["id"]
-        assert len(subs[0]["plan"]["prices"]) == 2
+        assert subs[1]["plan"]["id"] == world["plan"]["id"]
+        assert len(subs[1]["plan"]["prices"]) == 2
 
         r = await client.get("/api/portal/customers/cus_a/invoices", headers=headers)
         assert r.status_code == 200

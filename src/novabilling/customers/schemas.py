@@ -148,6 +148,7 @@ class CustomerOut(WireOut):
     currency: str
     net_payment_terms: int | None
     metadata: FreeForm | None
+    test_clock_id: str | None = Field(description="The test clock the customer runs on")
     created_at: Timestamp
     updated_at: Timestamp
 
