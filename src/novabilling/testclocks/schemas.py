@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from novabilling.kit.pagination import PageMeta
 from novabilling.kit.timestamps import InstantInput, to_wire
 from novabilling.kit.wire import WireModel
 from novabilling.testclocks.models import TestClockRow
@@ -38,13 +39,6 @@ class TestClockOut(BaseModel):
     customers: int = Field(description="Customers attached to the clock")
     createdAt: str  # noqa: N815
     updatedAt: str  # noqa: N815
-
-
-class PageMeta(BaseModel):
-    total: int
-    page: int
-    limit: int
-    totalPages: int  # noqa: N815
 
 
 class TestClockPage(BaseModel):
