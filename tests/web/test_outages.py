@@ -81,8 +81,12 @@ async def _customer(client: httpx.AsyncClient, creds: TenantCreds) -> httpx.Resp
 async def test_postgres_down_is_503_with_retry_after_and_recovers_by_itself(
     on_postgres: tuple[httpx.AsyncClient, Runtime, TenantCreds], postgres: PrivatePostgres
 ) -> None:
-    client, _runtime, creds = on_postgres
+    client, runtime, creds = on_postgres
     assert (await _customer(client, creds)).status_code == 201
+    # The create cached the tenant profile (a request session reads whether the tenant
+    # has a webhookUrl); GET /api/tenants/me may answer from that cache for up to
+    # principal_cache_seconds. Past it, the outage must show: start from an expired cache.
+    runtime.tenant_profiles.drop(creds.id)
     postgres.stop()
     try:
         requests = [
