@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novabilling import routes
+from novabilling.api.customers import lean_routes as customer_routes
 from novabilling.api.events import lean_routes as event_routes
 from novabilling.api.webhooks import intake_routes
 from novabilling.billing.scheduler import EmbeddedScheduler
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(limited)
     app.router.routes[:0] = intake_routes()  # first: the webhook intake skips DI (its module)
     app.router.routes[:0] = event_routes()  # same for usage event intake (api/events.py)
+    app.router.routes[:0] = customer_routes()  # and creating/listing customers
     for router in routes.static_routers():
         app.include_router(router)
     app.include_router(health.router)

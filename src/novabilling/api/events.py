@@ -12,11 +12,9 @@ serves the two reads.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
 from novabilling.errors import BusinessRule, Invalid, NotFound
@@ -34,20 +32,12 @@ from novabilling.usage.event_schemas import (
 from novabilling.web.deps import TenantReadSession, check_rate_limit, data_principal, get_runtime
 from novabilling.web.openapi import returns
 from novabilling.web.responses import JSONBytes
-from novabilling.web.routing import LeanRoute
+from novabilling.web.routing import LeanRoute, parse_body
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 SINGLE = "/api/events"
 BATCH = "/api/events/batch"
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], body: bytes) -> M:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
 
 
 def _refusal(outcome: ingest.Outcome) -> Exception:
@@ -62,7 +52,7 @@ def _refusal(outcome: ingest.Outcome) -> Exception:
 async def post_event(request: Request) -> JSONBytes:
     principal = await data_principal(request)
     headers = await check_rate_limit(request, SINGLE)
-    event = _parse(EventIn, await request.body())
+    event = parse_body(EventIn, await request.body())
     [outcome] = await ingest.ingest(get_runtime(request), principal.tenant_id, [event], detail=True)
     if outcome.result == "error":
         raise _refusal(outcome)
@@ -72,7 +62,7 @@ async def post_event(request: Request) -> JSONBytes:
 async def post_batch(request: Request) -> JSONBytes:
     principal = await data_principal(request)
     headers = await check_rate_limit(request, BATCH)
-    batch = _parse(EventBatchIn, await request.body())
+    batch = parse_body(EventBatchIn, await request.body())
     outcomes = await ingest.ingest(get_runtime(request), principal.tenant_id, batch.events)
     return JSONBytes(batch_out([o.item() for o in outcomes]), status_code=201, headers=headers)
 

@@ -4,6 +4,7 @@ only from the authenticated principal, never from a path or body (DESIGN rule 5)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import structlog
@@ -94,8 +95,10 @@ async def tenant_maker(
 TenantMaker = Annotated[async_sessionmaker[AsyncSession], Depends(tenant_maker, scope="function")]
 
 
-async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
-    """Commit, then push the jobs the request queued; roll back and drop them on error."""
+@asynccontextmanager
+async def tenant_transaction(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """One transaction on the tenant's own database: commit, then push the jobs it
+    queued; roll back and drop them on error."""
     maker = await runtime.engines.sessionmaker(tenant_id)
     profile = await runtime.tenant_profiles.get(tenant_id)
     assert runtime.jobs is not None
@@ -110,19 +113,26 @@ async def _session_for(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncS
         await buffer.flush()
 
 
+@asynccontextmanager
+async def tenant_reads(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """Autocommit reads on the tenant's own database (two round trips fewer than a
+    transaction). Never for writes: they would not be atomic."""
+    maker = await runtime.engines.read_sessionmaker(tenant_id)
+    async with maker() as session:
+        yield session
+
+
 async def tenant_session(request: Request, principal: DataPrincipal) -> AsyncIterator[AsyncSession]:
     """One transaction per request on the caller's own database; commits on success."""
-    async for session in _session_for(get_runtime(request), principal.tenant_id):
+    async with tenant_transaction(get_runtime(request), principal.tenant_id) as session:
         yield session
 
 
 async def tenant_read_session(
     request: Request, principal: DataPrincipal
 ) -> AsyncIterator[AsyncSession]:
-    """For endpoints that only read: autocommit on the caller's own database (two round
-    trips fewer than ``tenant_session``). Never for writes: they would not be atomic."""
-    maker = await get_runtime(request).engines.read_sessionmaker(principal.tenant_id)
-    async with maker() as session:
+    """For endpoints that only read: ``tenant_reads`` on the caller's own database."""
+    async with tenant_reads(get_runtime(request), principal.tenant_id) as session:
         yield session
 
 
