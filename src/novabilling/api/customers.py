@@ -33,7 +33,7 @@ from novabilling.web.deps import (
     data_principal,
     get_runtime,
     tenant_reads,
-    tenant_transaction,
+    tenant_single_write,
 )
 from novabilling.web.openapi import returns
 from novabilling.web.responses import JSONBytes
@@ -58,7 +58,7 @@ async def post_customer(request: Request) -> JSONBytes:
     headers = await check_rate_limit(request, PATH)
     body = parse_body(schemas.CustomerCreate, await request.body())
     runtime = get_runtime(request)
-    async with tenant_transaction(runtime, principal.tenant_id) as session:
+    async with tenant_single_write(runtime, principal.tenant_id) as session:
         customer = await service.create_customer(
             session, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
         )

@@ -26,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 # (attribute, column) of every mapped column: ``metadata_`` is stored as ``metadata``.
 _COLUMNS = [(attr.key, attr.columns[0]) for attr in sa_inspect(Customer).column_attrs]
+# Built once, values passed as parameters: one cache key and compiled form for every
+# create (a fresh ``.values(...)`` statement was coerced and hashed on each request).
+_INSERT = insert(Customer)
 
 
 get_customer = repository.get
@@ -73,7 +76,7 @@ async def create_customer(
     values = {column.key: getattr(customer, attr) for attr, column in _COLUMNS}
     connection = await session.connection()
     try:
-        await connection.execute(insert(Customer).values(values))
+        await connection.execute(_INSERT, values)
     except IntegrityError as exc:
         raise Conflict(f"Customer with externalId {body.external_id} already exists") from exc
     outbound.emit(

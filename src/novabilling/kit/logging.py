@@ -11,7 +11,10 @@ Two rules keep one failing request from stalling the server (issue 14, defects 1
 - **Off the event loop.** The calling thread only builds the event dict and puts the
   record on a bounded queue; rendering and writing happen in a listener thread. A full
   queue drops the record (counted, reported on the next line that gets through) instead
-  of blocking the caller.
+  of blocking the caller. The listener drains the queue in batches: it polls every
+  ``IDLE_SECONDS`` instead of being woken by every record, and flushes the stream once
+  the queue is empty (a thread wake-up and a write per line cost the request more than
+  the line itself: two lines per ``POST /api/customers`` were 0.5-1 ms of its CPU).
 - **Tracebacks without locals, in every mode.** Exceptions are rendered as plain Python
   tracebacks (file, line, code), never with local variables; every rendered line then
   passes ``kit.redaction.scrub`` (API keys, bearer tokens, JWTs, password hashes, URL
@@ -24,15 +27,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json as stdlib_json
 import logging
 import logging.handlers
 import queue
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import IO, Any
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -53,12 +59,16 @@ __all__ = [
 ]
 
 QUEUE_SIZE = 10_000
+IDLE_SECONDS = 0.05
 _MAX_DEPTH = 6
 _CONTEXT_ATTR = "nb_context"
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _redact(value: Any, depth: int) -> Any:
-    if depth > _MAX_DEPTH:
+    if type(value) in _PLAIN or depth > _MAX_DEPTH:  # most values: nothing to look into
         return value
     if isinstance(value, Mapping):
         return {
@@ -152,6 +162,37 @@ class _ScrubbingRenderer:
         return scrub(text)
 
 
+class _BatchWriter(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that leaves flushing to the listener (once per batch)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+
+class _BatchListener(logging.handlers.QueueListener):
+    """Drains the queue in batches: polls while it is empty (``put`` then wakes no
+    thread) and flushes the handlers when it has written everything queued, before the
+    last record is marked done (so ``flush_logs`` returns with the lines written)."""
+
+    def dequeue(self, block: bool) -> logging.LogRecord:
+        while True:
+            try:
+                return self.queue.get_nowait()  # type: ignore[attr-defined,no-any-return]
+            except queue.Empty:
+                if not block:
+                    raise
+                time.sleep(IDLE_SECONDS)
+
+    def handle(self, record: logging.LogRecord) -> None:
+        super().handle(record)
+        if self.queue.empty():  # type: ignore[attr-defined]
+            for handler in self.handlers:
+                handler.flush()
+
+
 class _State:
     listener: logging.handlers.QueueListener | None = None
     queue: queue.Queue[logging.LogRecord] | None = None
@@ -196,9 +237,18 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+def _dumps(obj: Any, **kw: Any) -> str:
+    """orjson for the JSON lines (several times faster than ``json.dumps``); anything it
+    refuses (a non-string key, an integer beyond 64 bits) goes to ``json.dumps``."""
+    try:
+        return orjson.dumps(obj, default=kw.get("default")).decode()
+    except TypeError:
+        return stdlib_json.dumps(obj, **kw)
+
+
 def _renderer(json: bool) -> Processor:
     if json:
-        return structlog.processors.JSONRenderer()
+        return structlog.processors.JSONRenderer(serializer=_dumps)
     return structlog.dev.ConsoleRenderer(
         colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
     )
@@ -236,11 +286,11 @@ def configure_logging(*, json: bool, level: str, stream: IO[str] | None = None) 
             _ScrubbingRenderer(_renderer(json)),
         ],
     )
-    output = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    output = _BatchWriter(stream if stream is not None else sys.stderr)
     output.setFormatter(formatter)
     _stop_listener()
     records: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_SIZE)
-    listener = logging.handlers.QueueListener(records, output, respect_handler_level=False)
+    listener = _BatchListener(records, output, respect_handler_level=False)
     listener.start()
     _State.listener, _State.queue = listener, records
     root = logging.getLogger()

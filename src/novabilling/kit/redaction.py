@@ -13,6 +13,7 @@ Two layers:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
@@ -24,17 +25,28 @@ _SECRET_KEY_PATTERN = re.compile(
     r"password|passwd|secret|token|apikey|authorization|credential|cookie|privatekey|passkey"
 )
 
+# (a substring every match contains, pattern, replacement): the regex only runs when
+# the cheap substring test finds its anchor (most log lines contain none).
 _SHAPES = [
     # our API keys (sk_live_ + 64 hex), Paystack / Stripe secret and restricted keys
-    (re.compile(r"\b((?:sk|rk)_(?:live|test)_)[A-Za-z0-9]{8,}"), r"\1***"),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]{8,}"), "whsec_***"),
-    (re.compile(r"\bFLWSECK(?:_TEST)?-[A-Za-z0-9-]{8,}"), "FLWSECK-***"),
-    (re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[A-Za-z0-9._~+/=-]{16,}"), r"\1\2***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "***jwt***"),
-    (re.compile(r"\$argon2(?:id|i|d)\$[^\s'\";]+"), "$argon2***"),
+    (("_live_", "_test_"), re.compile(r"\b((?:sk|rk)_(?:live|test)_)[A-Za-z0-9]{8,}"), r"\1***"),
+    (("whsec_",), re.compile(r"\bwhsec_[A-Za-z0-9+/=]{8,}"), "whsec_***"),
+    (("FLWSECK",), re.compile(r"\bFLWSECK(?:_TEST)?-[A-Za-z0-9-]{8,}"), "FLWSECK-***"),
+    (
+        ("bearer", "basic"),  # tested on the lower-cased text
+        re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[A-Za-z0-9._~+/=-]{16,}"),
+        r"\1\2***",
+    ),
+    (
+        ("eyJ",),
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        "***jwt***",
+    ),
+    (("$argon2",), re.compile(r"\$argon2(?:id|i|d)\$[^\s'\";]+"), "$argon2***"),
     # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@"), r"\1***@"),
+    (("://",), re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@"), r"\1***@"),
 ]
+_CASELESS = frozenset({"bearer", "basic"})
 
 _MIN_REGISTERED = 8  # never register short values: "***"-ing every "USD" helps nobody
 
@@ -57,7 +69,9 @@ def register_secret(*values: str | None) -> None:
         _Registry.values = frozenset(merged)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    """Cached: log lines use the same few dozen keys over and over."""
     normalized = key.lower().replace("_", "").replace("-", "")
     return _SECRET_KEY_PATTERN.search(normalized) is not None
 
@@ -67,6 +81,9 @@ def scrub(text: str) -> str:
     registered = _Registry.pattern
     if registered is not None:
         text = registered.sub(REDACTED, text)
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for anchors, pattern, replacement in _SHAPES:
+        if any((a in lowered) if a in _CASELESS else (a in text) for a in anchors):
+            text = pattern.sub(replacement, text)
+            lowered = text.lower()
     return text

@@ -114,6 +114,30 @@ async def tenant_transaction(runtime: Runtime, tenant_id: str) -> AsyncIterator[
 
 
 @asynccontextmanager
+async def tenant_single_write(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """For a use case whose only write is one statement plus, when the tenant takes
+    webhooks, an outbound event. A tenant without ``webhookUrl`` gets no outbox row, so
+    there is nothing to keep atomic with the statement: it runs on an autocommit session
+    (one round trip instead of BEGIN, statement, COMMIT). With ``webhookUrl``: a
+    ``tenant_transaction``. The commit below is a no-op in autocommit and commits behind
+    PgBouncer (where the read sessions are transactional)."""
+    profile = await runtime.tenant_profiles.get(tenant_id)
+    if profile.webhook_url:
+        async with tenant_transaction(runtime, tenant_id) as session:
+            yield session
+        return
+    maker = await runtime.engines.read_sessionmaker(tenant_id)
+    async with maker() as session:
+        with outbound.subscribed(False):
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+
+@asynccontextmanager
 async def tenant_reads(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
     """Autocommit reads on the tenant's own database (two round trips fewer than a
     transaction). Never for writes: they would not be atomic."""
