@@ -115,7 +115,7 @@ async def list_customers(
         .limit(limit)
         .offset((page - 1) * limit)
     )
-    rows = (await session.execute(page_stmt)).tuples().all()
+    rows = (await session.execute(page_stmt)).all()
     if rows:
         total = int(rows[0][2])
     elif page > 1:

@@ -106,7 +106,7 @@ async def paid_minor_by_customer(
         .where(Invoice.customer_id.in_(customer_ids), Invoice.status == PAID)
         .group_by(Invoice.customer_id, Invoice.currency)
     )
-    return [(cid, currency, int(minor or 0)) for cid, currency, minor in rows.tuples()]
+    return [(cid, currency, int(minor or 0)) for cid, currency, minor in rows]
 
 
 async def lock_for_customer(session: AsyncSession, customer_id: str) -> None:
