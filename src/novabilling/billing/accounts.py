@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -101,8 +102,9 @@ async def list_customers(
     currency: str | None = None,
     sort_by: str | None = None,
     sort_order: str | None = None,
-) -> tuple[list[tuple[Customer, int, Decimal]], int]:
-    """One page of (customer, ACTIVE subscriptions, total PAID invoices) and the total.
+) -> tuple[list[tuple[RowMapping, int, Decimal]], int]:
+    """One page of (customer row, ACTIVE subscriptions, total PAID invoices) and the
+    total. The customers come as table rows, not ORM objects: the list only renders them.
     Two statements: the page with each customer's ACTIVE subscriptions (correlated) and
     the filtered total (a window count, computed before LIMIT), then the PAID totals of
     the page's customers. A page past the end has no row to carry the total: only then
@@ -110,14 +112,18 @@ async def list_customers(
     order = customers_service.ordering(sort_by, sort_order)
     filtered = customers_service.filtered(search, country, currency)
     page_stmt = (
-        filtered.add_columns(active_subscriptions_of(Customer.id), func.count().over())
+        filtered.with_only_columns(*Customer.__table__.columns, maintain_column_froms=True)
+        .add_columns(
+            active_subscriptions_of(Customer.id).label("nb_active"),
+            func.count().over().label("nb_total"),
+        )
         .order_by(*order)
         .limit(limit)
         .offset((page - 1) * limit)
     )
-    rows = (await session.execute(page_stmt)).all()
+    rows = (await session.execute(page_stmt)).mappings().all()
     if rows:
-        total = int(rows[0][2])
+        total = int(rows[0]["nb_total"])
     elif page > 1:
         count = filtered.with_only_columns(func.count(), maintain_column_froms=True)
         total = int(await session.scalar(count) or 0)
@@ -125,8 +131,8 @@ async def list_customers(
         total = 0
     if not rows:
         return [], total
-    spent = await total_spent(session, [customer.id for customer, _, _ in rows])
-    out = [(c, int(n or 0), spent.get(c.id, Decimal(0))) for c, n, _ in rows]
+    spent = await total_spent(session, [row["id"] for row in rows])
+    out = [(row, int(row["nb_active"] or 0), spent.get(row["id"], Decimal(0))) for row in rows]
     return out, total
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
 from pydantic import AfterValidator, Field, StringConstraints
+from sqlalchemy import inspect as sa_inspect
 
 from novabilling.customers.models import Customer
 from novabilling.kit.timestamps import InstantInput, to_wire
@@ -98,21 +100,30 @@ class CustomerPatch(WireModel):
         ]
 
 
-def customer_out(customer: Customer) -> dict[str, Any]:
+def customer_wire(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The Customer object from a row of the customers table (column names)."""
     return {
-        "id": customer.id,
-        "externalId": customer.external_id,
-        "email": customer.email,
-        "name": customer.name,
-        "phone": customer.phone,
-        "country": customer.country,
-        "currency": customer.currency,
-        "netPaymentTerms": customer.net_payment_terms,
-        "metadata": customer.metadata_,
-        "testClockId": customer.test_clock_id,
-        "createdAt": to_wire(customer.created_at),
-        "updatedAt": to_wire(customer.updated_at),
+        "id": row["id"],
+        "externalId": row["external_id"],
+        "email": row["email"],
+        "name": row["name"],
+        "phone": row["phone"],
+        "country": row["country"],
+        "currency": row["currency"],
+        "netPaymentTerms": row["net_payment_terms"],
+        "metadata": row["metadata"],
+        "testClockId": row["test_clock_id"],
+        "createdAt": to_wire(row["created_at"]),
+        "updatedAt": to_wire(row["updated_at"]),
     }
+
+
+# (attribute, column name) of every mapped column: ``metadata_`` is stored as ``metadata``.
+_COLUMNS = [(attr.key, attr.columns[0].key) for attr in sa_inspect(Customer).column_attrs]
+
+
+def customer_out(customer: Customer) -> dict[str, Any]:
+    return customer_wire({column: getattr(customer, attr) for attr, column in _COLUMNS})
 
 
 def _number(value: Decimal) -> int | float:
@@ -121,10 +132,11 @@ def _number(value: Decimal) -> int | float:
 
 
 def customer_listed(
-    customer: Customer, *, active_subscriptions: int, total_spent: Decimal
+    row: Mapping[Any, Any], *, active_subscriptions: int, total_spent: Decimal
 ) -> dict[str, Any]:
+    """A customer of the list: its table row, ACTIVE subscriptions and total PAID."""
     return {
-        **customer_out(customer),
+        **customer_wire(row),
         "activeSubscriptions": active_subscriptions,
         "totalSpent": _number(total_spent),
     }
