@@ -1,7 +1,9 @@
 """``python -m novabilling.worker_main``: the job worker process.
 
 ``novabilling worker`` replaces itself (``exec``) with this module, so the command line's
-own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker."""
+own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker;
+it runs through ``kit.headless`` with Rich, Pygments and Click hidden (structlog and httpx
+import them only because they are installed)."""
 
 from __future__ import annotations
 
@@ -14,19 +16,24 @@ from collections.abc import Sequence
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
+from novabilling.kit import headless
 from novabilling.kit.jobs import ALL_QUEUES
 from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
 from novabilling.kit.logging import configure_logging
 from novabilling.worker import build_handlers
+
+MODULE = "novabilling.worker_main"  # not __name__: run as __main__ it is "__main__"
+HIDDEN = ("rich", "pygments", "click")  # terminal-only libraries kept out of the process
 
 
 def exec_worker(*, concurrency: int, scheduler: bool) -> None:
     """Replace this process with the job worker; does not return."""
     env = dict(os.environ)
     env.setdefault("MALLOC_ARENA_MAX", "2")  # see novabilling/web/serving.py
-    args = [sys.executable, "-m", "novabilling.worker_main", "--concurrency", str(concurrency)]
+    options = ["--concurrency", str(concurrency)]
     if not scheduler:
-        args.append("--no-scheduler")
+        options.append("--no-scheduler")
+    args = headless.command(MODULE, options, hidden=HIDDEN)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, args, env)

@@ -301,14 +301,17 @@ async def test_request_dates_outside_the_accepted_range_are_400(
     assert_error(r, 400, "startDate")
 
 
-@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01T00:00:00+01:00", "1970-01-01"])
-@pytest.mark.parametrize("path", ["/api/invoices", "/api/payments"])
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01T00:00:00+01:00", "1970-01-01", "x"])
+@pytest.mark.parametrize("path", ["/api/invoices", "/api/payments", "/api/webhooks/deliveries"])
 async def test_date_filters_outside_the_range_are_400(
     client: httpx.AsyncClient, tenant: TenantCreds, path: str, value: str
 ) -> None:
     for name in ("dateFrom", "dateTo"):
         r = await client.get(path, params={name: value}, headers=tenant.key_headers)
         assert_error(r, 400, name)
+        assert r.json()["errors"] == [
+            {"field": name, "message": f"{name} must be a valid ISO 8601 date string"}
+        ]
 
 
 async def test_dates_inside_the_range_are_accepted(
