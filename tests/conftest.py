@@ -27,6 +27,7 @@ from novabilling.config import Settings
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
 from novabilling.tenancy.operations import migrate_central
+from tests.reaper import DatabaseReaper
 
 PG_HOST = os.environ.get("NB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("NB_TEST_PG_PORT", "5432"))
@@ -146,6 +147,44 @@ def pg_prefix() -> Iterator[str]:
     if PG_UP:
         asyncio.run(_pg_cleanup(prefix))
     _redis_cleanup(f"nbtest:{RUN_ID}:*")
+
+
+@pytest.fixture(scope="session")
+def reaper(pg_prefix: str) -> Iterator[DatabaseReaper | None]:
+    """Drops each test's PostgreSQL databases in the background (tests/reaper.py); torn
+    down - every drop finished - before ``pg_prefix`` cleans up what is left."""
+    if not PG_UP:
+        yield None
+        return
+    reaper = DatabaseReaper(
+        host=PG_HOST, port=PG_PORT, prefix=pg_prefix, keep={f"{pg_prefix}central"}, drops=3
+    )
+    try:
+        yield reaper
+    finally:
+        reaper.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_this_tests_databases(reaper: DatabaseReaper | None) -> Iterator[None]:
+    """The PostgreSQL databases a test made are dropped once it is over, while the next
+    tests run, instead of all at the end of the session."""
+    if reaper is None:
+        yield
+        return
+    before = reaper.databases()
+    yield
+    reaper.drop(reaper.databases() - before)
+
+
+@pytest.fixture
+def settled_databases(request: pytest.FixtureRequest, reaper: DatabaseReaper | None) -> None:
+    """For a test that compares snapshots of the database server: no earlier test's
+    databases are still being dropped while it runs (SQLite variants need not wait)."""
+    if "backend" in request.fixturenames and request.getfixturevalue("backend").name != "postgres":
+        return
+    if reaper is not None:
+        reaper.settle()
 
 
 @pytest.fixture(scope="session")
