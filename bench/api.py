@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--port", type=int, default=8077)
+    parser.add_argument("--port", type=int, help="default: a free port")
     parser.add_argument("--scenarios", default="health,me,customers_post,customers_get,webhooks")
     parser.add_argument("--loader", choices=("wrk", "python"), default="wrk")
     parser.add_argument("--webhook-connections", type=int, default=64)

@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--port", type=int, default=8078)
+    parser.add_argument("--port", type=int, help="default: a free port")
     args = parser.parse_args()
     if not wrk.available():
         sys.exit("bench/ingest.py needs wrk (apt-get install wrk)")

@@ -15,6 +15,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,8 +95,19 @@ def stop(process: subprocess.Popen[Any]) -> None:
         process.wait(timeout=30)
 
 
+def free_port() -> int:
+    """A port nothing listens on now (another engineer's server may hold the usual ones:
+    benchmarking it instead of ours must not happen)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
-def served(*, workers: int, port: int) -> Iterator[Served]:
+def served(*, workers: int, port: int | None = None) -> Iterator[Served]:
+    """``port``: None picks a free one."""
+    port = port or free_port()
     prefix = f"nbbench_{secrets.token_hex(3)}_"
     asyncio.run(admin(f'CREATE DATABASE "{prefix}central"'))
     process = subprocess.Popen(
@@ -115,14 +127,18 @@ def served(*, workers: int, port: int) -> Iterator[Served]:
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[Any]) -> None:
+    """Healthy twice a second apart with our process alive throughout (a server that
+    cannot bind the port exits at once; what answered was then someone else's)."""
     deadline = time.monotonic() + START_TIMEOUT_S
+    answered = 0
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} while starting")
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
+            answered = answered + 1 if httpx.get(f"{base}/health", timeout=1).is_success else 0
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+            answered = 0
+        if answered == 2 and process.poll() is None:
+            return
+        time.sleep(0.5 if answered == 0 else 1.0)
     raise RuntimeError(f"the server was not healthy within {START_TIMEOUT_S:.0f} s")
