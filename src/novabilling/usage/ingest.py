@@ -31,9 +31,9 @@ the minute's end); if that job is lost, the period invoice still bills everythin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -178,15 +178,36 @@ def _targets_statement() -> Any:
 _TARGETS = _targets_statement()
 
 
+# PostgreSQL: the same query as plain SQL on the driver connection - no statement
+# compilation, expansion or result adaptation per request (one array parameter)
+_PG_TARGETS = (
+    "SELECT s.id, s.external_id, s.status, s.started_at, "
+    "COALESCE(p.progressive_billing_threshold_e4, 0) > 0 OR EXISTS ("
+    "SELECT 1 FROM charges c WHERE c.plan_id = p.id AND c.billing_timing = $2) "
+    "FROM subscriptions s JOIN plans p ON p.id = s.plan_id "
+    "WHERE s.id = ANY($1::varchar[]) OR s.external_id = ANY($1::varchar[])"
+)
+
+
 async def _load_targets(engine: AsyncEngine, refs: list[str]) -> dict[str, Target]:
     """By id first, then by externalId (an id match wins over another's externalId)."""
     async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        rows = (await conn.execute(_TARGETS, {"refs": refs})).all()
+        if engine.dialect.name == "postgresql":
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:  # outside any transaction: nothing begun, nothing to roll back
+                rows: Sequence[Any] = await driver.fetch(_PG_TARGETS, refs, IN_ADVANCE)
+            except Exception:
+                if driver.is_closed():
+                    await conn.invalidate()
+                raise
+        else:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(_TARGETS, {"refs": refs})).all()
     by_id: dict[str, Target] = {}
     by_external: dict[str, Target] = {}
     for sub_id, external_id, status, started_at, needs_check in rows:
-        target = Target(sub_id, status, started_at, bool(needs_check))
+        target = Target(sub_id, status, started_at.astimezone(UTC), bool(needs_check))
         by_id[sub_id] = target
         if external_id is not None:
             by_external[external_id] = target
