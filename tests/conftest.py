@@ -26,6 +26,7 @@ from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
+from novabilling.tenancy import provisioning
 from novabilling.tenancy.operations import migrate_central
 from tests.reaper import DatabaseReaper
 
@@ -84,8 +85,9 @@ async def _pg_admin(*statements: str) -> None:
         await conn.close()
 
 
-async def _pg_drop_databases(names: list[str], *, connections: int = 4) -> None:
-    """Drop databases over a few connections at once (each DROP waits on file removal)."""
+async def _pg_drop_databases(names: list[str], *, connections: int = 8) -> None:
+    """Drop databases over several connections at once (each DROP waits for a checkpoint;
+    drops at the same time share one)."""
     import asyncpg
 
     async def drop_share(share: list[str]) -> None:
@@ -157,7 +159,12 @@ def reaper(pg_prefix: str) -> Iterator[DatabaseReaper | None]:
         yield None
         return
     reaper = DatabaseReaper(
-        host=PG_HOST, port=PG_PORT, prefix=pg_prefix, keep={f"{pg_prefix}central"}, drops=3
+        host=PG_HOST,
+        port=PG_PORT,
+        prefix=pg_prefix,
+        keep={f"{pg_prefix}central"},
+        drops=8,
+        batch=24,
     )
     try:
         yield reaper
@@ -316,6 +323,36 @@ async def tenant(client: httpx.AsyncClient) -> TenantCreds:
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> TenantCreds:
     return await register_tenant(client, "Other Co")
+
+
+@pytest.fixture(scope="module")
+def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, tuple[TenantCreds, str]]]:
+    """The module's shared tenant per backend: (credentials, database name)."""
+    shared: dict[str, tuple[TenantCreds, str]] = {}
+    yield shared
+    if reaper is not None and "postgres" in shared:
+        reaper.release(shared["postgres"][1])
+
+
+@pytest.fixture
+async def shared_tenant(
+    client: httpx.AsyncClient,
+    backend: Backend,
+    reaper: DatabaseReaper | None,
+    _shared_tenants: dict[str, tuple[TenantCreds, str]],
+) -> TenantCreds:
+    """One tenant per module and backend, for tests whose requests are all refused or only
+    read (input validation): registering a fresh tenant - a database each - cost more than
+    such a test's own requests, and every database is dropped again. A test that changes
+    the tenant's data or settings uses ``tenant``."""
+    found = _shared_tenants.get(backend.name)
+    if found is None:
+        creds = await register_tenant(client, "Shared Ltd")
+        name = provisioning.database_name(backend.settings, creds.id)
+        if reaper is not None and backend.name == "postgres":
+            reaper.keep(name)
+        found = _shared_tenants[backend.name] = (creds, name)
+    return found[0]
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:

@@ -4,8 +4,8 @@ A test run creates hundreds of tenant databases; dropping them all at the end of
 session cost each xdist worker three to four minutes of wall time after its last test
 (``DROP DATABASE`` waits for a checkpoint and for the files to go). The reaper lists this
 run's databases when a test starts and again when it ends, and drops the new ones - with
-the role of the same name that every tenant database has - on a few connections of its
-own in a background thread, overlapping with the next tests.
+the role of the same name that every tenant database has - a batch at a time on a few
+connections of its own in a background thread, overlapping with the next tests.
 
 Kept for the session end (the conftest's cleanup drops them): the central database (made
 by a session fixture, possibly inside a test) and templates (shared by every later
@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 
 class DatabaseReaper:
-    def __init__(self, *, host: str, port: int, prefix: str, keep: set[str], drops: int) -> None:
+    def __init__(
+        self, *, host: str, port: int, prefix: str, keep: set[str], drops: int, batch: int
+    ) -> None:
         self._connect_args: dict[str, Any] = {
             "host": host,
             "port": port,
@@ -37,6 +39,8 @@ class DatabaseReaper:
         self._prefix = prefix
         self._keep = keep
         self._drops = drops
+        self._batch = batch
+        self._waiting: set[str] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="nbtest-database-reaper", daemon=True
@@ -82,14 +86,35 @@ class DatabaseReaper:
 
         await asyncio.gather(*(drop(name) for name in sorted(names)))
 
+    def keep(self, name: str) -> None:
+        """Leave ``name`` alone until ``release``: a database shared by several tests."""
+        self._keep.add(name)
+
+    def release(self, name: str) -> None:
+        """Its tests are over: drop ``name`` in the background."""
+        self._keep.discard(name)
+        self.drop({name})
+
     def drop(self, names: set[str]) -> None:
-        """Drop ``names`` in the background; returns at once."""
+        """Drop ``names`` in the background, ``batch`` at a time; returns at once.
+
+        Every ``DROP DATABASE`` waits for a checkpoint, and a checkpoint per test slowed
+        the tests around it (each one flushes what they wrote, and the next write of
+        every page logs the whole page): drops started together share a checkpoint."""
+        self._waiting |= names
+        if len(self._waiting) >= self._batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        names, self._waiting = self._waiting, set()
         if names:
             self._pending = [f for f in self._pending if not f.done()]
             self._pending.append(self._run(self._drop(names)))
 
     def settle(self) -> None:
-        """Wait until every drop asked for so far is done (raises a drop's error)."""
+        """Drop what waits for a batch and wait until every drop asked for so far is
+        done (raises a drop's error)."""
+        self._flush()
         pending, self._pending = self._pending, []
         for future in pending:
             future.result()
