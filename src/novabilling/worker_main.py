@@ -2,8 +2,8 @@
 
 ``novabilling worker`` replaces itself (``exec``) with this module, so the command line's
 own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker;
-it runs through ``kit.headless`` with Rich, Pygments and Click hidden (structlog and httpx
-import them only because they are installed)."""
+it runs through ``kit.headless`` with Rich, Pygments, Click and ``cryptography`` hidden
+(structlog, httpx, PyJWT and redis-py import them only because they are installed)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from novabilling.kit.logging import configure_logging
 from novabilling.worker import build_handlers
 
 MODULE = "novabilling.worker_main"  # not __name__: run as __main__ it is "__main__"
-HIDDEN = ("rich", "pygments", "click")  # terminal-only libraries kept out of the process
+HIDDEN = ("rich", "pygments", "click", "cryptography")  # see kit/headless.py
 
 
 def exec_worker(*, concurrency: int, scheduler: bool) -> None:

@@ -1,16 +1,23 @@
-"""Run a module as ``__main__`` without the terminal-only libraries.
+"""Run a module as ``__main__`` without libraries it would load only because they exist.
 
     python -m novabilling.kit.headless --hide rich,pygments MODULE [ARGS...]
 
-The server and job-worker processes write nothing for a terminal (logs are rendered by
-``kit.logging`` with plain tracebacks), yet two of their libraries import Rich whenever it
-is installed: ``structlog`` (``structlog.dev`` picks its default traceback formatter) and
-``httpx`` (its ``httpx`` command line: Click, Pygments and Rich). Both fall back when the
-import fails. The command line needs Rich, so it stays installed; this launcher marks the
-named packages as absent (``sys.modules[name] = None`` makes ``import name`` raise
-``ImportError``) before MODULE imports anything, which keeps ~4-6 MiB of modules out of
-every long-running process (docs/benchmarks.md, Memory). uvicorn needs Click: the API
-processes hide Rich and Pygments only.
+Some libraries of the server and job-worker processes import optional packages whenever
+they are installed, and fall back when the import fails:
+
+- Rich: ``structlog`` (``structlog.dev`` picks a default traceback formatter) and
+  ``httpx`` (its ``httpx`` command line: Click, Pygments and Rich). Our logs are rendered
+  by ``kit.logging`` with plain tracebacks; the command line needs Rich, so it stays
+  installed.
+- ``cryptography``: PyJWT (RSA/EC algorithms; we sign HS256 with ``hmac``), redis-py (OCSP
+  checks, unused) and fpdf2 (PDF signing, unused). ``kit.aesgcm`` seals secrets with the
+  interpreter's OpenSSL; ``cryptography`` is a development dependency (tests), hidden so
+  that a development checkout measures what production runs.
+
+This launcher marks the named packages as absent (``sys.modules[name] = None`` makes
+``import name`` raise ``ModuleNotFoundError``) before MODULE imports anything: ~4-6 MiB of
+Rich/Pygments/Click and ~9 MiB of ``cryptography`` stay out of every long-running process
+(docs/benchmarks.md, Memory). uvicorn needs Click: the API processes keep it.
 """
 
 from __future__ import annotations

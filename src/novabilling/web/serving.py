@@ -11,8 +11,9 @@ resident:
   supervisor plus N workers, nothing else (uvicorn's own multi-worker mode also starts
   multiprocessing's resource tracker, and re-imports the command line in every worker).
 
-Every process runs through ``kit.headless`` with Rich and Pygments hidden (structlog and
-httpx import them only because they are installed; uvicorn needs Click, so it stays).
+Every process runs through ``kit.headless`` with Rich, Pygments and ``cryptography``
+hidden (structlog, httpx, PyJWT and redis-py import them only because they are installed;
+uvicorn needs Click, so it stays).
 
 Workers run with ``MALLOC_ARENA_MAX=2`` unless set: glibc gives every thread (uvicorn's,
 the thread pool's) a malloc arena of its own, which only grows a process's memory here.
@@ -33,7 +34,7 @@ from novabilling.kit import headless
 
 STARTUP_GRACE = 10.0  # a worker that dies sooner failed to start: stop, don't loop
 MODULE = "novabilling.web.serving"  # not __name__: run as __main__ it is "__main__"
-HIDDEN = ("rich", "pygments")  # terminal-only libraries kept out of the processes
+HIDDEN = ("rich", "pygments", "cryptography")  # see kit/headless.py
 
 
 def _bind(host: str, port: int) -> socket.socket:
