@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
-from novabilling.kit import headless
+from novabilling.kit import headless, heap
 from novabilling.kit.jobs import ALL_QUEUES
 from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
 from novabilling.kit.logging import configure_logging
@@ -49,6 +49,7 @@ async def run_worker_process(
     stop = asyncio.Event()
     install_signal_handlers(stop)
     loop = EmbeddedScheduler(runtime) if scheduler else None
+    trimmer = asyncio.create_task(heap.trim_every(), name="heap-trim")
     try:
         if loop is not None:
             loop.start()
@@ -61,6 +62,7 @@ async def run_worker_process(
             prefix=settings.redis_prefix,
         )
     finally:
+        await heap.stop(trimmer)
         if loop is not None:
             await loop.stop()
         await runtime.close()

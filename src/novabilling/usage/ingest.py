@@ -17,8 +17,8 @@ metric and stores the good ones; every element gets its own outcome (``created``
 
 Subscriptions and metrics are looked up once per request (metrics cached per process for
 ``CACHE_SECONDS``; only hits are cached, so a new metric is seen at once; subscriptions
-never, so a cancellation counts at once: one prepared statement built once per process,
-outside any transaction).
+never, so a cancellation counts at once: on PostgreSQL one fixed SQL string on the driver
+connection, elsewhere a statement built once per process, outside any transaction).
 Rows are written by a per-tenant ``EventWriter``: concurrent requests share one multi-row
 ``INSERT .. ON CONFLICT (transaction_id) DO NOTHING RETURNING id`` in autocommit (the
 statement is its own transaction; no ORM, no session), so idempotency is the unique key's
