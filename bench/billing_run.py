@@ -8,8 +8,9 @@ Needs PostgreSQL (``NB_TEST_PG_URL``, default postgres@127.0.0.1:5432) and Redis
 (``NB_TEST_REDIS_URL``). Creates its own central DB, tenant DBs and Redis prefix and drops
 them at the end. Tenants are registered through the API (in process); customers, plans and
 subscriptions are bulk-inserted, every subscription's period ended one minute ago. One
-``billing.tick`` per tenant is enqueued; the clock stops when every tenant has its
-invoices. Prints JSON. Bounded by ``--timeout``.
+``billing.tick`` per tenant is enqueued once every worker process is up (imported,
+runtime built); the clock stops when every tenant has its invoices. Prints JSON. Bounded
+by ``--timeout``.
 
 ``--events N``: both plans get two usage charges (``calls`` COUNT at 0.01 STANDARD,
 ``gb`` SUM GRADUATED 0-100 @0.10 then 0.05 + 1.00 flat) and every subscription N usage
@@ -57,7 +58,7 @@ def settings_env(run: str, data_dir: Path) -> dict[str, str]:
     }
 
 
-async def worker_main(concurrency: int) -> None:
+async def worker_main(concurrency: int, ready: Path | None = None) -> None:
     from novabilling.bootstrap import build_runtime
     from novabilling.config import Settings
     from novabilling.kit.jobs import QUEUE_BILLING
@@ -71,6 +72,8 @@ async def worker_main(concurrency: int) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     assert settings.redis_url
+    if ready is not None:
+        ready.touch()  # imported and built: the clock may start
     try:
         await run_worker(
             settings.redis_url,
@@ -351,6 +354,18 @@ async def cleanup(run: str) -> None:
     await redis.aclose()
 
 
+def wait_ready(flags: list[Path], procs: list[subprocess.Popen[Any]]) -> None:
+    """Until every worker has imported and built its runtime (on a loaded machine that
+    takes seconds: a fixed sleep let start-up count as billing time), then one more
+    second for them to connect to Redis."""
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in flags):
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            raise RuntimeError("a billing worker did not start")
+        time.sleep(0.1)
+    time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=10)
@@ -360,9 +375,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--events", type=int, default=0, help="usage events per subscription")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        asyncio.run(worker_main(args.concurrency))
+        asyncio.run(worker_main(args.concurrency, args.ready_file))
         return
     run = secrets.token_hex(3)
     data_dir = Path(f"/tmp/nbbench-{run}")
@@ -381,14 +397,17 @@ def main() -> None:
         t0 = time.perf_counter()
         tenant_ids, expected_usage = asyncio.run(setup(args.tenants, args.per_tenant, args.events))
         setup_s = time.perf_counter() - t0
-        for _ in range(args.workers):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ready = [data_dir / f"worker-{n}.ready" for n in range(args.workers)]
+        for flag in ready:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, "--worker", "--concurrency", str(args.concurrency)],
+                    [sys.executable, __file__, "--worker", "--concurrency", str(args.concurrency)]
+                    + ["--ready-file", str(flag)],
                     env=env,
                 )
             )
-        time.sleep(3)  # let workers connect
+        wait_ready(ready, procs)
         expected = args.tenants * args.per_tenant
         done, elapsed, by_status = asyncio.run(wait_for(tenant_ids, expected, args.timeout))
         mismatches = (

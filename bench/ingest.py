@@ -22,17 +22,15 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 import asyncpg
 import httpx
 import wrk
-from api import PG, REDIS, ROOT, _admin, _drop_prefix
+from server import PG, admin, plain_dsn, served, stop
 
 BATCH = 100
 SUBSCRIPTIONS = 10
@@ -130,13 +128,12 @@ def setup(base: str) -> tuple[dict[str, str], list[str]]:
 
 
 async def stored_events(prefix: str) -> int:
-    names = await _admin(
+    names = await admin(
         f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}t_%' AND NOT datistemplate"
     )
     total = 0
-    dsn = PG.replace("postgresql+asyncpg", "postgresql").rsplit("/", 1)[0]
     for row in names:
-        conn = await asyncpg.connect(f"{dsn}/{row['datname']}")
+        conn = await asyncpg.connect(plain_dsn(row["datname"]))
         try:
             if await conn.fetchval("SELECT to_regclass('usage_events') IS NOT NULL"):
                 total += int(await conn.fetchval("SELECT count(*) FROM usage_events"))
@@ -147,11 +144,10 @@ async def stored_events(prefix: str) -> int:
 
 def pgbench(prefix: str, clients: int, duration: float) -> float:
     db = f"{prefix}pgbench"
-    asyncio.run(_admin(f'CREATE DATABASE "{db}"'))
-    dsn = PG.replace("postgresql+asyncpg", "postgresql").rsplit("/", 1)[0]
+    asyncio.run(admin(f'CREATE DATABASE "{db}"'))
 
     async def create() -> None:
-        conn = await asyncpg.connect(f"{dsn}/{db}")
+        conn = await asyncpg.connect(plain_dsn(db))
         try:
             await conn.execute(PGBENCH_TABLE)
         finally:
@@ -183,41 +179,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--port", type=int, default=8078)
+    parser.add_argument("--port", type=int, help="default: a free port")
     args = parser.parse_args()
     if not wrk.available():
         sys.exit("bench/ingest.py needs wrk (apt-get install wrk)")
 
-    prefix = f"nbbench_{secrets.token_hex(3)}_"
-    asyncio.run(_admin(f'CREATE DATABASE "{prefix}central"'))
-    env = {
-        **os.environ,
-        "NB_DATA_DIR": f"/tmp/{prefix}data",
-        "NB_DATABASE_URL": PG.rsplit("/", 1)[0] + f"/{prefix}central",
-        "NB_TENANT_DATABASE_URL": PG,
-        "NB_TENANT_DB_PREFIX": f"{prefix}t_",
-        "NB_REDIS_URL": REDIS,
-        "NB_REDIS_PREFIX": prefix.rstrip("_"),
-        "NB_RATE_LIMIT": "0",
-        "NB_LOG_LEVEL": "WARNING",
-        "NB_PORT": str(args.port),
-        "NB_RUN_SCHEDULER": "false",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from novabilling.cli import app; app()", "serve"]
-        + ["--workers", str(args.workers)],
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with served(workers=args.workers, port=args.port) as server:
+        base = server.base
         creds, subs = setup(base)
         body = template(subs)
         key = f"Authorization: Bearer {creds['apiKey']}"
@@ -226,50 +194,35 @@ def main() -> None:
             base, method="POST", path="/api/events/batch", template=body, headers=[key],
             connections=args.connections, duration=2,
         )  # fmt: skip
-        before = asyncio.run(stored_events(prefix))
+        before = asyncio.run(stored_events(server.prefix))
         result = wrk.templated(
             base, method="POST", path="/api/events/batch", template=body, headers=[key],
             connections=args.connections, duration=args.duration,
         )  # fmt: skip
-        stored = asyncio.run(stored_events(prefix)) - before
+        stored = asyncio.run(stored_events(server.prefix)) - before
         load = os.getloadavg()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        tps = pgbench(prefix, min(args.connections, 8), args.duration)
-        events_per_second = result["rps"] * BATCH
-        print(
-            json.dumps(
-                {
-                    "scenario": "events_batch_100",
-                    "workers": args.workers,
-                    "connections": args.connections,
-                    "requests": result["requests"],
-                    "non_2xx": result["non_2xx"],
-                    "events_stored": stored,
-                    "events_per_second": round(events_per_second),
-                    "latency_ms": result["latency_ms"],
-                    "pgbench_insert_tps": round(tps),
-                    "ratio_to_pgbench": round(events_per_second / tps, 2) if tps else None,
-                    "load_average_during": load,
-                    "load_average_after": os.getloadavg(),
-                }
-            ),
-            flush=True,
-        )
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        asyncio.run(drop(prefix))
-
-
-async def drop(prefix: str) -> None:
-    """The run's databases (a tenant template database is un-marked first) and keys."""
-    for row in await _admin(
-        f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' AND datistemplate"
-    ):
-        await _admin(f'ALTER DATABASE "{row["datname"]}" WITH IS_TEMPLATE false')
-    await _drop_prefix(prefix)
+        stop(server.process)  # pgbench gets the machine to itself, as the server had
+        tps = pgbench(server.prefix, min(args.connections, 8), args.duration)
+    events_per_second = result["rps"] * BATCH
+    print(
+        json.dumps(
+            {
+                "scenario": "events_batch_100",
+                "workers": args.workers,
+                "connections": args.connections,
+                "requests": result["requests"],
+                "non_2xx": result["non_2xx"],
+                "events_stored": stored,
+                "events_per_second": round(events_per_second),
+                "latency_ms": result["latency_ms"],
+                "pgbench_insert_tps": round(tps),
+                "ratio_to_pgbench": round(events_per_second / tps, 2) if tps else None,
+                "load_average_during": load,
+                "load_average_after": os.getloadavg(),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

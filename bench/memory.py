@@ -7,9 +7,11 @@ prefix, dropped afterwards) and Redis. For ``serve --workers 1`` and ``--workers
 counts the processes the command leaves running (the command's own and all its
 descendants) and reads each one's VmRSS from /proc: idle after start-up, then after a
 warm-up (register a tenant; 200 rounds of GET /health, GET /api/tenants/me, POST and GET
-/api/customers, GET /api/plans). Then ``novabilling worker --no-scheduler``: idle, and
-after it has handled the warm-up's queued jobs. ``--src`` runs another checkout's
-``.venv/bin/novabilling`` (e.g. the code before a change) with the same steps.
+/api/customers, GET /api/plans), 2 s later and again ``--settle`` seconds later (the
+processes return freed heap pages every 30 s, kit/heap.py). Then ``novabilling worker
+--no-scheduler``: idle, after it has handled the warm-up's queued jobs, and settled.
+``--src`` runs another checkout's ``.venv/bin/novabilling`` (e.g. the code before a
+change) with the same steps.
 """
 
 from __future__ import annotations
@@ -104,6 +106,18 @@ def wait_healthy(base: str) -> None:
     raise RuntimeError("server did not come up")
 
 
+def wait_started(pid: int, module: str, limit: float = 120.0) -> None:
+    """Until ``pid`` has exec'd into ``module`` and its RSS has not moved for 3 s (the CLI
+    migrates first; on a loaded machine imports take a while)."""
+    deadline, last, steady = time.monotonic() + limit, -1, 0
+    while time.monotonic() < deadline and steady < 3:
+        time.sleep(1)
+        if module not in Path(f"/proc/{pid}/cmdline").read_text():
+            continue
+        now = rss_kib(pid)
+        steady, last = (steady + 1 if now == last else 0), now
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -139,6 +153,8 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=ROOT)
     parser.add_argument("--port", type=int, default=8093)
     parser.add_argument("--rounds", type=int, default=200)
+    # then idle this long and read again: the processes trim their heap every 30 s
+    parser.add_argument("--settle", type=float, default=35.0)
     args = parser.parse_args()
     cli = str(args.src / ".venv" / "bin" / "novabilling")
     prefix = f"nbmem_{secrets.token_hex(3)}_"
@@ -170,20 +186,34 @@ def main() -> None:
                 warm_up(base, prefix, args.rounds)
                 time.sleep(2)
                 warm = snapshot(server.pid)
+                time.sleep(args.settle)
+                settled = snapshot(server.pid)
             finally:
                 stop(server)
-            print(json.dumps({"serve_workers": workers, "idle": idle, "after_warm_up": warm}))
+            print(
+                json.dumps(
+                    {
+                        "serve_workers": workers,
+                        "idle": idle,
+                        "after_warm_up": warm,
+                        "after_warm_up_settled": settled,
+                    }
+                )
+            )
         worker = subprocess.Popen(
             [cli, "worker", "--no-scheduler"], env=env, start_new_session=True
         )
         try:
-            time.sleep(15)
+            wait_started(worker.pid, "novabilling.worker_main")
             idle = snapshot(worker.pid)
             time.sleep(10)  # the jobs the warm-up queued (customer events) get handled
             warm = snapshot(worker.pid)
+            time.sleep(args.settle)
+            settled = snapshot(worker.pid)
         finally:
             stop(worker)
-        print(json.dumps({"job_worker": True, "idle": idle, "after_jobs": warm}))
+        report = {"job_worker": True, "idle": idle, "after_jobs": warm}
+        print(json.dumps({**report, "after_jobs_settled": settled}))
     finally:
         asyncio.run(_drop(prefix))
         subprocess.run(["rm", "-rf", f"/tmp/{prefix}data"], check=False)

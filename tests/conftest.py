@@ -26,7 +26,9 @@ from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
+from novabilling.tenancy import provisioning
 from novabilling.tenancy.operations import migrate_central
+from tests.reaper import DatabaseReaper
 
 PG_HOST = os.environ.get("NB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("NB_TEST_PG_PORT", "5432"))
@@ -83,8 +85,9 @@ async def _pg_admin(*statements: str) -> None:
         await conn.close()
 
 
-async def _pg_drop_databases(names: list[str], *, connections: int = 4) -> None:
-    """Drop databases over a few connections at once (each DROP waits on file removal)."""
+async def _pg_drop_databases(names: list[str], *, connections: int = 8) -> None:
+    """Drop databases over several connections at once (each DROP waits for a checkpoint;
+    drops at the same time share one)."""
     import asyncpg
 
     async def drop_share(share: list[str]) -> None:
@@ -146,6 +149,49 @@ def pg_prefix() -> Iterator[str]:
     if PG_UP:
         asyncio.run(_pg_cleanup(prefix))
     _redis_cleanup(f"nbtest:{RUN_ID}:*")
+
+
+@pytest.fixture(scope="session")
+def reaper(pg_prefix: str) -> Iterator[DatabaseReaper | None]:
+    """Drops each test's PostgreSQL databases in the background (tests/reaper.py); torn
+    down - every drop finished - before ``pg_prefix`` cleans up what is left."""
+    if not PG_UP:
+        yield None
+        return
+    reaper = DatabaseReaper(
+        host=PG_HOST,
+        port=PG_PORT,
+        prefix=pg_prefix,
+        keep={f"{pg_prefix}central"},
+        drops=8,
+        batch=24,
+    )
+    try:
+        yield reaper
+    finally:
+        reaper.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_this_tests_databases(reaper: DatabaseReaper | None) -> Iterator[None]:
+    """The PostgreSQL databases a test made are dropped once it is over, while the next
+    tests run, instead of all at the end of the session."""
+    if reaper is None:
+        yield
+        return
+    before = reaper.databases()
+    yield
+    reaper.drop(reaper.databases() - before)
+
+
+@pytest.fixture
+def settled_databases(request: pytest.FixtureRequest, reaper: DatabaseReaper | None) -> None:
+    """For a test that compares snapshots of the database server: no earlier test's
+    databases are still being dropped while it runs (SQLite variants need not wait)."""
+    if "backend" in request.fixturenames and request.getfixturevalue("backend").name != "postgres":
+        return
+    if reaper is not None:
+        reaper.settle()
 
 
 @pytest.fixture(scope="session")
@@ -277,6 +323,36 @@ async def tenant(client: httpx.AsyncClient) -> TenantCreds:
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> TenantCreds:
     return await register_tenant(client, "Other Co")
+
+
+@pytest.fixture(scope="module")
+def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, tuple[TenantCreds, str]]]:
+    """The module's shared tenant per backend: (credentials, database name)."""
+    shared: dict[str, tuple[TenantCreds, str]] = {}
+    yield shared
+    if reaper is not None and "postgres" in shared:
+        reaper.release(shared["postgres"][1])
+
+
+@pytest.fixture
+async def shared_tenant(
+    client: httpx.AsyncClient,
+    backend: Backend,
+    reaper: DatabaseReaper | None,
+    _shared_tenants: dict[str, tuple[TenantCreds, str]],
+) -> TenantCreds:
+    """One tenant per module and backend, for tests whose requests are all refused or only
+    read (input validation): registering a fresh tenant - a database each - cost more than
+    such a test's own requests, and every database is dropped again. A test that changes
+    the tenant's data or settings uses ``tenant``."""
+    found = _shared_tenants.get(backend.name)
+    if found is None:
+        creds = await register_tenant(client, "Shared Ltd")
+        name = provisioning.database_name(backend.settings, creds.id)
+        if reaper is not None and backend.name == "postgres":
+            reaper.keep(name)
+        found = _shared_tenants[backend.name] = (creds, name)
+    return found[0]
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:

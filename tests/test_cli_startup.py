@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from novabilling.cli import app as cli
 from novabilling.config import Settings, get_settings
 from novabilling.kit.timestamps import parse_when
+from novabilling.web import serving
 from tests.live import api_server, clean_env, console_script
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -41,28 +42,60 @@ def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.parametrize(
-    ("command", "env", "names"),
-    [
-        (["serve"], {"NB_PORT": "abc"}, "NB_PORT='abc'"),
-        (["serve"], {"NB_ENV": "production"}, "NB_SECRET_KEY"),
-        (["serve"], {"NB_ENV": "staging"}, "NB_ENV='staging'"),
-        (["serve"], {"NB_MAX_BODY_BYTES": "10"}, "NB_MAX_BODY_BYTES='10'"),
-        (["migrate"], {"NB_PORT": "abc"}, "NB_PORT='abc'"),
-        (["billing", "run"], {"NB_ENV": "production"}, "NB_SECRET_KEY"),
-        (["tenants", "list"], {"NB_LOG_JSON": "maybe"}, "NB_LOG_JSON='maybe'"),
-    ],
-)
-def test_a_wrong_setting_is_one_line_naming_it(
-    tmp_path: Path, command: list[str], env: dict[str, str], names: str
-) -> None:
-    done = _run(command, tmp_path, **env)
-    assert done.returncode == 2, done
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+WRONG_SETTINGS = [
+    (["serve"], {"NB_PORT": "abc"}, "NB_PORT='abc'"),
+    (["serve"], {"NB_ENV": "production"}, "NB_SECRET_KEY"),
+    (["serve"], {"NB_ENV": "staging"}, "NB_ENV='staging'"),
+    (["serve"], {"NB_MAX_BODY_BYTES": "10"}, "NB_MAX_BODY_BYTES='10'"),
+    (["migrate"], {"NB_PORT": "abc"}, "NB_PORT='abc'"),
+    (["billing", "run"], {"NB_ENV": "production"}, "NB_SECRET_KEY"),
+    (["tenants", "list"], {"NB_LOG_JSON": "maybe"}, "NB_LOG_JSON='maybe'"),
+]
+
+
+def _assert_one_line(code: int, stdout: str, stderr: str, names: str) -> None:
+    assert code == 2, (code, stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("novabilling: invalid setting: ") and names in lines[0]
-    assert "Traceback" not in done.stderr + done.stdout
-    assert not done.stdout.strip()
+    assert "Traceback" not in stderr + stdout
+    assert not stdout.strip()
+
+
+def test_a_wrong_setting_stops_the_real_start_up_with_one_line(tmp_path: Path) -> None:
+    """The console script as a user starts it: interpreter, imports, logging set-up and
+    all - nothing else may print on the way to the one line."""
+    done = _run(["serve"], tmp_path, NB_PORT="abc")
+    _assert_one_line(done.returncode, done.stdout, done.stderr, "NB_PORT='abc'")
+
+
+@pytest.mark.parametrize(("command", "env", "names"), WRONG_SETTINGS)
+def test_a_wrong_setting_is_one_line_naming_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    env: dict[str, str],
+    names: str,
+) -> None:
+    """Every command and kind of wrong setting, through the same Typer app the console
+    script runs (``novabilling.cli:app``), in this process: a process each cost 17-27 s
+    of a loaded suite. Serving is replaced by a failure, should a wrong setting pass."""
+
+    def serve_anyway(**kwargs: object) -> None:
+        raise AssertionError(f"serve started despite {env}")
+
+    monkeypatch.setattr(serving, "exec_serve", serve_anyway)
+    for name in [n for n in os.environ if n.startswith("NB_")]:
+        monkeypatch.delenv(name)
+    for name, value in {"NB_DATA_DIR": str(tmp_path), **env}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, command)
+    finally:
+        get_settings.cache_clear()
+    assert not isinstance(result.exception, AssertionError), result.exception
+    _assert_one_line(result.exit_code, result.stdout, result.stderr, names)
 
 
 def test_serve_prints_where_it_serves_and_where_data_lives(tmp_path: Path) -> None:

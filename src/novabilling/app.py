@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from novabilling.api.webhooks import intake_routes
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
+from novabilling.kit import heap
 from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
 from novabilling.web import docs, errors, health, openapi
@@ -73,9 +75,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if settings.run_scheduler:
             scheduler = EmbeddedScheduler(app.state.runtime)
             scheduler.start()
+        trimmer = asyncio.create_task(heap.trim_every(), name="heap-trim")
         try:
             yield
         finally:
+            await heap.stop(trimmer)
             if scheduler is not None:
                 await scheduler.stop()
             if own:

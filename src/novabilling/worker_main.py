@@ -1,7 +1,9 @@
 """``python -m novabilling.worker_main``: the job worker process.
 
 ``novabilling worker`` replaces itself (``exec``) with this module, so the command line's
-own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker."""
+own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker;
+it runs through ``kit.headless`` with Rich, Pygments, Click and ``cryptography`` hidden
+(structlog, httpx, PyJWT and redis-py import them only because they are installed)."""
 
 from __future__ import annotations
 
@@ -14,19 +16,24 @@ from collections.abc import Sequence
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
+from novabilling.kit import headless, heap
 from novabilling.kit.jobs import ALL_QUEUES
 from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
 from novabilling.kit.logging import configure_logging
 from novabilling.worker import build_handlers
+
+MODULE = "novabilling.worker_main"  # not __name__: run as __main__ it is "__main__"
+HIDDEN = ("rich", "pygments", "click", "cryptography")  # see kit/headless.py
 
 
 def exec_worker(*, concurrency: int, scheduler: bool) -> None:
     """Replace this process with the job worker; does not return."""
     env = dict(os.environ)
     env.setdefault("MALLOC_ARENA_MAX", "2")  # see novabilling/web/serving.py
-    args = [sys.executable, "-m", "novabilling.worker_main", "--concurrency", str(concurrency)]
+    options = ["--concurrency", str(concurrency)]
     if not scheduler:
-        args.append("--no-scheduler")
+        options.append("--no-scheduler")
+    args = headless.command(MODULE, options, hidden=HIDDEN)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, args, env)
@@ -42,6 +49,7 @@ async def run_worker_process(
     stop = asyncio.Event()
     install_signal_handlers(stop)
     loop = EmbeddedScheduler(runtime) if scheduler else None
+    trimmer = asyncio.create_task(heap.trim_every(), name="heap-trim")
     try:
         if loop is not None:
             loop.start()
@@ -54,6 +62,7 @@ async def run_worker_process(
             prefix=settings.redis_prefix,
         )
     finally:
+        await heap.stop(trimmer)
         if loop is not None:
             await loop.stop()
         await runtime.close()

@@ -227,6 +227,7 @@ async def test_register_duplicate_email_is_409(
     assert_error(upper, 409)
 
 
+@pytest.mark.usefixtures("settled_databases")
 async def test_register_duplicate_leaves_no_database(
     client: httpx.AsyncClient, tenant: TenantCreds, backend: Backend
 ) -> None:
@@ -249,6 +250,7 @@ async def _assert_provisioning_failure_leaves_nothing(
     assert await _store_snapshot(backend) == before
 
 
+@pytest.mark.usefixtures("settled_databases")
 async def test_provisioning_failure_leaves_nothing_behind(
     client: httpx.AsyncClient,
     runtime: Runtime,
@@ -271,6 +273,7 @@ async def test_provisioning_failure_leaves_nothing_behind(
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.usefixtures("settled_databases")
 async def test_central_insert_failure_drops_the_new_database(
     client: httpx.AsyncClient,
     runtime: Runtime,

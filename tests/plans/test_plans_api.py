@@ -106,9 +106,11 @@ async def test_create_plan_echoes_optional_values(
     ],
 )
 async def test_create_plan_rejects_bad_input(
-    client: httpx.AsyncClient, tenant: TenantCreds, overrides: dict[str, Any], field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, overrides: dict[str, Any], field: str
 ) -> None:
-    r = await client.post("/api/plans", headers=tenant.key_headers, json=plan_body(**overrides))
+    r = await client.post(
+        "/api/plans", headers=shared_tenant.key_headers, json=plan_body(**overrides)
+    )
     assert_error(r, 400, field)
 
 

@@ -29,6 +29,14 @@ async def setup(client: httpx.AsyncClient, tenant: TenantCreds) -> dict[str, Any
     return {"customer": customer, "plan": plan}
 
 
+@pytest.fixture
+async def shared_setup(client: httpx.AsyncClient, shared_tenant: TenantCreds) -> dict[str, Any]:
+    """``setup`` in the module's shared tenant, for the validation tests."""
+    customer = await make_customer(client, shared_tenant)
+    plan = await make_plan(client, shared_tenant)
+    return {"customer": customer, "plan": plan}
+
+
 async def _sub(client: httpx.AsyncClient, tenant: TenantCreds, setup: dict[str, Any]) -> Any:
     return await subscribe(client, tenant, setup["customer"], setup["plan"])
 
@@ -110,15 +118,15 @@ async def test_create_import_helpers(
 )
 async def test_create_validation_names_the_field(
     client: httpx.AsyncClient,
-    tenant: TenantCreds,
-    setup: dict[str, Any],
+    shared_tenant: TenantCreds,
+    shared_setup: dict[str, Any],
     patch: dict[str, Any],
     field: str,
 ) -> None:
-    body = {"customerId": setup["customer"]["id"], "planId": setup["plan"]["id"]}
+    body = {"customerId": shared_setup["customer"]["id"], "planId": shared_setup["plan"]["id"]}
     body |= {"currency": "USD", **patch}
     body = {k: v for k, v in body.items() if v is not None}
-    r = await client.post("/api/subscriptions", headers=tenant.key_headers, json=body)
+    r = await client.post("/api/subscriptions", headers=shared_tenant.key_headers, json=body)
     assert_error(r, 400, field)
 
 

@@ -4,6 +4,8 @@ the template frozen and marked complete, a broken template never blocks provisio
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -11,6 +13,7 @@ from sqlalchemy import text
 from novabilling.kit.db import make_engine
 from novabilling.kit.ids import new_id
 from novabilling.tenancy import migrations, provisioning, templates
+from novabilling.tenancy.servers import configured
 from tests.conftest import PG_HOST, PG_PORT, Backend
 
 
@@ -115,3 +118,34 @@ async def test_a_half_built_template_is_rebuilt_and_stale_ones_dropped(backend: 
     assert await templates.drop_stale(settings, server.url) == [stale]
     assert await _pg("SELECT 1 FROM pg_database WHERE datname = $1", stale) == []
     assert await _pg("SELECT 1 FROM pg_database WHERE datname = $1", name) != []
+
+
+async def test_migrate_builds_the_template_before_any_registration(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """``templates.prepare`` (run by ``novabilling migrate`` and ``serve``) leaves the
+    current head's template ready, so no serving process migrates one (nor loads Alembic)."""
+    prefix = f"nbprep{new_id()[-8:].lower()}_"
+    settings = backend.settings.model_copy(
+        update={"tenant_db_prefix": prefix, "data_dir": tmp_path}
+    )
+    servers = [s.url for s in configured(settings)]
+    name = templates.template_name(settings)
+    try:
+        await templates.prepare(settings, servers)
+        if backend.name == "sqlite":
+            head = migrations.head_revision("tenant")
+            assert (tmp_path / "templates" / f"tenant_{head}.db").is_file()
+            return
+        note = await _pg(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            name,
+        )
+        assert [r[0] for r in note] == [templates.READY]
+    finally:
+        if backend.name != "sqlite":
+            await _pg(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+            await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _pg(f'DROP ROLE IF EXISTS "{name}"')
+            for url in servers:
+                templates._ready.discard((url, name))

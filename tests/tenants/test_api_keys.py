@@ -83,9 +83,9 @@ async def test_create_with_empty_scopes_and_null_expiry(
     ],
 )
 async def test_create_validation(
-    client: httpx.AsyncClient, tenant: TenantCreds, body: dict[str, Any], field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, body: dict[str, Any], field: str
 ) -> None:
-    r = await client.post(KEYS, json=body, headers=tenant.token_headers)
+    r = await client.post(KEYS, json=body, headers=shared_tenant.token_headers)
     assert_error(r, 400, field)
 
 

@@ -192,9 +192,9 @@ async def test_patch_email_taken_by_another_tenant_is_409(
     ],
 )
 async def test_patch_validation(
-    client: httpx.AsyncClient, tenant: TenantCreds, body: dict[str, Any], field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, body: dict[str, Any], field: str
 ) -> None:
-    assert_error(await _patch(client, tenant, body), 400, field)
+    assert_error(await _patch(client, shared_tenant, body), 400, field)
 
 
 async def test_patch_auth_comes_before_validation(

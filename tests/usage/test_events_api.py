@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from novabilling.kit.timestamps import to_wire
 from tests.conftest import TenantCreds, assert_error
 from tests.usage.support import UsageApi
 
@@ -234,3 +235,34 @@ async def test_missing_auth_is_401_before_validation(client: httpx.AsyncClient) 
     assert_error(await client.get("/api/events/subscription/x"), 401)
     bad = {"Authorization": "Bearer sk_live_" + "0" * 64}
     assert_error(await client.post("/api/events", headers=bad, json={}), 401)
+
+
+async def test_batch_stores_properties_and_instants_exactly(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    """What the batch writer sends as one JSON document comes back as it was given."""
+    api, sub, _ = await setup(client, tenant)
+    at = datetime.now(UTC) + timedelta(seconds=2)  # after the start, within the skew
+    properties = {
+        "tokens": 2**63 - 1,
+        "ratio": 0.1,
+        "tiny": -1.5e-7,
+        "text": 'naïve "quoted" \\ back\nslash ✓',
+        "nested": {"list": [1, "two", None, True, {"deep": []}]},
+        "empty": {},
+    }
+    answer = await api.batch(
+        [
+            event(sub["id"], transactionId="exact-1", properties=properties,
+                  timestamp=at.isoformat()),
+            event(sub["externalId"], transactionId="exact-2"),
+        ]
+    )  # fmt: skip
+    assert answer["created"] == 2
+    page = await api.get(f"/api/events/subscription/{sub['id']}")
+    stored = {e["transactionId"]: e for e in page["data"]}
+    assert stored["exact-1"]["properties"] == properties
+    assert stored["exact-1"]["timestamp"] == to_wire(at)
+    assert stored["exact-1"]["subscriptionId"] == sub["id"]
+    assert stored["exact-2"]["properties"] == {}
+    assert stored["exact-2"]["subscriptionId"] == sub["id"]  # the externalId resolved

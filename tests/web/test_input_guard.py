@@ -75,14 +75,14 @@ def _headers(tenant: TenantCreds, auth: str) -> dict[str, str]:
 )
 async def test_nul_in_a_body_is_400_naming_the_field(
     client: httpx.AsyncClient,
-    tenant: TenantCreds,
+    shared_tenant: TenantCreds,
     method: str,
     path: str,
     auth: str,
     body: dict[str, Any],
     field: str,
 ) -> None:
-    r = await client.request(method, path, json=body, headers=_headers(tenant, auth))
+    r = await client.request(method, path, json=body, headers=_headers(shared_tenant, auth))
     assert_error(r, 400, field)
 
 
@@ -201,13 +201,15 @@ def _nested(levels: int) -> Any:
     ids=["int>2^64", "int<-2^63", "1e400", "NaN", "-Infinity", "depth 41", "depth 5000", "70 KB"],
 )
 async def test_free_form_json_is_bounded(
-    client: httpx.AsyncClient, tenant: TenantCreds, raw: bytes, field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, raw: bytes, field: str
 ) -> None:
-    r = await client.patch("/api/tenants/me", content=raw, headers={**tenant.token_headers, **JSON})
+    r = await client.patch(
+        "/api/tenants/me", content=raw, headers={**shared_tenant.token_headers, **JSON}
+    )
     assert_error(r, 400)
     fields = [e["field"] for e in r.json()["errors"]]
     assert any(f.startswith(field) for f in fields), fields
-    me = (await client.get("/api/tenants/me", headers=tenant.token_headers)).json()
+    me = (await client.get("/api/tenants/me", headers=shared_tenant.token_headers)).json()
     assert set(me["settings"]) == {"ownerName"}
 
 
@@ -283,32 +285,35 @@ EDGE_DATES = [
 
 @pytest.mark.parametrize("value", EDGE_DATES)
 async def test_request_dates_outside_the_accepted_range_are_400(
-    client: httpx.AsyncClient, tenant: TenantCreds, value: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, value: str
 ) -> None:
     r = await client.post(
         "/api/tenants/me/api-keys",
         json={"name": "k", "scopes": [], "expiresAt": value},
-        headers=tenant.token_headers,
+        headers=shared_tenant.token_headers,
     )
     assert_error(r, 400, "expiresAt")
-    customer = await make_customer(client, tenant)
-    plan = await make_plan(client, tenant)
+    customer = await make_customer(client, shared_tenant)
+    plan = await make_plan(client, shared_tenant)
     r = await client.post(
         "/api/subscriptions",
         json={"customerId": customer["id"], "planId": plan["id"], "startDate": value},
-        headers=tenant.key_headers,
+        headers=shared_tenant.key_headers,
     )
     assert_error(r, 400, "startDate")
 
 
-@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01T00:00:00+01:00", "1970-01-01"])
-@pytest.mark.parametrize("path", ["/api/invoices", "/api/payments"])
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01T00:00:00+01:00", "1970-01-01", "x"])
+@pytest.mark.parametrize("path", ["/api/invoices", "/api/payments", "/api/webhooks/deliveries"])
 async def test_date_filters_outside_the_range_are_400(
-    client: httpx.AsyncClient, tenant: TenantCreds, path: str, value: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, path: str, value: str
 ) -> None:
     for name in ("dateFrom", "dateTo"):
-        r = await client.get(path, params={name: value}, headers=tenant.key_headers)
+        r = await client.get(path, params={name: value}, headers=shared_tenant.key_headers)
         assert_error(r, 400, name)
+        assert r.json()["errors"] == [
+            {"field": name, "message": f"{name} must be a valid ISO 8601 date string"}
+        ]
 
 
 async def test_dates_inside_the_range_are_accepted(

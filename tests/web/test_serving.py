@@ -77,6 +77,10 @@ def test_two_workers_are_one_supervisor_plus_two_processes(tmp_path: Path) -> No
         supervisor, workers = pids[0], pids[1:]
         assert all(_tree(w) == [w] for w in workers)  # no helpers below a worker
         assert _rss_mib(supervisor) < 40  # the supervisor holds no app, CLI or migrations
+        for pid in pids:  # all without Rich, Pygments and cryptography (kit.headless)
+            argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            hidden = "rich,pygments,cryptography"
+            assert argv[1:5] == ["-m", "novabilling.kit.headless", "--hide", hidden]
         with httpx.Client(base_url=base) as client:
             assert all(client.get("/health").status_code == 200 for _ in range(20))
     finally:

@@ -27,7 +27,6 @@ from novabilling.usage.event_schemas import (
     EventIn,
     EventOut,
     EventPageOut,
-    batch_out,
 )
 from novabilling.web.deps import TenantReadSession, check_rate_limit, data_principal, get_runtime
 from novabilling.web.openapi import returns
@@ -53,18 +52,20 @@ async def post_event(request: Request) -> JSONBytes:
     principal = await data_principal(request)
     headers = await check_rate_limit(request, SINGLE)
     event = parse_body(EventIn, await request.body())
-    [outcome] = await ingest.ingest(get_runtime(request), principal.tenant_id, [event], detail=True)
-    if outcome.result == "error":
-        raise _refusal(outcome)
-    return JSONBytes(outcome.event, status_code=201, headers=headers)
+    [result] = await ingest.ingest(get_runtime(request), principal.tenant_id, [event], detail=True)
+    if isinstance(result, ingest.Outcome):
+        if result.result == "error":
+            raise _refusal(result)
+        return JSONBytes(result.event, status_code=201, headers=headers)
+    return JSONBytes(result.wire(), status_code=201, headers=headers)
 
 
 async def post_batch(request: Request) -> JSONBytes:
     principal = await data_principal(request)
     headers = await check_rate_limit(request, BATCH)
     batch = parse_body(EventBatchIn, await request.body())
-    outcomes = await ingest.ingest(get_runtime(request), principal.tenant_id, batch.events)
-    return JSONBytes(batch_out([o.item() for o in outcomes]), status_code=201, headers=headers)
+    results = await ingest.ingest(get_runtime(request), principal.tenant_id, batch.events)
+    return JSONBytes(ingest.batch_body(results), status_code=201, headers=headers)
 
 
 def lean_routes() -> list[Route]:

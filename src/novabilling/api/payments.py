@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
 from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
-from novabilling.kit.timestamps import parse_instant
+from novabilling.kit.timestamps import query_instant
 from novabilling.payments import refunds, schemas, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import STATUSES
@@ -33,11 +33,7 @@ def _filters(request: Request) -> dict[str, Any]:
         "invoice_id": q.get("invoiceId"),
     }
     for wire, key in (("dateFrom", "date_from"), ("dateTo", "date_to")):
-        raw = q.get(wire)
-        try:
-            out[key] = parse_instant(raw) if raw is not None else None
-        except ValueError:
-            raise Invalid(wire, f"{wire} must be a valid ISO 8601 date string") from None
+        out[key] = query_instant(wire, q.get(wire))
     return out
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
 from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
-from novabilling.kit.timestamps import parse_instant
+from novabilling.kit.timestamps import query_instant
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
 from novabilling.web.openapi import returns
 from novabilling.webhooks import schemas, service
@@ -29,11 +29,7 @@ def _filters(request: Request) -> dict[str, Any]:
         raise Invalid("event", "event must be an event name such as invoice.paid")
     out: dict[str, Any] = {"status": status, "event": event}
     for wire, key in (("dateFrom", "date_from"), ("dateTo", "date_to")):
-        raw = q.get(wire)
-        try:
-            out[key] = parse_instant(raw) if raw is not None else None
-        except ValueError:
-            raise Invalid(wire, f"{wire} must be a valid ISO 8601 date string") from None
+        out[key] = query_instant(wire, q.get(wire))
     return out
 
 

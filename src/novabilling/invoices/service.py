@@ -22,7 +22,7 @@ from novabilling.invoices.models import DRAFT, STATUSES, Invoice
 from novabilling.kit import money
 from novabilling.kit.clock import Clock
 from novabilling.kit.pagination import PageParams
-from novabilling.kit.timestamps import parse_instant
+from novabilling.kit.timestamps import query_instant
 from novabilling.kit.wire import is_email
 from novabilling.notifications import jobs as emails
 from novabilling.plans.models import Plan
@@ -114,12 +114,9 @@ async def list_invoices(
 ) -> tuple[list[tuple[Invoice, Customer]], int]:
     bounds: dict[str, datetime] = {}
     for name, raw in (("dateFrom", date_from), ("dateTo", date_to)):
-        if raw is None:
+        instant = query_instant(name, raw)
+        if raw is None or instant is None:
             continue
-        try:
-            instant = parse_instant(raw)
-        except ValueError:
-            raise Invalid(name, f"{name} must be a valid ISO 8601 date string") from None
         if name == "dateFrom":
             bounds["created_from"] = instant
         elif len(raw.strip()) == 10:  # a whole day: inclusive to its end

@@ -1,6 +1,7 @@
 """Secrets at rest and small hashing helpers (DESIGN rule 6).
 
-Provider credentials and tenant DB passwords are sealed with AES-256-GCM. A token is
+Provider credentials and tenant DB passwords are sealed with AES-256-GCM (``kit.aesgcm``:
+OpenSSL through ``ctypes``; ``cryptography`` cost ~9 MiB per process). A token is
 ``"v1:" + urlsafe_b64(nonce || ciphertext_with_tag)`` (no padding): the version prefix lets a
 later key or algorithm live next to this one. ``aad`` binds a token to its context (for
 example ``b"tenant:42:paystack"``) so a ciphertext copied to another row fails to decrypt.
@@ -15,8 +16,7 @@ import hmac
 import os
 import secrets
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from novabilling.kit.aesgcm import AESGCM, InvalidTag
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

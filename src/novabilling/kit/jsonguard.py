@@ -12,6 +12,15 @@ value (``metadata.a.0``), so the caller can answer the contract's 400:
 - U+0000 in any string or key (PostgreSQL text and jsonb cannot store it);
 - free-form objects over ``MAX_FREEFORM_BYTES`` once serialised (``check_value`` with
   ``max_bytes``).
+
+Both run on every request body, so each first tries a fast pass that can only say "surely
+fine": ``parse_body`` parses with orjson (stricter than the standard parser: whatever it
+refuses takes the slow path) and ``_clean`` walks the value with exact type tests and no
+path strings. Anything the fast pass does not vouch for (a parse error, an escaped NUL, an
+integer outside int64, a float at or beyond 2^63 in magnitude - what orjson makes of an
+integer literal too big for 64 bits - a container at the depth limit, a type other than
+dict/list/str/int/float/bool/None) goes through the slow walk, which alone decides the
+answer and names the path: the fast pass changes the cost, never the outcome.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ MAX_DEPTH = 32
 MAX_FREEFORM_BYTES = 65_536
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+_FLOAT_BOUND = 2.0**63  # orjson turns an integer literal beyond 64 bits into such a float
 
 
 class JsonRejected(ValueError):
@@ -67,6 +77,14 @@ def _parse_constant(_text: str) -> _Unrepresentable:
 
 def parse_body(body: bytes) -> Any:
     """Strict JSON (UTF-8), checked with ``check_value``; ``JsonRejected`` otherwise."""
+    if b"\\u0000" not in body:
+        try:
+            fast = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the slow path names the problem (or accepts what orjson does not)
+        else:
+            if _clean(fast, 0):
+                return fast
     try:
         value = json.loads(
             body,
@@ -86,9 +104,53 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _clean(value: Any, depth: int) -> bool:
+    """True only if ``_walk`` surely accepts ``value`` (False: ask ``_walk``). Recursion is
+    bounded by ``MAX_DEPTH``."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for key, child in value.items():
+            if type(key) is not str or "\x00" in key:
+                return False
+            if not _clean_item(child, depth):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            return False
+        return all(_clean_item(child, depth) for child in value)
+    return _clean_item(value, depth - 1)
+
+
+def _clean_item(child: Any, depth: int) -> bool:
+    """A container's element at ``depth + 1`` (scalars inline: most values are)."""
+    kind = type(child)
+    if kind is str:
+        return "\x00" not in child
+    if kind is int:
+        return INT64_MIN <= child <= INT64_MAX
+    if kind is float:
+        return -_FLOAT_BOUND < child < _FLOAT_BOUND
+    if child is None or kind is bool:
+        return True
+    if kind is dict or kind is list:
+        return _clean(child, depth + 1)
+    return False
+
+
 def check_value(value: Any, *, path: str = "", max_bytes: int | None = None) -> None:
-    """Walk ``value`` (iteratively: no recursion limit to hit) and raise ``JsonRejected``
-    at the first value JSON clients or our databases cannot hold."""
+    """Raise ``JsonRejected`` at the first value JSON clients or our databases cannot
+    hold (``max_bytes``: also when its JSON is longer)."""
+    if not _clean(value, 0):
+        _walk(value, path)
+    if max_bytes is not None and len(_dumps(value)) > max_bytes:
+        raise JsonRejected(path or "body", f"must be at most {max_bytes} bytes as JSON")
+
+
+def _walk(value: Any, path: str) -> None:
+    """The exact check, iterative (no recursion limit to hit), naming the path."""
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -117,8 +179,6 @@ def check_value(value: Any, *, path: str = "", max_bytes: int | None = None) -> 
                     stack.append((child, _join(where, key), depth + 1))
             else:
                 stack.extend((child, _join(where, i), depth + 1) for i, child in enumerate(item))
-    if max_bytes is not None and len(_dumps(value)) > max_bytes:
-        raise JsonRejected(path or "body", f"must be at most {max_bytes} bytes as JSON")
 
 
 def _dumps(value: Any) -> bytes:

@@ -33,10 +33,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from fastapi import Request
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from starlette.requests import Request  # FastAPI's Request, without loading FastAPI
 
 from novabilling.errors import FieldError, Invalid
 from novabilling.kit.wire import WireOut

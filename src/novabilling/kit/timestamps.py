@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
+from novabilling.errors import Invalid
 from novabilling.kit.clock import SystemClock
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -71,6 +72,17 @@ def parse_instant(value: Any) -> datetime:
     if not EARLIEST <= instant <= latest_accepted():
         raise ValueError(f"must be {DATE_RANGE_TEXT}")
     return instant
+
+
+def query_instant(name: str, raw: str | None) -> datetime | None:
+    """A query-string date filter (``dateFrom``, ``dateTo``): ``None`` when absent, else
+    ``parse_instant``; anything it refuses is a 400 on ``name``."""
+    if raw is None:
+        return None
+    try:
+        return parse_instant(raw)
+    except ValueError:
+        raise Invalid(name, f"{name} {_INVALID}") from None
 
 
 _OFFSET = re.compile(r"([+-])(\d+)([wdhms])")

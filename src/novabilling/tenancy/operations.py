@@ -92,8 +92,8 @@ async def migrate_tenants(
     settings: Settings, *, on_progress: Callable[[str, str | None], None] | None = None
 ) -> list[MigrationFailure]:
     """Upgrade every tenant database; continue past failures and return them. Also records
-    the server of tenants placed before placements were recorded, and drops templates of
-    older schema heads."""
+    the server of tenants placed before placements were recorded, drops templates of older
+    schema heads and builds the current one (``templates.prepare``)."""
     assert settings.encryption_key
     encryptor = Encryptor(key_from_setting(settings.encryption_key))
     rows = await _connections(settings)
@@ -117,8 +117,10 @@ async def migrate_tenants(
         if on_progress is not None:
             on_progress(tenant_id, error)
     await _record_placements(settings, placed)
-    for configured_server in configured(settings):
-        await templates.drop_stale(settings, configured_server.url)
+    servers = [configured_server.url for configured_server in configured(settings)]
+    for url in servers:
+        await templates.drop_stale(settings, url)
+    await templates.prepare(settings, servers)
     return failures
 
 

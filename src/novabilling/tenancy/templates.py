@@ -126,8 +126,25 @@ def _sqlite_template(settings: Settings) -> Path:
     return settings.data_dir / "templates" / f"tenant_{head}.db"
 
 
-async def copy_sqlite_template(settings: Settings, target: Path) -> None:
-    """Make ``target`` a copy of the migrated SQLite template (built on first use)."""
+async def prepare(settings: Settings, server_urls: list[str]) -> None:
+    """Build the current head's template where provisioning will look for it (each of
+    ``server_urls``, or the SQLite file when there are none): ``novabilling migrate`` and
+    ``serve`` call it, so the first registration after a deploy copies a template instead
+    of migrating one in a serving process (which would also keep Alembic, ~11 MiB,
+    resident there). Best effort: provisioning builds a missing one itself."""
+    if not settings.tenant_templates:
+        return
+    try:
+        for url in server_urls:
+            await server_template(settings, url)
+        if not server_urls:
+            await _sqlite_build(settings)
+    except Exception as exc:
+        log.warning("tenancy.template_unusable", error=f"{type(exc).__name__}: {exc}")
+
+
+async def _sqlite_build(settings: Settings) -> Path:
+    """The migrated SQLite template (built if missing)."""
     template = _sqlite_template(settings)
     if not template.is_file():
         template.parent.mkdir(parents=True, exist_ok=True)
@@ -143,4 +160,10 @@ async def copy_sqlite_template(settings: Settings, target: Path) -> None:
             building.replace(template)
         finally:
             building.unlink(missing_ok=True)
+    return template
+
+
+async def copy_sqlite_template(settings: Settings, target: Path) -> None:
+    """Make ``target`` a copy of the migrated SQLite template (built on first use)."""
+    template = await _sqlite_build(settings)
     await asyncio.to_thread(shutil.copyfile, template, target)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from novabilling.kit.timestamps import InstantInput, to_wire
-from novabilling.kit.wire import WireModel, WireOut
+from novabilling.kit.wire import WireModel, WireOut, bounded_freeform
 
 MAX_BATCH = 100
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -22,6 +22,13 @@ class EventIn(WireModel):
     code: Code
     timestamp: InstantInput | None = None
     properties: dict[str, Any] | None = None
+
+    @field_validator("properties", mode="after")
+    @classmethod
+    def _bounded_freeform(cls, value: Any) -> Any:
+        """WireModel's check of every field, on the one object field (up to 100 elements a
+        request: one call each, not five)."""
+        return bounded_freeform(value)
 
 
 class EventBatchIn(WireModel):
@@ -72,20 +79,6 @@ def event_out(
         "timestamp": to_wire(timestamp),
         "properties": properties if properties is not None else {},
         "createdAt": to_wire(created_at),
-    }
-
-
-def batch_out(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{total, created, duplicates, errors, results}`` (results one per element)."""
-    counts = {"created": 0, "duplicate": 0, "error": 0}
-    for item in results:
-        counts[item["status"]] += 1
-    return {
-        "total": len(results),
-        "created": counts["created"],
-        "duplicates": counts["duplicate"],
-        "errors": counts["error"],
-        "results": results,
     }
 
 

@@ -17,7 +17,8 @@ metric and stores the good ones; every element gets its own outcome (``created``
 
 Subscriptions and metrics are looked up once per request (metrics cached per process for
 ``CACHE_SECONDS``; only hits are cached, so a new metric is seen at once; subscriptions
-never, so a cancellation counts at once).
+never, so a cancellation counts at once: on PostgreSQL one fixed SQL string on the driver
+connection, elsewhere a statement built once per process, outside any transaction).
 Rows are written by a per-tenant ``EventWriter``: concurrent requests share one multi-row
 ``INSERT .. ON CONFLICT (transaction_id) DO NOTHING RETURNING id`` in autocommit (the
 statement is its own transaction; no ORM, no session), so idempotency is the unique key's
@@ -30,13 +31,13 @@ the minute's end); if that job is lost, the period invoice still bills everythin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import BindParameter, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from novabilling.kit.ids import new_id
@@ -52,7 +53,7 @@ from novabilling.usage.writer import EventRow, event_writer
 if TYPE_CHECKING:
     from novabilling.runtime import Runtime
 
-__all__ = ["CHECK_JOB", "FUTURE_SKEW", "Outcome", "ingest"]
+__all__ = ["CHECK_JOB", "FUTURE_SKEW", "Outcome", "Result", "batch_body", "ingest"]
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +101,31 @@ class Outcome:
         return out
 
 
+Result = Outcome | EventRow
+"""One element's result: the stored row when it was created now, else an ``Outcome``."""
+
+
+def batch_body(results: list[Result]) -> dict[str, Any]:
+    """The batch answer: ``{total, created, duplicates, errors, results}``."""
+    items: list[dict[str, Any]] = []
+    created = duplicates = 0
+    for result in results:
+        if type(result) is EventRow:
+            items.append({"transactionId": result.transaction_id, "status": "created"})
+            created += 1
+        else:
+            assert isinstance(result, Outcome)
+            items.append(result.item())
+            duplicates += result.result == "duplicate"
+    return {
+        "total": len(items),
+        "created": created,
+        "duplicates": duplicates,
+        "errors": len(items) - created - duplicates,
+        "results": items,
+    }
+
+
 class Directory:
     """Looks up subscriptions and metrics; metrics are cached per process, by (tenant,
     code), for ``CACHE_SECONDS``."""
@@ -130,11 +156,13 @@ class Directory:
         return found
 
 
-async def _load_targets(engine: AsyncEngine, refs: list[str]) -> dict[str, Target]:
-    """By id first, then by externalId (an id match wins over another's externalId)."""
+def _targets_statement() -> Any:
+    """By id or externalId (``refs``, an expanding list), with whether the plan bills usage
+    early; built once: per request only the list changes."""
+    refs: BindParameter[str] = bindparam("refs", expanding=True)
     early = exists().where(Charge.plan_id == Plan.id, Charge.billing_timing == IN_ADVANCE)
     threshold = func.coalesce(Plan.progressive_billing_threshold_e4, 0) > 0
-    stmt = (
+    return (
         select(
             Subscription.id,
             Subscription.external_id,
@@ -145,12 +173,41 @@ async def _load_targets(engine: AsyncEngine, refs: list[str]) -> dict[str, Targe
         .join(Plan, Plan.id == Subscription.plan_id)
         .where(or_(Subscription.id.in_(refs), Subscription.external_id.in_(refs)))
     )
+
+
+_TARGETS = _targets_statement()
+
+
+# PostgreSQL: the same query as plain SQL on the driver connection - no statement
+# compilation, expansion or result adaptation per request (one array parameter)
+_PG_TARGETS = (
+    "SELECT s.id, s.external_id, s.status, s.started_at, "
+    "COALESCE(p.progressive_billing_threshold_e4, 0) > 0 OR EXISTS ("
+    "SELECT 1 FROM charges c WHERE c.plan_id = p.id AND c.billing_timing = $2) "
+    "FROM subscriptions s JOIN plans p ON p.id = s.plan_id "
+    "WHERE s.id = ANY($1::varchar[]) OR s.external_id = ANY($1::varchar[])"
+)
+
+
+async def _load_targets(engine: AsyncEngine, refs: list[str]) -> dict[str, Target]:
+    """By id first, then by externalId (an id match wins over another's externalId)."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).tuples().all()
+        if engine.dialect.name == "postgresql":
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:  # outside any transaction: nothing begun, nothing to roll back
+                rows: Sequence[Any] = await driver.fetch(_PG_TARGETS, refs, IN_ADVANCE)
+            except Exception:
+                if driver.is_closed():
+                    await conn.invalidate()
+                raise
+        else:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(_TARGETS, {"refs": refs})).all()
     by_id: dict[str, Target] = {}
     by_external: dict[str, Target] = {}
     for sub_id, external_id, status, started_at, needs_check in rows:
-        target = Target(sub_id, status, started_at, bool(needs_check))
+        target = Target(sub_id, status, started_at.astimezone(UTC), bool(needs_check))
         by_id[sub_id] = target
         if external_id is not None:
             by_external[external_id] = target
@@ -203,91 +260,91 @@ def _problem(
     return None
 
 
-def _row(event: EventIn, target: Target, now: datetime) -> EventRow:
-    return EventRow(
-        id=new_id(),
-        transaction_id=event.transaction_id,
-        subscription_id=target.id,
-        code=event.code,
-        timestamp=event.timestamp or now,
-        properties=event.properties or {},
-        created_at=now,
-    )
-
-
 async def ingest(
     runtime: Runtime, tenant_id: str, events: list[EventIn], *, detail: bool = False
-) -> list[Outcome]:
-    """Store ``events`` for ``tenant_id``; one ``Outcome`` per element, in order.
-    ``detail``: created and duplicate outcomes carry the wire event (single route)."""
+) -> list[Result]:
+    """Store ``events`` for ``tenant_id``; one result per element, in order: the stored
+    ``EventRow`` when the element was created now, else an ``Outcome`` (a duplicate or an
+    error). ``detail``: a duplicate carries the stored event's wire object (single route)."""
     now = runtime.clock.now()
     engine = await runtime.engines.engine(tenant_id)
     known = directory(runtime)
-    targets = await known.find_targets(engine, (e.subscription_id for e in events))
-    meters = await known.find_meters(engine, tenant_id, (e.code for e in events))
-    outcomes: list[Outcome | None] = []
-    rows: dict[int, EventRow] = {}
+    targets = await known.find_targets(engine, {e.subscription_id for e in events})
+    meters = await known.find_meters(engine, tenant_id, {e.code for e in events})
+    results: list[Result | None] = []
+    rows: list[EventRow] = []
     first: dict[str, int] = {}
     for index, event in enumerate(events):
         tx = event.transaction_id
         if tx in first:
             text = f"transactionId repeats element {first[tx]} of this batch"
-            outcomes.append(Outcome(tx, "error", error=text, status=400, field="transactionId"))
+            results.append(Outcome(tx, "error", error=text, status=400, field="transactionId"))
             continue
         first[tx] = index
         target = targets.get(event.subscription_id)
         problem = _problem(event, target, meters.get(event.code), now)
         if problem is None and target is not None:
-            rows[index] = _row(event, target, now)
-        outcomes.append(problem)
-    stored = await event_writer(runtime, tenant_id).write(list(rows.values())) if rows else set()
-    await _resolve_duplicates(engine, events, outcomes, rows, stored, detail=detail)
-    created = [row for row in rows.values() if row.id in stored]
+            row = EventRow(
+                new_id(),
+                tx,
+                target.id,
+                event.code,
+                event.timestamp or now,
+                event.properties or {},
+                now,
+            )
+            rows.append(row)
+            results.append(row)
+        else:
+            results.append(problem)
+    stored = await event_writer(runtime, tenant_id).write(rows) if rows else set()
+    if len(stored) < len(rows) or len(rows) < len(events):
+        await _resolve_duplicates(engine, results, stored, detail=detail)
+    created = [row for row in rows if row.id in stored]
     await _queue_checks(runtime, tenant_id, created, targets, now)
-    return [o for o in outcomes if o is not None]
+    return [r for r in results if r is not None]
 
 
 async def _resolve_duplicates(
-    engine: AsyncEngine,
-    events: list[EventIn],
-    outcomes: list[Outcome | None],
-    rows: dict[int, EventRow],
-    stored: set[str],
-    *,
-    detail: bool,
+    engine: AsyncEngine, results: list[Result | None], stored: set[str], *, detail: bool
 ) -> None:
-    """Fill in each element's outcome: created, or a duplicate of a stored event (which
-    also wins over any error of the element, as the contract orders the checks)."""
+    """An element whose transactionId is already stored is a duplicate of that event,
+    whatever else was wrong with it (the contract checks that first); a row not stored lost
+    to an equal transactionId stored meanwhile. Elements repeating an earlier element of
+    the batch stay errors (a client bug, not a retry)."""
     maybe = [
-        events[i].transaction_id
-        for i, o in enumerate(outcomes)
-        if (i in rows and rows[i].id not in stored)
-        or (o is not None and o.field != "transactionId")
+        r.transaction_id
+        for r in results
+        if (type(r) is EventRow and r.id not in stored)
+        or (isinstance(r, Outcome) and r.field != "transactionId")
     ]
     previous = await _stored(engine, maybe, detail=detail) if maybe else {}
-    for index, outcome in enumerate(outcomes):
-        tx = events[index].transaction_id
-        if outcome is not None and outcome.field == "transactionId":
-            continue
-        if tx in previous and (index not in rows or rows[index].id not in stored):
-            outcomes[index] = Outcome(tx, "duplicate", event=previous[tx])
-        elif index in rows and rows[index].id in stored:
-            row = rows[index]
-            outcomes[index] = Outcome(tx, "created", event=row.wire() if detail else None)
-        elif outcomes[index] is None:  # lost to a concurrent equal transactionId
-            outcomes[index] = Outcome(tx, "duplicate", event=previous.get(tx))
+    for index, result in enumerate(results):
+        if type(result) is EventRow:
+            if result.id not in stored:  # lost to a concurrent equal transactionId
+                tx = result.transaction_id
+                results[index] = Outcome(tx, "duplicate", event=previous.get(tx))
+        elif (
+            isinstance(result, Outcome)
+            and result.field != "transactionId"
+            and result.transaction_id in previous
+        ):
+            tx = result.transaction_id
+            results[index] = Outcome(tx, "duplicate", event=previous[tx])
 
 
 async def _stored(
     engine: AsyncEngine, transaction_ids: list[str], *, detail: bool
 ) -> dict[str, dict[str, Any] | None]:
+    """The transaction ids among these already stored; ``detail``: with their events as
+    wire objects."""
     table = UsageEvent.__table__
     stmt = select(*(table.c if detail else [table.c.transaction_id])).where(
         table.c.transaction_id.in_(sorted(set(transaction_ids)))
     )
     async with engine.connect() as conn:
-        result = await conn.execute(stmt)
-        rows = result.mappings().all()
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = (await conn.execute(stmt)).mappings().all()
     if not detail:
         return {r["transaction_id"]: None for r in rows}
     return {r["transaction_id"]: event_out(**dict(r)) for r in rows}

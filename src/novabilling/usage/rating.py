@@ -89,6 +89,30 @@ def _window(view: ChargeView, subject: Subject) -> tuple[datetime, datetime]:
     return subject.window
 
 
+Bucket = tuple[str, str, dict[str, Any]]  # (bucket id, name suffix, properties)
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """A charge's pricing inputs as its plan sets them: the same for every subscription
+    without an override, so made once per charge, not once per subscription."""
+
+    buckets: tuple[Bucket, ...]
+    ranges: tuple[RangeSpec, ...]
+
+
+def _buckets(view: ChargeView, properties: dict[str, Any]) -> tuple[Bucket, ...]:
+    out: list[Bucket] = [("", "", properties)]
+    for f in view.filters:
+        suffix = f" [{f.key}: {', '.join(f.values)}]"
+        out.append((f.id, suffix, {**properties, **(f.properties or {})}))
+    return tuple(out)
+
+
+def _plan_terms(view: ChargeView) -> _Terms:
+    return _Terms(_buckets(view, dict(view.charge.properties or {})), _ranges(view))
+
+
 def _price(
     view: ChargeView,
     subject: Subject,
@@ -96,20 +120,19 @@ def _price(
     settings: tuple[dict[str, Any] | None, tuple[RangeSpec, ...] | None] | None,
     *,
     minimums: bool,
+    terms: _Terms,
 ) -> list[Rated]:
+    """``terms``: ``_plan_terms(view)`` (``settings``, an override, replaces them)."""
     charge = view.charge
-    properties: dict[str, Any] = dict(charge.properties or {})
-    ranges = _ranges(view)
+    buckets, ranges = terms.buckets, terms.ranges
     if settings is not None:
+        properties: dict[str, Any] = dict(charge.properties or {})
         if settings[0] is not None:
             properties = dict(settings[0])
         if settings[1] is not None:
             ranges = settings[1]
+        buckets = _buckets(view, properties)
     scale = Decimal(10) ** exponent(subject.currency)
-    buckets: list[tuple[str, str, dict[str, Any]]] = [("", "", properties)]
-    for f in view.filters:
-        suffix = f" [{f.key}: {', '.join(f.values)}]"
-        buckets.append((f.id, suffix, {**properties, **(f.properties or {})}))
     out: list[Rated] = []
     for index, (bucket, suffix, props) in enumerate(buckets):
         u = units.get(index, Decimal(0))
@@ -179,10 +202,14 @@ async def rate(
             per_sub: dict[str, dict[int, Decimal]] = {}
             for (sid, index), value in units.items():
                 per_sub.setdefault(sid, {})[index] = value
+            terms = _plan_terms(view)
             for s in members:
                 own = per_sub.get(s.subscription_id, {})
-                settings = charge_settings(overrides.get((s.customer_id, plan_id))).get(
-                    view.charge.id
+                override = overrides.get((s.customer_id, plan_id))
+                settings = (
+                    charge_settings(override).get(view.charge.id) if override is not None else None
                 )
-                out[s.subscription_id].extend(_price(view, s, own, settings, minimums=minimums))
+                out[s.subscription_id].extend(
+                    _price(view, s, own, settings, minimums=minimums, terms=terms)
+                )
     return out

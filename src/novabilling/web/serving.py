@@ -11,6 +11,10 @@ resident:
   supervisor plus N workers, nothing else (uvicorn's own multi-worker mode also starts
   multiprocessing's resource tracker, and re-imports the command line in every worker).
 
+Every process runs through ``kit.headless`` with Rich, Pygments and ``cryptography``
+hidden (structlog, httpx, PyJWT and redis-py import them only because they are installed;
+uvicorn needs Click, so it stays).
+
 Workers run with ``MALLOC_ARENA_MAX=2`` unless set: glibc gives every thread (uvicorn's,
 the thread pool's) a malloc arena of its own, which only grows a process's memory here.
 """
@@ -26,7 +30,11 @@ import sys
 import time
 from collections.abc import Sequence
 
+from novabilling.kit import headless
+
 STARTUP_GRACE = 10.0  # a worker that dies sooner failed to start: stop, don't loop
+MODULE = "novabilling.web.serving"  # not __name__: run as __main__ it is "__main__"
+HIDDEN = ("rich", "pygments", "cryptography")  # see kit/headless.py
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -77,7 +85,7 @@ class Supervisor:
     def _start(self) -> None:
         fd = self.sock.fileno()
         child = subprocess.Popen(
-            [sys.executable, "-m", "novabilling.web.serving", "worker", "--fd", str(fd)],
+            headless.command(MODULE, ["worker", "--fd", str(fd)], hidden=HIDDEN),
             pass_fds=(fd,),
             preexec_fn=_die_with_parent,
         )
@@ -95,6 +103,8 @@ class Supervisor:
         while not self.stopping:
             time.sleep(0.2)
             for pid, (child, started) in list(self.children.items()):
+                if self.stopping:  # a process-group SIGTERM reaches the workers too
+                    break
                 if child.poll() is None:
                     continue
                 del self.children[pid]
@@ -128,8 +138,8 @@ def exec_serve(*, host: str, port: int, workers: int) -> None:
     """Replace this process with the server (see the module doc); does not return."""
     env = dict(os.environ)
     env.setdefault("MALLOC_ARENA_MAX", "2")
-    args = [sys.executable, "-m", "novabilling.web.serving", "serve"]
-    args += ["--host", host, "--port", str(port), "--workers", str(workers)]
+    options = ["--host", host, "--port", str(port), "--workers", str(workers)]
+    args = headless.command(MODULE, ["serve", *options], hidden=HIDDEN)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, args, env)
