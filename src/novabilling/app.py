@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             scheduler = EmbeddedScheduler(app.state.runtime)
             scheduler.start()
         trimmer = asyncio.create_task(heap.trim_every(), name="heap-trim")
+        heap.settle()
         try:
             yield
         finally:

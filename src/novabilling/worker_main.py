@@ -50,6 +50,7 @@ async def run_worker_process(
     install_signal_handlers(stop)
     loop = EmbeddedScheduler(runtime) if scheduler else None
     trimmer = asyncio.create_task(heap.trim_every(), name="heap-trim")
+    heap.settle()
     try:
         if loop is not None:
             loop.start()

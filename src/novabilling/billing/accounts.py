@@ -12,12 +12,13 @@ List functions return wire dicts in the contract's order (newest first).
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import ColumnElement, Integer, ScalarSelect, Select, bindparam, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -92,6 +93,25 @@ async def delete_for_customer(
     await subscriptions_service.delete_for_customer(session, customer_id)
 
 
+@functools.lru_cache(maxsize=128)
+def _page_statement(
+    search: bool, country: bool, currency: bool, sort_by: str | None, sort_order: str | None
+) -> Select[Any]:
+    """The list's page statement for one combination of filters and order (values, limit
+    and offset are bound parameters): built once, not on every request."""
+    return (
+        customers_service.filtered(search, country, currency)
+        .with_only_columns(*Customer.__table__.columns, maintain_column_froms=True)
+        .add_columns(
+            active_subscriptions_of(Customer.id).label("nb_active"),
+            func.count().over().label("nb_total"),
+        )
+        .order_by(*customers_service.ordering(sort_by, sort_order))
+        .limit(bindparam("nb_limit", type_=Integer()))
+        .offset(bindparam("nb_offset", type_=Integer()))
+    )
+
+
 async def list_customers(
     session: AsyncSession,
     *,
@@ -109,24 +129,18 @@ async def list_customers(
     the filtered total (a window count, computed before LIMIT), then the PAID totals of
     the page's customers. A page past the end has no row to carry the total: only then
     is it counted on its own."""
-    order = customers_service.ordering(sort_by, sort_order)
-    filtered = customers_service.filtered(search, country, currency)
-    page_stmt = (
-        filtered.with_only_columns(*Customer.__table__.columns, maintain_column_froms=True)
-        .add_columns(
-            active_subscriptions_of(Customer.id).label("nb_active"),
-            func.count().over().label("nb_total"),
-        )
-        .order_by(*order)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
-    rows = (await session.execute(page_stmt)).mappings().all()
+    customers_service.ordering(sort_by, sort_order)  # 400 on a bad sortBy/sortOrder first
+    shape = (bool(search), country is not None, currency is not None)
+    filters = customers_service.filter_values(search, country, currency)
+    values = {**filters, "nb_limit": limit, "nb_offset": (page - 1) * limit}
+    page_stmt = _page_statement(*shape, sort_by, sort_order)
+    rows = (await session.execute(page_stmt, values)).mappings().all()
     if rows:
         total = int(rows[0]["nb_total"])
     elif page > 1:
+        filtered = customers_service.filtered(*shape)
         count = filtered.with_only_columns(func.count(), maintain_column_froms=True)
-        total = int(await session.scalar(count) or 0)
+        total = int(await session.scalar(count, filters) or 0)
     else:
         total = 0
     if not rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, String, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
@@ -33,23 +33,37 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered(search: str | None, country: str | None, currency: str | None) -> Select[Any]:
-    """Customers whose name or e-mail contains ``search`` (case-insensitive), exact
-    ``country`` and ``currency``."""
+def filtered(search: bool, country: bool, currency: bool) -> Select[Any]:
+    """Customers whose name or e-mail contains the ``search`` parameter (case-insensitive),
+    exact ``country`` and ``currency`` - each filter only when its flag is set. The values
+    are bound parameters (``filter_values``), so one statement per combination of filters
+    serves every request (built and compiled once)."""
     stmt = select(Customer)
     if search:
-        pattern = f"%{_escape_like(search.lower())}%"
+        pattern = bindparam("nb_search", type_=String())
         stmt = stmt.where(
             or_(
                 Customer.name.ilike(pattern, escape="\\"),
                 Customer.email.ilike(pattern, escape="\\"),
             )
         )
-    if country is not None:
-        stmt = stmt.where(Customer.country == country)
-    if currency is not None:
-        stmt = stmt.where(Customer.currency == currency)
+    if country:
+        stmt = stmt.where(Customer.country == bindparam("nb_country", type_=String()))
+    if currency:
+        stmt = stmt.where(Customer.currency == bindparam("nb_currency", type_=String()))
     return stmt
+
+
+def filter_values(search: str | None, country: str | None, currency: str | None) -> dict[str, Any]:
+    """The bound values of ``filtered(bool(search), country is not None, currency is not None)``."""
+    values: dict[str, Any] = {}
+    if search:
+        values["nb_search"] = f"%{_escape_like(search.lower())}%"
+    if country is not None:
+        values["nb_country"] = country
+    if currency is not None:
+        values["nb_currency"] = currency
+    return values
 
 
 def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:

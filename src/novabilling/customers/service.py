@@ -34,6 +34,7 @@ _INSERT = insert(Customer)
 get_customer = repository.get
 get_by_external_id = repository.by_external_id
 filtered = repository.filtered
+filter_values = repository.filter_values
 ordering = repository.ordering
 
 
