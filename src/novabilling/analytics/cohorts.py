@@ -92,7 +92,7 @@ async def _counts(
     )
     sizes: dict[int, int] = {}
     kept: dict[tuple[int, int], int] = {}
-    for row in (await session.execute(stmt)).tuples():
+    for row in await session.execute(stmt):
         month = int(row[0])
         sizes[month] = int(row[1])
         for k in range(month, months):

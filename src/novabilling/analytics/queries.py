@@ -90,7 +90,7 @@ async def paid_invoices(
     if currency is not None:
         stmt = stmt.where(Invoice.currency == currency)
     rows = await session.execute(stmt.group_by(Invoice.currency))
-    return [(c, int(s or 0), int(n)) for c, s, n in rows.tuples()]
+    return [(c, int(s or 0), int(n)) for c, s, n in rows]
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ async def mrr_rows(
     if canceled is not None:
         stmt = stmt.where(*canceled.on(Subscription.canceled_at))
     stmt = stmt.group_by(Plan.id, Plan.name, Plan.billing_interval, Subscription.currency)
-    rows = (await session.execute(stmt)).tuples()
+    rows = await session.execute(stmt)
     return [MrrRow(p, n, i, c, int(s or 0), int(k)) for p, n, i, c, s, k in rows]
 
 
@@ -175,7 +175,7 @@ async def plan_changes(session: AsyncSession, *, since: datetime) -> list[tuple[
         )
         .group_by(Subscription.currency)
     )
-    rows = (await session.execute(stmt)).tuples()
+    rows = await session.execute(stmt)
     return [(c, int(e or 0), int(k or 0)) for c, e, k in rows]
 
 
@@ -237,7 +237,7 @@ async def refunded_payments(session: AsyncSession, *, created: Span) -> list[tup
         .where(Payment.status == REFUNDED, *created.on(Payment.created_at))
         .group_by(Payment.currency)
     )
-    return [(c, int(s or 0)) for c, s in (await session.execute(stmt)).tuples()]
+    return [(c, int(s or 0)) for c, s in (await session.execute(stmt))]
 
 
 async def credit_notes(session: AsyncSession, *, created: Span) -> list[tuple[str, int]]:
@@ -247,7 +247,7 @@ async def credit_notes(session: AsyncSession, *, created: Span) -> list[tuple[st
         .where(CreditNote.status == "FINALIZED", *created.on(CreditNote.created_at))
         .group_by(CreditNote.currency)
     )
-    return [(c, int(s or 0)) for c, s in (await session.execute(stmt)).tuples()]
+    return [(c, int(s or 0)) for c, s in (await session.execute(stmt))]
 
 
 def _lifespan_days(dialect: str, now: datetime) -> ColumnElement[Any]:
@@ -267,7 +267,7 @@ async def lifespans(session: AsyncSession, *, now: datetime) -> list[tuple[str, 
         .join(Plan, Plan.id == Subscription.plan_id)
         .group_by(Plan.id, Plan.name)
     )
-    rows = (await session.execute(stmt)).tuples()
+    rows = await session.execute(stmt)
     return [(p, n, int(k), Decimal(str(d or 0))) for p, n, k, d in rows]
 
 
@@ -280,9 +280,9 @@ async def paid_by_plan(session: AsyncSession) -> list[tuple[str, str, int]]:
         .where(Invoice.status == PAID)
         .group_by(Subscription.plan_id, Invoice.currency)
     )
-    return [(p, c, int(s or 0)) for p, c, s in (await session.execute(stmt)).tuples()]
+    return [(p, c, int(s or 0)) for p, c, s in (await session.execute(stmt))]
 
 
 async def subscriptions_per_currency(session: AsyncSession) -> Sequence[tuple[str, int]]:
     stmt = select(Subscription.currency, func.count()).group_by(Subscription.currency)
-    return [(c, int(n)) for c, n in (await session.execute(stmt)).tuples()]
+    return [(c, int(n)) for c, n in (await session.execute(stmt))]

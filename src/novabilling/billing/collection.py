@@ -149,7 +149,7 @@ async def _due_payments(
     else:
         stmt = stmt.where(Payment.next_check_at <= runtime.clock.now()).limit(100)
     async with maker() as session:
-        return [(pid, name) for pid, name in (await session.execute(stmt)).tuples().all()]
+        return [(pid, name) for pid, name in (await session.execute(stmt)).all()]
 
 
 async def _ask(

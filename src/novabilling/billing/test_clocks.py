@@ -95,7 +95,7 @@ async def _counts(session: AsyncSession, clock_ids: list[str]) -> dict[str, int]
         .where(Customer.test_clock_id.in_(clock_ids))
         .group_by(Customer.test_clock_id)
     )
-    return {str(clock_id): int(n) for clock_id, n in rows.tuples().all()}
+    return {str(clock_id): int(n) for clock_id, n in rows.all()}
 
 
 async def create(session: AsyncSession, *, body: TestClockCreate, clock: Clock) -> dict[str, Any]:

@@ -264,8 +264,8 @@ async def _stalled_collections(
     unanswered = scoped(unanswered, Payment.customer_id, ctx.test_clock_id)
     async with maker() as session:
         can_charge = await _can_charge(session)
-        charges = (await session.execute(uncharged)).tuples().all() if can_charge else []
-        checks = (await session.execute(unanswered)).tuples().all()
+        charges = (await session.execute(uncharged)).all() if can_charge else []
+        checks = (await session.execute(unanswered)).all()
     async with job_buffer(queue) as buffer:
         for invoice_id, attempt in charges:
             invoice_lifecycle.queue_charge(ctx.tenant.id, invoice_id, attempt=attempt, again=again)

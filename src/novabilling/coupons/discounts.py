@@ -32,21 +32,19 @@ async def for_invoice(
     currency: str,
     now: datetime,
 ) -> tuple[builder.Discount, ...]:
-    rows = (
-        await session.execute(
-            select(AppliedCoupon, Coupon)
-            .join(Coupon, Coupon.id == AppliedCoupon.coupon_id)
-            .where(
-                AppliedCoupon.customer_id == customer_id,
-                or_(
-                    AppliedCoupon.subscription_id.is_(None),
-                    AppliedCoupon.subscription_id == subscription_id,
-                ),
-            )
-            .order_by(AppliedCoupon.created_at, AppliedCoupon.id)
-            .with_for_update(of=AppliedCoupon)
+    rows = await session.execute(
+        select(AppliedCoupon, Coupon)
+        .join(Coupon, Coupon.id == AppliedCoupon.coupon_id)
+        .where(
+            AppliedCoupon.customer_id == customer_id,
+            or_(
+                AppliedCoupon.subscription_id.is_(None),
+                AppliedCoupon.subscription_id == subscription_id,
+            ),
         )
-    ).tuples()
+        .order_by(AppliedCoupon.created_at, AppliedCoupon.id)
+        .with_for_update(of=AppliedCoupon)
+    )
     out = []
     for applied, coupon in rows:
         if not coupon.is_active or (coupon.expires_at is not None and coupon.expires_at <= now):

@@ -114,7 +114,7 @@ async def _counts(session: AsyncSession, ids: list[str]) -> dict[str, int]:
         .where(AppliedCoupon.coupon_id.in_(ids))
         .group_by(AppliedCoupon.coupon_id)
     )
-    return {k: int(v) for k, v in (await session.execute(stmt)).tuples().all()}
+    return {k: int(v) for k, v in (await session.execute(stmt)).all()}
 
 
 async def list_coupons(
@@ -133,15 +133,13 @@ async def coupon_detail(
     session: AsyncSession, coupon_id: str
 ) -> tuple[Coupon, int, list[tuple[AppliedCoupon, Customer]]]:
     coupon = await get_coupon(session, coupon_id)
-    rows = (
-        await session.execute(
-            select(AppliedCoupon, Customer)
-            .join(Customer, Customer.id == AppliedCoupon.customer_id)
-            .where(AppliedCoupon.coupon_id == coupon.id)
-            .order_by(*newest_first(AppliedCoupon))
-            .limit(DETAIL_APPLIED)
-        )
-    ).tuples()
+    rows = await session.execute(
+        select(AppliedCoupon, Customer)
+        .join(Customer, Customer.id == AppliedCoupon.customer_id)
+        .where(AppliedCoupon.coupon_id == coupon.id)
+        .order_by(*newest_first(AppliedCoupon))
+        .limit(DETAIL_APPLIED)
+    )
     count = (await _counts(session, [coupon.id])).get(coupon.id, 0)
     return coupon, count, list(rows)
 

@@ -69,7 +69,7 @@ async def billed_for_periods(
             inv.subscription_id, line.period_start, line.type, line.charge_id, line.charge_bucket
         )
     )
-    for sid, start, kind, charge_id, bucket, amount in (await session.execute(stmt)).tuples():
+    for sid, start, kind, charge_id, bucket, amount in await session.execute(stmt):
         found = out.get((str(sid), start))
         if found is None:
             continue

@@ -220,7 +220,7 @@ async def _tried(
     rows = await session.execute(
         select(Payment.id, Payment.provider).where(Payment.id.in_([*ids, legacy]))
     )
-    return {ids.get(pid, provider) for pid, provider in rows.tuples()}
+    return {ids.get(pid, provider) for pid, provider in rows}
 
 
 async def _in_flight(session: AsyncSession, invoice_id: str, passed: frozenset[str]) -> bool:

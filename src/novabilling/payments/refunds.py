@@ -244,17 +244,13 @@ async def poll_pending(
     answer is recorded in its own short transaction (no provider call inside one)."""
     async with maker() as session:
         rows = (
-            (
-                await session.execute(
-                    select(Refund.id, Refund.provider_refund_id, Payment.provider)
-                    .join(Payment, Payment.id == Refund.payment_id)
-                    .where(Refund.status == PENDING, Refund.provider_refund_id.is_not(None))
-                    .limit(limit)
-                )
+            await session.execute(
+                select(Refund.id, Refund.provider_refund_id, Payment.provider)
+                .join(Payment, Payment.id == Refund.payment_id)
+                .where(Refund.status == PENDING, Refund.provider_refund_id.is_not(None))
+                .limit(limit)
             )
-            .tuples()
-            .all()
-        )
+        ).all()
     settled = 0
     for refund_id, provider_refund_id, provider in rows:
         handle = await factory.get(tenant_id, provider)

@@ -251,7 +251,7 @@ async def _grouped(
         .order_by(owner, k.model.position, k.model.id)
     )
     grouped: dict[str, list[Tax]] = defaultdict(list)
-    for owner_id, tax in rows.tuples().all():
+    for owner_id, tax in rows.all():
         grouped[owner_id].append(tax)
     return {key: tuple(value) for key, value in grouped.items()}
 
@@ -269,7 +269,7 @@ async def _charge_taxes(
         .order_by(Charge.plan_id, Charge.created_at, Charge.id, ChargeTax.position, ChargeTax.id)
     )
     grouped: dict[str, dict[str, list[Tax]]] = defaultdict(dict)
-    for plan_id, charge_id, tax in rows.tuples().all():
+    for plan_id, charge_id, tax in rows.all():
         grouped[plan_id].setdefault(charge_id, []).append(tax)
     return {
         plan_id: tuple((charge_id, tuple(taxes)) for charge_id, taxes in charges.items())

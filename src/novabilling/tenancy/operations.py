@@ -182,7 +182,7 @@ async def tenants_per_server(settings: Settings) -> dict[str, int]:
             rows = await conn.execute(
                 select(DatabaseConnection.server, func.count()).group_by(DatabaseConnection.server)
             )
-            counts = {name: count for name, count in rows.tuples() if name is not None}
+            counts = {name: count for name, count in rows if name is not None}
     finally:
         await engine.dispose()
     return {server.name: counts.get(server.name, 0) for server in configured(settings)}

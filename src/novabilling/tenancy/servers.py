@@ -51,7 +51,7 @@ async def tenant_counts(session: AsyncSession) -> dict[str, int]:
         .where(DatabaseConnection.server.is_not(None))
         .group_by(DatabaseConnection.server)
     )
-    return {name: count for name, count in rows.tuples() if name is not None}
+    return {name: count for name, count in rows if name is not None}
 
 
 async def choose(session: AsyncSession, settings: Settings) -> Server | None:

@@ -233,7 +233,7 @@ async def aggregate(
             per_event.c.bucket,
             _measure(d, metric.aggregation, per_event.c.v),
         ).group_by(per_event.c.sid, per_event.c.bucket)
-    rows = (await session.execute(stmt)).tuples().all()
+    rows = (await session.execute(stmt)).all()
     return {
         (str(sid), int(index)): Decimal(str(units))
         for sid, index, units in rows

@@ -149,7 +149,7 @@ class Directory:
                 BillableMetric.code, BillableMetric.aggregation_type, BillableMetric.field_name
             ).where(BillableMetric.code.in_(missing))
             async with engine.connect() as conn:
-                for code, aggregation, field_name in (await conn.execute(stmt)).tuples():
+                for code, aggregation, field_name in await conn.execute(stmt):
                     meter = Meter(aggregation, field_name)
                     self.meters.put((tenant_id, code), meter)
                     found[code] = meter

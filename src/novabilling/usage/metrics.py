@@ -137,7 +137,7 @@ async def list_metrics(
     )
     filters = await filters_of(session, [m.id for m in metrics])
     stmt = select(Charge.billable_metric_id, func.count()).group_by(Charge.billable_metric_id)
-    counts = dict((await session.execute(stmt)).tuples().all())
+    counts = dict((await session.execute(stmt)).all())
     return [(m, filters[m.id], int(counts.get(m.id, 0))) for m in metrics]
 
 

@@ -104,9 +104,7 @@ async def _charges(
             await session.execute(
                 select(Charge.id, Charge.charge_model).where(Charge.plan_id == plan_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     out: list[dict[str, Any]] = []
     for index, item in enumerate(items):
