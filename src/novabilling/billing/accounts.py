@@ -3,7 +3,7 @@ into each domain's service (a service may call another domain's service, STYLE Â
 
 Each function here calls the same-named (or obvious) function of
 ``novabilling.<domain>.service``: ``list_for_customer`` of subscriptions, invoices and
-payments; ``subscriptions.active_count_of``; ``invoices.paid_totals_by_customer``;
+payments; ``subscriptions.active_count_of``; ``invoices.paid_minor_of``;
 ``lock_for_customer`` of invoices and subscriptions (deletion check); ``delete_for_customer``
 of payments, invoices and subscriptions (deletion).
 
@@ -62,12 +62,6 @@ def active_subscriptions_of(
     return subscriptions_service.active_count_of(customer_id)
 
 
-async def total_spent(session: AsyncSession, customer_ids: list[str]) -> dict[str, Decimal]:
-    """Sum of PAID invoice amounts per customer in major units, currencies mixed
-    (contract: a JSON number). Missing ids: 0."""
-    return await invoices_service.paid_totals_by_customer(session, customer_ids)
-
-
 async def delete_blocker(session: AsyncSession, customer_id: str) -> str | None:
     """Why the customer cannot be deleted, or None: only an ACTIVE subscription blocks
     (customers.md; TRIALING, PAUSED, PAST_DUE and CANCELED ones go with the customer).
@@ -113,6 +107,7 @@ def _page_statement(
         filtered.with_only_columns(*Customer.__table__.columns, maintain_column_froms=True)
         .add_columns(
             active_subscriptions_of(Customer.id).label("nb_active"),
+            invoices_service.paid_minor_of(Customer.id).label("nb_paid"),
             total.label("nb_total"),
         )
         .order_by(*customers_service.ordering(sort_by, sort_order))
@@ -134,9 +129,9 @@ async def list_customers(
 ) -> tuple[list[tuple[RowMapping, int, Decimal]], int]:
     """One page of (customer row, ACTIVE subscriptions, total PAID invoices) and the
     total. The customers come as table rows, not ORM objects: the list only renders them.
-    Two statements: the page with each customer's ACTIVE subscriptions (correlated) and
-    the filtered total (an uncorrelated subquery), then the PAID totals of the page's
-    customers. A page past the end has no row to carry the total: only then
+    One statement: the page with each customer's ACTIVE subscriptions and PAID totals
+    per currency (correlated subqueries) and the filtered total (an uncorrelated one).
+    A page past the end has no row to carry the total: only then
     is it counted on its own."""
     customers_service.ordering(sort_by, sort_order)  # 400 on a bad sortBy/sortOrder first
     shape = (bool(search), country is not None, currency is not None)
@@ -154,8 +149,10 @@ async def list_customers(
         total = 0
     if not rows:
         return [], total
-    spent = await total_spent(session, [row["id"] for row in rows])
-    out = [(row, int(row["nb_active"] or 0), spent.get(row["id"], Decimal(0))) for row in rows]
+    out = [
+        (row, int(row["nb_active"] or 0), invoices_service.paid_total(row["nb_paid"]))
+        for row in rows
+    ]
     return out, total
 
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ScalarSelect, Select, String, delete, func, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers.models import Customer
@@ -107,6 +108,29 @@ async def paid_minor_by_customer(
         .group_by(Invoice.customer_id, Invoice.currency)
     )
     return [(cid, currency, int(minor or 0)) for cid, currency, minor in rows]
+
+
+def paid_minor_of(customer_id: Any) -> ScalarSelect[str | None]:
+    """Correlated to ``customer_id`` (a column of the outer query): the customer's PAID
+    totals per currency in minor units as ``"NGN:150000,USD:2500"`` (NULL when none), to
+    select alongside customers in one statement (``parse_paid_minor`` reads it)."""
+    per_currency = (
+        select(Invoice.currency.label("currency"), func.sum(Invoice.total_minor).label("minor"))
+        .where(Invoice.customer_id == customer_id, Invoice.status == PAID)
+        .group_by(Invoice.currency)
+        .correlate_except(Invoice)
+        .subquery()
+    )
+    entry = per_currency.c.currency + ":" + sql_cast(per_currency.c.minor, String)
+    return select(func.aggregate_strings(entry, ",")).scalar_subquery()
+
+
+def parse_paid_minor(text: str | None) -> list[tuple[str, int]]:
+    """``paid_minor_of``'s value as (currency, minor units) pairs."""
+    if not text:
+        return []
+    pairs = (entry.split(":", 1) for entry in text.split(","))
+    return [(currency, int(minor)) for currency, minor in pairs]
 
 
 async def lock_for_customer(session: AsyncSession, customer_id: str) -> None:

@@ -235,6 +235,18 @@ async def list_for_customer(
     return [schemas.invoice_out(invoice) for invoice in rows]
 
 
+paid_minor_of = repository.paid_minor_of
+
+
+def paid_total(text: str | None) -> Decimal:
+    """A ``paid_minor_of`` value as the sum of its currencies' amounts in major units,
+    currencies mixed (customers.md ``totalSpent``), as ``paid_totals_by_customer``."""
+    total = Decimal(0)
+    for currency, minor in repository.parse_paid_minor(text):
+        total += Decimal(money.to_wire(minor, currency))
+    return total
+
+
 async def paid_totals_by_customer(
     session: AsyncSession, customer_ids: list[str]
 ) -> dict[str, Decimal]:
