@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.router.routes[:0] = intake_routes()  # first: the webhook intake skips DI (its module)
     app.router.routes[:0] = event_routes()  # same for usage event intake (api/events.py)
     app.router.routes[:0] = customer_routes()  # and creating/listing customers
+    app.router.routes[:0] = health.lean_routes()  # and the liveness probe
     for router in routes.static_routers():
         app.include_router(router)
     app.include_router(health.router)
