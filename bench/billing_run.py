@@ -207,7 +207,7 @@ async def usage_mismatches(tenant_ids: list[str], expected: dict[str, dict[str, 
                     .join(BillableMetric, BillableMetric.id == Charge.billable_metric_id)
                     .where(InvoiceLine.type == "usage")
                 )
-                for sid, code, amount in rows.tuples():
+                for sid, code, amount in rows:
                     per = found.setdefault(str(sid), {})
                     per[code] = per.get(code, 0) + int(amount)
     finally:
@@ -280,7 +280,7 @@ async def statuses(runtime: Any, tenant_ids: list[str]) -> dict[str, int]:
             rows = await session.execute(
                 select(Invoice.status, func.count()).group_by(Invoice.status)
             )
-            for status, n in rows.tuples():
+            for status, n in rows:
                 out[status] = out.get(status, 0) + int(n)
     return out
 
