@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import server as bench_server
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,20 +160,7 @@ def main() -> None:
     cli = str(args.src / ".venv" / "bin" / "novabilling")
     prefix = f"nbmem_{secrets.token_hex(3)}_"
     asyncio.run(_admin(f'CREATE DATABASE "{prefix}central"'))
-    env = {
-        **os.environ,
-        "NB_ENV": "test",
-        "NB_DATA_DIR": f"/tmp/{prefix}data",
-        "NB_DATABASE_URL": PG.rsplit("/", 1)[0] + f"/{prefix}central",
-        "NB_TENANT_DATABASE_URL": PG,
-        "NB_TENANT_DB_PREFIX": f"{prefix}t_",
-        "NB_REDIS_URL": REDIS,
-        "NB_REDIS_PREFIX": prefix.rstrip("_"),
-        "NB_RATE_LIMIT": "0",
-        "NB_LOG_LEVEL": "WARNING",
-        "NB_PORT": str(args.port),
-        "NB_RUN_SCHEDULER": "false",
-    }
+    env = {**bench_server.server_env(prefix, args.port), "NB_ENV": "test"}
     base = f"http://127.0.0.1:{args.port}"
     try:
         for workers in (1, 2):

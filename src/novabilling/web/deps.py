@@ -96,6 +96,17 @@ TenantMaker = Annotated[async_sessionmaker[AsyncSession], Depends(tenant_maker, 
 
 
 @asynccontextmanager
+async def _committed(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block succeeds, roll back when it raises."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+@asynccontextmanager
 async def tenant_transaction(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
     """One transaction on the tenant's own database: commit, then push the jobs it
     queued; roll back and drop them on error."""
@@ -104,12 +115,8 @@ async def tenant_transaction(runtime: Runtime, tenant_id: str) -> AsyncIterator[
     assert runtime.jobs is not None
     async with maker() as session, job_buffer(runtime.jobs) as buffer:
         with outbound.subscribed(bool(profile.webhook_url)):
-            try:
+            async with _committed(session):
                 yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
         await buffer.flush()
 
 
@@ -127,14 +134,9 @@ async def tenant_single_write(runtime: Runtime, tenant_id: str) -> AsyncIterator
             yield session
         return
     maker = await runtime.engines.read_sessionmaker(tenant_id)
-    async with maker() as session:
+    async with maker() as session, _committed(session):
         with outbound.subscribed(False):
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+            yield session
 
 
 @asynccontextmanager
@@ -184,13 +186,8 @@ async def portal_maker(
 
 
 async def central_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_runtime(request).central() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with get_runtime(request).central() as session, _committed(session):
+        yield session
 
 
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
