@@ -122,8 +122,13 @@ def customer_wire(row: Mapping[Any, Any]) -> dict[str, Any]:
 _COLUMNS = [(attr.key, attr.columns[0].key) for attr in sa_inspect(Customer).column_attrs]
 
 
+def customer_row(customer: Customer) -> dict[str, Any]:
+    """The customer as a row of the customers table (column name -> value)."""
+    return {column: getattr(customer, attr) for attr, column in _COLUMNS}
+
+
 def customer_out(customer: Customer) -> dict[str, Any]:
-    return customer_wire({column: getattr(customer, attr) for attr, column in _COLUMNS})
+    return customer_wire(customer_row(customer))
 
 
 def _number(value: Decimal) -> int | float:

@@ -9,13 +9,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novabilling.customers import repository
 from novabilling.customers.models import Customer
-from novabilling.customers.schemas import CustomerCreate, CustomerPatch
+from novabilling.customers.schemas import CustomerCreate, CustomerPatch, customer_row
 from novabilling.errors import Conflict, Invalid
 from novabilling.kit.clock import Clock
 from novabilling.kit.ids import new_id
@@ -24,8 +23,6 @@ from novabilling.webhooks import outbound
 
 log = structlog.get_logger(__name__)
 
-# (attribute, column) of every mapped column: ``metadata_`` is stored as ``metadata``.
-_COLUMNS = [(attr.key, attr.columns[0]) for attr in sa_inspect(Customer).column_attrs]
 # Built once, values passed as parameters: one cache key and compiled form for every
 # create (a fresh ``.values(...)`` statement was coerced and hashed on each request).
 _INSERT = insert(Customer)
@@ -74,7 +71,7 @@ async def create_customer(
         created_at=body.created_at or now,
         updated_at=now,
     )
-    values = {column.key: getattr(customer, attr) for attr, column in _COLUMNS}
+    values = customer_row(customer)
     connection = await session.connection()
     try:
         await connection.execute(_INSERT, values)

@@ -238,13 +238,17 @@ async def list_for_customer(
 paid_minor_of = repository.paid_minor_of
 
 
+def _major(minor: int, currency: str) -> Decimal:
+    return Decimal(money.to_wire(minor, currency))
+
+
 def paid_total(text: str | None) -> Decimal:
     """A ``paid_minor_of`` value as the sum of its currencies' amounts in major units,
     currencies mixed (customers.md ``totalSpent``), as ``paid_totals_by_customer``."""
-    total = Decimal(0)
-    for currency, minor in repository.parse_paid_minor(text):
-        total += Decimal(money.to_wire(minor, currency))
-    return total
+    return sum(
+        (_major(minor, currency) for currency, minor in repository.parse_paid_minor(text)),
+        Decimal(0),
+    )
 
 
 async def paid_totals_by_customer(
@@ -256,8 +260,7 @@ async def paid_totals_by_customer(
     for customer_id, currency, minor in await repository.paid_minor_by_customer(
         session, customer_ids
     ):
-        total = Decimal(money.to_wire(minor, currency))
-        out[customer_id] = out.get(customer_id, Decimal(0)) + total
+        out[customer_id] = out.get(customer_id, Decimal(0)) + _major(minor, currency)
     return out
 
 
