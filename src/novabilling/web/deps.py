@@ -133,8 +133,7 @@ async def tenant_single_write(runtime: Runtime, tenant_id: str) -> AsyncIterator
         async with tenant_transaction(runtime, tenant_id) as session:
             yield session
         return
-    maker = await runtime.engines.read_sessionmaker(tenant_id)
-    async with maker() as session, _committed(session):
+    async with tenant_reads(runtime, tenant_id) as session, _committed(session):
         with outbound.subscribed(False):
             yield session
 
@@ -166,8 +165,7 @@ async def portal_read_session(
     request: Request, principal: PortalPrincipal
 ) -> AsyncIterator[AsyncSession]:
     """``tenant_read_session`` for the portal's reads (portal token or data credential)."""
-    maker = await get_runtime(request).engines.read_sessionmaker(principal.tenant_id)
-    async with maker() as session:
+    async with tenant_reads(get_runtime(request), principal.tenant_id) as session:
         yield session
 
 
