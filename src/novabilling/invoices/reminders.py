@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from novabilling.invoices.models import FAILED, PENDING, Invoice
-from novabilling.kit.db import TenantBase, id_column
+from novabilling.kit.db import TenantBase, id_column, plan_for_current_size
 from novabilling.kit.ids import new_id
 from novabilling.kit.timestamps import to_wire
 from novabilling.notifications import jobs as emails
@@ -81,6 +81,7 @@ async def queue_due(
     """Record and queue every reminder due at ``now`` (at most ``BATCH`` per stage) among
     the invoices ``scope`` leaves; returns how many. The caller commits (and rolls back on
     a unique-key race: the next tick finds what is still due)."""
+    await plan_for_current_size(session)
     count = 0
     for stage in STAGES:
         low, high = _window(stage, now)
