@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.utils import create_model_field
 from pydantic import BaseModel
 
 ERROR_SCHEMA = "ErrorResponse"
@@ -122,6 +124,13 @@ PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
 """``responses=`` of a route answering a PDF (with ``response_class=Response``)."""
 
 
+DOCUMENTED_MODEL = "documentedModel"
+"""Where ``returns`` puts the model in ``responses``: not FastAPI's ``model`` key, for
+which FastAPI builds a validator and serialiser per route and per included copy of it
+(~1.5 MiB in an API process), never used per request here. ``_Documented`` hands it to
+FastAPI as ``model`` when the document is generated."""
+
+
 def returns(
     model: Any,
     status: int = 200,
@@ -135,7 +144,7 @@ def returns(
     validated per request. ``errors``: the error answers the route can give beyond the
     ones every operation documents (400 on input, 401 without a credential, 404 with a
     path id, 409 on mutations), each with the contract's error body."""
-    ok: dict[str, Any] = {"model": model, "description": description}
+    ok: dict[str, Any] = {DOCUMENTED_MODEL: model, "description": description}
     if example is not None:
         ok["content"] = {"application/json": {"example": example}}
     out: dict[int | str, dict[str, Any]] = {status: ok}
@@ -156,17 +165,42 @@ def declared_model(route: Any) -> Any:
     status = route.status_code or 200
     responses = route.responses or {}
     entry = responses.get(status) or responses.get(str(status)) or {}
-    return entry.get("model")
+    return entry.get(DOCUMENTED_MODEL)
 
 
 class _Documented(RouteContext):
     """A route as the document sees it: its declared model stands alone (FastAPI would
-    merge it with the schema of the ``dict[str, Any]`` return annotation)."""
+    merge it with the schema of the ``dict[str, Any]`` return annotation), under
+    ``responses[status]["model"]`` as FastAPI documents it, with the response field FastAPI
+    would have built for it when the route was declared."""
 
     def __getattr__(self, name: str) -> Any:
         if name == "response_field":
             return None
         return super().__getattr__(name)
+
+    @cached_property
+    def responses(self) -> dict[int | str, dict[str, Any]]:
+        out: dict[int | str, dict[str, Any]] = {}
+        for code, entry in super().__getattr__("responses").items():
+            entry = dict(entry)
+            if DOCUMENTED_MODEL in entry:
+                entry["model"] = entry.pop(DOCUMENTED_MODEL)
+            out[code] = entry
+        return out
+
+    @cached_property
+    def response_fields(self) -> dict[int | str, Any]:
+        fields = dict(super().__getattr__("response_fields"))
+        unique_id = super().__getattr__("unique_id")
+        for code, entry in super().__getattr__("responses").items():
+            if DOCUMENTED_MODEL in entry:
+                fields[code] = create_model_field(
+                    name=f"Response_{code}_{unique_id}",
+                    type_=entry[DOCUMENTED_MODEL],
+                    mode="serialization",
+                )
+        return fields
 
 
 def documented_routes(app: FastAPI) -> list[RouteContext]:
