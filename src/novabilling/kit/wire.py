@@ -76,7 +76,9 @@ class WireOut(BaseModel):
     no other keys). Routes still return the dicts built by ``schemas.py`` and rendered by
     orjson: these models are never instantiated per request (``web.openapi.returns``)."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 Timestamp = Annotated[
