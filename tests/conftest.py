@@ -60,6 +60,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files for ``pytest -n 2 --dist loadfile`` (with ``--no-loadscope-reorder``,
+    pyproject.toml): the files marked ``long`` first, longest first, then the others by
+    their number of tests, largest first. xdist hands the files out in this order, one at
+    a time to the worker that is free, so a file of one long test (the 13-month simulation,
+    the SIGKILL restart, the browser console) no longer comes last and ends the run alone."""
+    counts: dict[Path, int] = {}
+    for item in items:
+        counts[item.path] = counts.get(item.path, 0) + 1
+
+    def order(item: pytest.Item) -> tuple[float, int]:
+        long = item.get_closest_marker("long")
+        return (-long.kwargs["seconds"] if long else 0.0, -counts[item.path])
+
+    items.sort(key=order)
+
+
 def require_postgres() -> None:
     if not PG_UP:
         if IN_CI:
