@@ -342,13 +342,20 @@ async def other_tenant(client: httpx.AsyncClient) -> TenantCreds:
     return await register_tenant(client, "Other Co")
 
 
+@dataclass
+class SharedTenant:
+    creds: TenantCreds
+    database: str
+    made: dict[str, Any]  # what the module's tests made in it once (``shared_made``)
+
+
 @pytest.fixture(scope="module")
-def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, tuple[TenantCreds, str]]]:
-    """The module's shared tenant per backend: (credentials, database name)."""
-    shared: dict[str, tuple[TenantCreds, str]] = {}
+def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, SharedTenant]]:
+    """The module's shared tenant per backend."""
+    shared: dict[str, SharedTenant] = {}
     yield shared
     if reaper is not None and "postgres" in shared:
-        reaper.release(shared["postgres"][1])
+        reaper.release(shared["postgres"].database)
 
 
 @pytest.fixture
@@ -356,7 +363,7 @@ async def shared_tenant(
     client: httpx.AsyncClient,
     backend: Backend,
     reaper: DatabaseReaper | None,
-    _shared_tenants: dict[str, tuple[TenantCreds, str]],
+    _shared_tenants: dict[str, SharedTenant],
 ) -> TenantCreds:
     """One tenant per module and backend, for tests whose requests are all refused or only
     read (input validation): registering a fresh tenant - a database each - cost more than
@@ -368,8 +375,17 @@ async def shared_tenant(
         name = provisioning.database_name(backend.settings, creds.id)
         if reaper is not None and backend.name == "postgres":
             reaper.keep(name)
-        found = _shared_tenants[backend.name] = (creds, name)
-    return found[0]
+        found = _shared_tenants[backend.name] = SharedTenant(creds, name, {})
+    return found.creds
+
+
+@pytest.fixture
+def shared_made(
+    backend: Backend, shared_tenant: TenantCreds, _shared_tenants: dict[str, SharedTenant]
+) -> dict[str, Any]:
+    """What the module's tests made once in ``shared_tenant`` (a plan, a metric that
+    refused requests refer to), kept with it: a module fixture fills it on first use."""
+    return _shared_tenants[backend.name].made
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:
