@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -288,24 +287,17 @@ class _Writer(threading.Thread):
             return self._renderer.line(None, "error", _unrenderable_event(exc))
 
 
+_STAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+
 def _dropped_event(count: int) -> EventDict:
-    return {
-        "event": "log.records_dropped",
-        "log_records_dropped": count,
-        "level": "warning",
-        "logger": __name__,
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
+    event = {"event": "log.records_dropped", "log_records_dropped": count}
+    return _STAMP(None, "warning", {**event, "level": "warning", "logger": __name__})
 
 
 def _unrenderable_event(exc: Exception) -> EventDict:
-    return {
-        "event": "log.unrenderable",
-        "error": type(exc).__name__,
-        "level": "error",
-        "logger": __name__,
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
+    event = {"event": "log.unrenderable", "error": type(exc).__name__}
+    return _STAMP(None, "error", {**event, "level": "error", "logger": __name__})
 
 
 class _State:
