@@ -21,7 +21,7 @@ from novabilling.config import Settings
 from novabilling.kit import passwords
 from novabilling.kit.clock import Clock, SystemClock
 from novabilling.kit.crypto import Encryptor, key_from_setting
-from novabilling.kit.db import make_engine
+from novabilling.kit.db import make_engine, read_sessions
 from novabilling.kit.jobs import JobHandlers, JobQueue
 from novabilling.kit.jobs_bullmq import BullMQQueue
 from novabilling.kit.jobs_inprocess import InProcessQueue
@@ -108,6 +108,9 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         timeout=settings.db_pool_timeout,
     )
     central = async_sessionmaker(central_engine, expire_on_commit=False)
+    # the per-request look-ups of a tenant whose cached entries expired: API key, tenant
+    # active, profile, database location (no BEGIN/ROLLBACK round trips around them)
+    central_reads = read_sessions(central_engine, pgbouncer=settings.pgbouncer)
     assert settings.encryption_key and settings.secret_key
     register_secret(settings.secret_key, settings.encryption_key)
     encryptor = Encryptor(key_from_setting(settings.encryption_key))
@@ -131,7 +134,7 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         central_engine=central_engine,
         central=central,
         engines=EngineRegistry(
-            central=central,
+            central=central_reads,
             encryptor=encryptor,
             max_engines=settings.tenant_engine_cache_size,
             pool_size=settings.tenant_pool_size,
@@ -144,13 +147,17 @@ def make_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         encryptor=encryptor,
         signer=signer,
         principals=PrincipalResolver(
-            central=central, signer=signer, clock=clock, ttl=settings.principal_cache_seconds
+            central=central,
+            reads=central_reads,
+            signer=signer,
+            clock=clock,
+            ttl=settings.principal_cache_seconds,
         ),
         limiter=limiter,
         rate=rate,
         redis=redis,
         mailer=default_mailer(smtp_url=settings.smtp_url, data_dir=settings.data_dir),
         sender=Mailbox(settings.mail_from_address, settings.mail_from_name),
-        tenant_profiles=TenantProfiles(central, ttl=settings.principal_cache_seconds),
+        tenant_profiles=TenantProfiles(central_reads, ttl=settings.principal_cache_seconds),
     )
     return runtime

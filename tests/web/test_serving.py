@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from novabilling.kit import headless
 from tests.servers import free_port
 
 pytestmark = pytest.mark.long(seconds=45)
@@ -82,7 +83,8 @@ def test_two_workers_are_one_supervisor_plus_two_processes(tmp_path: Path) -> No
         for pid in pids:  # all without Rich, Pygments and cryptography (kit.headless)
             argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
             hidden = "rich,pygments,cryptography"
-            assert argv[1:5] == ["-m", "novabilling.kit.headless", "--hide", hidden]
+            launcher = ["-m", "novabilling.kit.headless", "--hide", hidden]
+            assert argv[1:7] == [*headless.INTERPRETER_OPTIONS, *launcher]
         with httpx.Client(base_url=base) as client:
             assert all(client.get("/health").status_code == 200 for _ in range(20))
     finally:

@@ -14,7 +14,12 @@ import orjson
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, TypeDecorator, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
@@ -196,6 +201,19 @@ def make_engine(
         max_overflow=max_overflow,
         pool_recycle=1800,
         **kwargs,
+    )
+
+
+def read_sessions(engine: AsyncEngine, *, pgbouncer: bool) -> async_sessionmaker[AsyncSession]:
+    """Sessions for pure reads: autocommit, so no BEGIN and COMMIT/ROLLBACK round trips
+    (each statement is its own transaction: what READ COMMITTED gives each statement
+    anyway). Never for writes: they would not be atomic. Behind PgBouncer in transaction
+    mode they are ordinary transactional sessions: there a statement outside a
+    transaction may be prepared on one server connection and executed on another."""
+    if pgbouncer:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )
 
 

@@ -18,6 +18,11 @@ This launcher marks the named packages as absent (``sys.modules[name] = None`` m
 ``import name`` raise ``ModuleNotFoundError``) before MODULE imports anything: ~4-6 MiB of
 Rich/Pygments/Click and ~9 MiB of ``cryptography`` stay out of every long-running process
 (docs/benchmarks.md, Memory). uvicorn needs Click: the API processes keep it.
+
+It also loads installed libraries without their docstrings and asserts
+(``kit.leancode``, ~7 MiB per process), and runs the interpreter with
+``-X no_debug_ranges`` (code objects without column positions, ~0.7 MiB: a traceback
+names file and line but draws no ``^^^`` under the failing expression).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from __future__ import annotations
 import runpy
 import sys
 from collections.abc import Iterable, Sequence
+
+from novabilling.kit import leancode
+
+INTERPRETER_OPTIONS = ("-X", "no_debug_ranges")
 
 
 def hide(names: Iterable[str]) -> None:
@@ -35,13 +44,23 @@ def hide(names: Iterable[str]) -> None:
 
 def command(module: str, args: Sequence[str], *, hidden: Sequence[str]) -> list[str]:
     """The argv that runs ``python -m MODULE ARGS`` through this launcher."""
-    return [sys.executable, "-m", __name__, "--hide", ",".join(hidden), module, *args]
+    return [
+        sys.executable,
+        *INTERPRETER_OPTIONS,
+        "-m",
+        __name__,
+        "--hide",
+        ",".join(hidden),
+        module,
+        *args,
+    ]
 
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) < 3 or argv[0] != "--hide":
         raise SystemExit("usage: python -m novabilling.kit.headless --hide A,B MODULE [ARGS]")
     hide(name for name in argv[1].split(",") if name)
+    leancode.install()
     module = argv[2]
     sys.argv = [module, *argv[3:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -15,18 +15,23 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novabilling.errors import NotFound
 from novabilling.kit.crypto import Encryptor
-from novabilling.kit.db import connect_args, make_engine
+from novabilling.kit.db import connect_args, make_engine, read_sessions
 from novabilling.kit.outbox import outbox_sessionmaker
 from novabilling.kit.pools import ConnectionBudget, derive_engine
 from novabilling.tenancy.models import DatabaseConnection
 
 log = structlog.get_logger(__name__)
+
+
+_URL_OF = select(DatabaseConnection.url_encrypted).where(
+    DatabaseConnection.tenant_id == bindparam("tenant_id")
+)
 
 
 @dataclass
@@ -126,16 +131,9 @@ class EngineRegistry:
             entry = _Entry(
                 engine=engine,
                 sessions=sessions,
-                # Same pool; no BEGIN/COMMIT round trips (each statement is its own
-                # transaction: what READ COMMITTED gives each statement anyway). Not behind
-                # PgBouncer: there a statement outside a transaction may be prepared on one
-                # server connection and executed on another.
-                readers=sessions
-                if self._pgbouncer
-                else async_sessionmaker(
-                    engine.execution_options(isolation_level="AUTOCOMMIT"),
-                    expire_on_commit=False,
-                ),
+                # Same pool; autocommit (kit.db.read_sessions), or the ordinary sessions
+                # behind PgBouncer
+                readers=sessions if self._pgbouncer else read_sessions(engine, pgbouncer=False),
                 last_used=time.monotonic(),
                 url=url,
                 checked=time.monotonic(),
@@ -175,12 +173,10 @@ class EngineRegistry:
 
     async def _tenant_url(self, tenant_id: str) -> str:
         async with self._central() as session:
-            conn = await session.scalar(
-                select(DatabaseConnection).where(DatabaseConnection.tenant_id == tenant_id)
-            )
-        if conn is None:
+            sealed = await session.scalar(_URL_OF, {"tenant_id": tenant_id})
+        if sealed is None:
             raise NotFound("Tenant database not found")
-        return self._encryptor.decrypt(conn.url_encrypted, aad=tenant_id.encode())
+        return self._encryptor.decrypt(sealed, aad=tenant_id.encode())
 
     async def forget(self, tenant_id: str) -> None:
         entry = self._entries.pop(tenant_id, None)

@@ -3,6 +3,10 @@
 Lookups are cached in process for ``ttl`` seconds so the hot path costs no database round
 trip; a revoked key is dropped from this process's cache at once and stops working in
 other processes within the TTL.
+
+A miss (a tenant not seen for ``ttl`` seconds: with many tenants, most of them) is one
+statement on an autocommit session (``reads``): the key, its tenant and whether that tenant
+is active, whether it is an extra key or the tenant's primary key.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import BindParameter, String, bindparam, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novabilling.errors import Unauthorized
@@ -36,6 +40,24 @@ class Principal:
     external_id: str | None = None
 
 
+_DIGEST: BindParameter[str] = bindparam("digest", type_=String())
+# An extra key (not revoked) or a tenant's primary key, with the tenant's is_active: both
+# hashes are unique and come from random keys, so at most one row matches.
+_KEY_LOOKUP = (
+    select(
+        ApiKey.tenant_id.label("tenant_id"),
+        ApiKey.id.label("key_id"),
+        ApiKey.expires_at.label("expires_at"),
+        Tenant.is_active.label("is_active"),
+    )
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.key_hash == _DIGEST, ApiKey.revoked_at.is_(None))
+    .union_all(
+        select(Tenant.id, null(), null(), Tenant.is_active).where(Tenant.api_key_hash == _DIGEST)
+    )
+)
+
+
 @dataclass(frozen=True)
 class _KeyEntry:
     tenant_id: str
@@ -51,8 +73,12 @@ class PrincipalResolver:
         signer: TokenSigner,
         clock: Clock,
         ttl: float,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
+        """``central``: sessions for the ``lastUsed`` write; ``reads``: sessions for the
+        look-ups (autocommit ones, ``kit.db.read_sessions``; ``central`` when not given)."""
         self._central = central
+        self._reads = reads or central
         self._signer = signer
         self._clock = clock
         self._keys: TTLCache[str, _KeyEntry | None] = TTLCache(ttl)
@@ -110,23 +136,17 @@ class PrincipalResolver:
         return Principal(entry.tenant_id, "primary_key")
 
     async def _lookup_key(self, digest: str) -> _KeyEntry | None:
-        async with self._central() as session:
-            row = (
-                await session.execute(
-                    select(ApiKey.tenant_id, ApiKey.id, ApiKey.expires_at).where(
-                        ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-                    )
-                )
-            ).first()
-            if row is not None:
-                return _KeyEntry(row.tenant_id, row.id, row.expires_at)
-            tenant_id = await session.scalar(select(Tenant.id).where(Tenant.api_key_hash == digest))
-        return _KeyEntry(tenant_id, None, None) if tenant_id else None
+        async with self._reads() as session:
+            row = (await session.execute(_KEY_LOOKUP, {"digest": digest})).first()
+        if row is None:
+            return None
+        self._active.put(row.tenant_id, bool(row.is_active))
+        return _KeyEntry(row.tenant_id, row.key_id, row.expires_at)
 
     async def _require_active(self, tenant_id: str) -> None:
         active = self._active.get(tenant_id)
         if active is None:
-            async with self._central() as session:
+            async with self._reads() as session:
                 active = bool(
                     await session.scalar(select(Tenant.is_active).where(Tenant.id == tenant_id))
                 )
