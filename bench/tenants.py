@@ -1,6 +1,7 @@
 """Many tenants on one server under a connection cap, bounded in time.
 
     uv run python bench/tenants.py [--tenants 1000] [--workers 2] [--cap 40] [--duration 10]
+                                   [--pgbouncer] [--bouncer-idle 1]
 
 Starts its own PostgreSQL cluster (initdb under a temp dir, ``max_connections=100``, like
 the production default; the shared server is not touched), registers ``--tenants``
@@ -16,6 +17,12 @@ While each run lasts, PostgreSQL's own count of client connections (pg_stat_acti
 sampled every 20 ms. Prints one JSON line per run and a summary line: the round-robin
 throughput as a share of the single-tenant one (target >= 0.5), errors (target 0), the
 highest connection count seen (target <= workers x cap).
+
+``--pgbouncer``: Debian's PgBouncer in transaction mode in front of the cluster (one server
+connection per tenant database, idle ones closed after ``--bouncer-idle`` seconds); tenants
+are registered and served through it with ``NB_PGBOUNCER=true`` (the central database is
+reached directly). PostgreSQL's connection count is then PgBouncer's server connections:
+PgBouncer has no cap over all databases, only the idle timeout bounds them.
 """
 
 from __future__ import annotations
@@ -40,20 +47,25 @@ import wrk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests/servers.py: the throwaway PostgreSQL cluster
 
-from tests.servers import PostgresCluster  # noqa: E402
+from tests.servers import PgBouncer, PostgresCluster  # noqa: E402
 
 PATH = "/api/customers?limit=20"
 
 
 def settings_env(
-    cluster: PostgresCluster, data_dir: Path, args: argparse.Namespace
+    cluster: PostgresCluster,
+    data_dir: Path,
+    args: argparse.Namespace,
+    bouncer: PgBouncer | None = None,
 ) -> dict[str, str]:
     server = cluster.url
+    extra = {"NB_PGBOUNCER": "true"} if bouncer is not None else {}
     return {
+        **extra,
         "NB_ENV": "test",
         "NB_DATA_DIR": str(data_dir),
         "NB_DATABASE_URL": server.rsplit("/", 1)[0] + "/nb_central",
-        "NB_TENANT_DATABASE_URL": server,
+        "NB_TENANT_DATABASE_URL": bouncer.url() if bouncer is not None else server,
         "NB_TENANT_DB_PREFIX": "nb_t_",
         "NB_RATE_LIMIT": "0",
         "NB_LOG_LEVEL": "WARNING",
@@ -177,6 +189,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--register-parallel", type=int, default=4)
     parser.add_argument("--port", type=int, default=8079)
+    parser.add_argument("--pgbouncer", action="store_true", help="serve tenants via PgBouncer")
+    parser.add_argument("--bouncer-idle", type=float, default=1.0, help="server_idle_timeout")
     args = parser.parse_args()
     if not wrk.available():
         raise SystemExit("needs wrk (apt-get install wrk)")
@@ -184,9 +198,16 @@ def main() -> None:
     cluster = PostgresCluster(max_connections=100, name="bench-tenants").start()
     work = Path(tempfile.mkdtemp(prefix="nb-bench-tenants-"))
     server = None
+    bouncer = None
     try:
+        if args.pgbouncer:
+            bouncer = PgBouncer(
+                upstream_port=cluster.port,
+                server_pool_size=1,
+                server_idle_timeout=args.bouncer_idle,
+            ).start()
         asyncio.run(_admin(cluster.port, "CREATE DATABASE nb_central"))
-        env = settings_env(cluster, work / "data", args)
+        env = settings_env(cluster, work / "data", args, bouncer)
         started = time.monotonic()
         keys = asyncio.run(register_all(env, args.tenants, args.register_parallel))
         print(
@@ -207,7 +228,13 @@ def main() -> None:
             )
             results[name] = result
             tenants = 1 if name == "single" else len(keys)
-            line = {"scenario": name, "tenants": tenants, "workers": args.workers, "cap": args.cap}
+            line = {
+                "scenario": name,
+                "tenants": tenants,
+                "workers": args.workers,
+                "cap": args.cap,
+                "pgbouncer": bouncer is not None,
+            }
             print(json.dumps({**line, **result}), flush=True)
         ratio = results["round_robin"]["rps"] / results["single"]["rps"]
         errors = sum(r["non_2xx"] + (1 if r["errors"] else 0) for r in results.values())
@@ -223,6 +250,8 @@ def main() -> None:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
+        if bouncer is not None:
+            bouncer.stop()
         cluster.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
 

@@ -60,6 +60,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files for ``pytest -n 2 --dist loadfile`` (with ``--no-loadscope-reorder``,
+    pyproject.toml): the files marked ``long`` first, longest first, then the others by
+    their number of tests, largest first. xdist hands the files out in this order, one at
+    a time to the worker that is free, so a file of one long test (the 13-month simulation,
+    the SIGKILL restart, the browser console) no longer comes last and ends the run alone."""
+    counts: dict[Path, int] = {}
+    for item in items:
+        counts[item.path] = counts.get(item.path, 0) + 1
+
+    def order(item: pytest.Item) -> tuple[float, int]:
+        long = item.get_closest_marker("long")
+        return (-long.kwargs["seconds"] if long else 0.0, -counts[item.path])
+
+    items.sort(key=order)
+
+
 def require_postgres() -> None:
     if not PG_UP:
         if IN_CI:
@@ -325,13 +342,20 @@ async def other_tenant(client: httpx.AsyncClient) -> TenantCreds:
     return await register_tenant(client, "Other Co")
 
 
+@dataclass
+class SharedTenant:
+    creds: TenantCreds
+    database: str
+    made: dict[str, Any]  # what the module's tests made in it once (``shared_made``)
+
+
 @pytest.fixture(scope="module")
-def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, tuple[TenantCreds, str]]]:
-    """The module's shared tenant per backend: (credentials, database name)."""
-    shared: dict[str, tuple[TenantCreds, str]] = {}
+def _shared_tenants(reaper: DatabaseReaper | None) -> Iterator[dict[str, SharedTenant]]:
+    """The module's shared tenant per backend."""
+    shared: dict[str, SharedTenant] = {}
     yield shared
     if reaper is not None and "postgres" in shared:
-        reaper.release(shared["postgres"][1])
+        reaper.release(shared["postgres"].database)
 
 
 @pytest.fixture
@@ -339,7 +363,7 @@ async def shared_tenant(
     client: httpx.AsyncClient,
     backend: Backend,
     reaper: DatabaseReaper | None,
-    _shared_tenants: dict[str, tuple[TenantCreds, str]],
+    _shared_tenants: dict[str, SharedTenant],
 ) -> TenantCreds:
     """One tenant per module and backend, for tests whose requests are all refused or only
     read (input validation): registering a fresh tenant - a database each - cost more than
@@ -351,8 +375,17 @@ async def shared_tenant(
         name = provisioning.database_name(backend.settings, creds.id)
         if reaper is not None and backend.name == "postgres":
             reaper.keep(name)
-        found = _shared_tenants[backend.name] = (creds, name)
-    return found[0]
+        found = _shared_tenants[backend.name] = SharedTenant(creds, name, {})
+    return found.creds
+
+
+@pytest.fixture
+def shared_made(
+    backend: Backend, shared_tenant: TenantCreds, _shared_tenants: dict[str, SharedTenant]
+) -> dict[str, Any]:
+    """What the module's tests made once in ``shared_tenant`` (a plan, a metric that
+    refused requests refer to), kept with it: a module fixture fills it on first use."""
+    return _shared_tenants[backend.name].made
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:

@@ -121,7 +121,9 @@ class PgBouncer:
     ``pg_shadow`` through ``auth_query``); ``postgres`` (the admin that creates tenant
     databases) is trusted from loopback, like on the test server."""
 
-    def __init__(self, *, upstream_port: int, server_pool_size: int = 2) -> None:
+    def __init__(
+        self, *, upstream_port: int, server_pool_size: int = 2, server_idle_timeout: float = 10
+    ) -> None:
         binary = shutil.which("pgbouncer") or (
             "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
         )
@@ -131,6 +133,7 @@ class PgBouncer:
         self.binary = binary
         self.upstream_port = upstream_port
         self.server_pool_size = server_pool_size
+        self.server_idle_timeout = server_idle_timeout
         self.root = Path(tempfile.mkdtemp(prefix="nb-pgbouncer-"))
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -161,7 +164,7 @@ admin_users = postgres
 pool_mode = transaction
 default_pool_size = {self.server_pool_size}
 max_client_conn = 2000
-server_idle_timeout = 10
+server_idle_timeout = {self.server_idle_timeout}
 ignore_startup_parameters = extra_float_digits
 logfile = {self.root}/pgbouncer.log
 """

@@ -29,6 +29,8 @@ from novabilling.cli import app as cli
 from novabilling.config import Settings, get_settings
 from tests.conftest import PG_SERVER, REDIS_URL, _pg_admin, require_postgres, require_redis
 
+pytestmark = pytest.mark.long(seconds=25)
+
 runner = CliRunner()
 
 

@@ -22,6 +22,8 @@ from novabilling.kit.timestamps import parse_when
 from novabilling.web import serving
 from tests.live import api_server, clean_env, console_script
 
+pytestmark = pytest.mark.long(seconds=25)
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 runner = CliRunner()
 

@@ -50,19 +50,19 @@ EMPTY = {
 
 @pytest.mark.parametrize("path", sorted(EMPTY))
 async def test_empty_tenant_answers_zeros(
-    client: httpx.AsyncClient, tenant: TenantCreds, path: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, path: str
 ) -> None:
-    for headers in (tenant.key_headers, tenant.token_headers):
+    for headers in (shared_tenant.key_headers, shared_tenant.token_headers):
         r = await client.get(f"/api/analytics/{path}", headers=headers)
         assert r.status_code == 200, r.text
         assert r.json() == EMPTY[path]
 
 
 async def test_empty_cohorts(
-    client: httpx.AsyncClient, tenant: TenantCreds, runtime: Runtime
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, runtime: Runtime
 ) -> None:
     runtime.clock = TestClock(dataset.NOW)
-    r = await client.get("/api/analytics/churn-cohorts?months=2", headers=tenant.key_headers)
+    r = await client.get("/api/analytics/churn-cohorts?months=2", headers=shared_tenant.key_headers)
     assert r.json() == {
         "months": ["2026-02", "2026-03"],
         "cohorts": [
@@ -74,7 +74,7 @@ async def test_empty_cohorts(
 
 @pytest.mark.parametrize("path", ALL)
 async def test_missing_or_bad_credentials_are_401(
-    client: httpx.AsyncClient, tenant: TenantCreds, path: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, path: str
 ) -> None:
     assert_error(await client.get(f"/api/analytics/{path}?groupBy=year"), 401)
     bad = {"Authorization": "Bearer sk_live_" + "0" * 64}
@@ -83,10 +83,10 @@ async def test_missing_or_bad_credentials_are_401(
 
 @pytest.mark.parametrize("path", STRICT)
 async def test_strict_query_check(
-    client: httpx.AsyncClient, tenant: TenantCreds, path: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, path: str
 ) -> None:
     get = client.get
-    h = tenant.key_headers
+    h = shared_tenant.key_headers
     assert_error(await get(f"/api/analytics/{path}?foo=1", headers=h), 400, "property")
     assert_error(await get(f"/api/analytics/{path}?groupBy=year", headers=h), 400, "groupBy")
     assert_error(await get(f"/api/analytics/{path}?dateFrom=yesterday", headers=h), 400, "dateFrom")
@@ -101,18 +101,18 @@ async def test_strict_query_check(
 
 
 async def test_provider_is_accepted_on_payments_only(
-    client: httpx.AsyncClient, tenant: TenantCreds
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
 ) -> None:
-    h = tenant.key_headers
+    h = shared_tenant.key_headers
     r = await client.get("/api/analytics/payments?provider=stripe", headers=h)
     assert r.status_code == 200  # the contract's Improve (the original answered 400)
     assert_error(await client.get("/api/analytics/revenue?provider=x", headers=h), 400, "property")
 
 
 async def test_cohorts_and_ltv_ignore_other_parameters(
-    client: httpx.AsyncClient, tenant: TenantCreds
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
 ) -> None:
-    h = tenant.key_headers
+    h = shared_tenant.key_headers
     for path in ("churn-cohorts?groupBy=year&foo=1", "ltv?dateFrom=garbage&byCurrency=maybe"):
         r = await client.get(f"/api/analytics/{path}", headers=h)
         assert r.status_code == 200, r.text
@@ -143,11 +143,13 @@ async def test_another_tenant_sees_only_its_own_data(
     ],
 )
 async def test_fx_rates_setting_is_validated(
-    client: httpx.AsyncClient, tenant: TenantCreds, rates: object, field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, rates: object, field: str
 ) -> None:
     r = await client.patch(
-        "/api/tenants/me", headers=tenant.token_headers, json={"settings": {"fxRates": rates}}
+        "/api/tenants/me",
+        headers=shared_tenant.token_headers,
+        json={"settings": {"fxRates": rates}},
     )
     assert_error(r, 400, field)
-    me = await client.get("/api/tenants/me", headers=tenant.token_headers)
+    me = await client.get("/api/tenants/me", headers=shared_tenant.token_headers)
     assert "fxRates" not in me.json()["settings"]

@@ -56,12 +56,12 @@ async def _deactivate(runtime: Runtime, tenant_id: str) -> None:
     ],
 )
 async def test_data_route_credentials(
-    client: httpx.AsyncClient, tenant: TenantCreds, probe: str, header: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, probe: str, header: str
 ) -> None:
-    value = header.format(key=tenant.api_key, token=tenant.access_token)
+    value = header.format(key=shared_tenant.api_key, token=shared_tenant.access_token)
     r = await client.get(probe, headers={"Authorization": value})
     assert r.status_code == 200, r.text
-    assert r.json()["tenantId"] == tenant.id
+    assert r.json()["tenantId"] == shared_tenant.id
     assert r.json()["db"] == 1
 
 
@@ -81,17 +81,17 @@ async def test_data_route_credentials(
     ],
 )
 async def test_data_route_rejects_bad_credentials(
-    client: httpx.AsyncClient, tenant: TenantCreds, probe: str, header: str | None
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, probe: str, header: str | None
 ) -> None:
-    headers = {} if header is None else {"Authorization": header.format(key=tenant.api_key)}
+    headers = {} if header is None else {"Authorization": header.format(key=shared_tenant.api_key)}
     r = await client.get(probe, headers=headers)
     assert_error(r, 401)
 
 
 async def test_tampered_access_token_is_401(
-    client: httpx.AsyncClient, tenant: TenantCreds, probe: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, probe: str
 ) -> None:
-    head, payload, sig = tenant.access_token.split(".")
+    head, payload, sig = shared_tenant.access_token.split(".")
     forged = ".".join([head, payload, sig[:-3] + ("AAA" if not sig.endswith("AAA") else "BBB")])
     assert_error(await client.get(probe, headers={"Authorization": f"Bearer {forged}"}), 401)
     assert_error(
@@ -101,14 +101,18 @@ async def test_tampered_access_token_is_401(
 
 @pytest.mark.parametrize("path", ["/api/tenants/me", "/api/tenants/me/api-keys"])
 async def test_session_routes_refuse_api_keys(
-    client: httpx.AsyncClient, tenant: TenantCreds, path: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, path: str
 ) -> None:
-    for value in (f"Bearer {tenant.api_key}", tenant.api_key, tenant.access_token):
+    for value in (
+        f"Bearer {shared_tenant.api_key}",
+        shared_tenant.api_key,
+        shared_tenant.access_token,
+    ):
         r = await client.get(path, headers={"Authorization": value})
         assert_error(r, 401)
         assert r.json()["message"] == "Unauthorized"
     assert_error(await client.get(path), 401)
-    ok = await client.get(path, headers=tenant.token_headers)
+    ok = await client.get(path, headers=shared_tenant.token_headers)
     assert ok.status_code == 200
 
 
@@ -140,11 +144,11 @@ async def test_extra_key_works_and_records_last_used(
 
 
 async def test_primary_key_is_the_primary_principal(
-    client: httpx.AsyncClient, tenant: TenantCreds, probe: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, probe: str
 ) -> None:
-    r = await client.get(probe, headers=tenant.key_headers)
+    r = await client.get(probe, headers=shared_tenant.key_headers)
     assert r.json()["kind"] == "primary_key"
-    r = await client.get(probe, headers=tenant.token_headers)
+    r = await client.get(probe, headers=shared_tenant.token_headers)
     assert r.json()["kind"] == "access"
 
 
@@ -219,16 +223,22 @@ async def test_each_key_reaches_only_its_own_tenant(
     assert me.json()["id"] == other_tenant.id and me.json()["apiKey"] == other_tenant.api_key
 
 
-async def test_real_data_route_when_present(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+async def test_real_data_route_when_present(
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
+) -> None:
     if not await has_route(client, "/api/customers"):
         pytest.skip("no /api/customers router mounted yet")
-    for headers in (tenant.key_headers, {"Authorization": tenant.api_key}, tenant.token_headers):
+    for headers in (
+        shared_tenant.key_headers,
+        {"Authorization": shared_tenant.api_key},
+        shared_tenant.token_headers,
+    ):
         r = await client.get("/api/customers", headers=headers)
         assert r.status_code == 200, r.text
     assert_error(await client.get("/api/customers"), 401)
     assert_error(
         await client.get(
-            "/api/customers", headers={"Authorization": f"Bearer {tenant.refresh_token}"}
+            "/api/customers", headers={"Authorization": f"Bearer {shared_tenant.refresh_token}"}
         ),
         401,
     )

@@ -27,7 +27,7 @@ from novabilling.runtime import Runtime
 from tests.billing.support import RecordingQueue, seed_due_subscriptions
 from tests.conftest import register_tenant
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.long(seconds=60)]
 
 
 @pytest.fixture

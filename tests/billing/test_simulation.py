@@ -7,6 +7,8 @@ import pytest
 from tests.billing.simulation import thirteen_months_of_billing
 from tests.conftest import Backend
 
+pytestmark = pytest.mark.long(seconds=80)
+
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_thirteen_months_of_billing(backend: Backend) -> None:

@@ -7,6 +7,8 @@ import pytest
 from tests.billing.simulation import thirteen_months_of_billing
 from tests.conftest import Backend
 
+pytestmark = pytest.mark.long(seconds=90)
+
 
 @pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True

@@ -124,18 +124,18 @@ async def test_create_customer_defaults_and_backdating(
     ],
 )
 async def test_create_customer_rejects_bad_input(
-    client: httpx.AsyncClient, tenant: TenantCreds, overrides: dict[str, Any], field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, overrides: dict[str, Any], field: str
 ) -> None:
     r = await client.post(
-        "/api/customers", headers=tenant.key_headers, json=customer_body(**overrides)
+        "/api/customers", headers=shared_tenant.key_headers, json=customer_body(**overrides)
     )
     assert_error(r, 400, field)
 
 
 async def test_create_customer_only_name_names_required_fields(
-    client: httpx.AsyncClient, tenant: TenantCreds
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
 ) -> None:
-    r = await client.post("/api/customers", headers=tenant.key_headers, json={"name": "Ada"})
+    r = await client.post("/api/customers", headers=shared_tenant.key_headers, json={"name": "Ada"})
     for field in ("externalId", "email", "currency"):
         assert_error(r, 400, field)
 
@@ -193,9 +193,9 @@ async def test_list_pagination_meta_and_order(
     ],
 )
 async def test_list_is_strict(
-    client: httpx.AsyncClient, tenant: TenantCreds, query: str, field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, query: str, field: str
 ) -> None:
-    r = await client.get(f"/api/customers?{query}", headers=tenant.key_headers)
+    r = await client.get(f"/api/customers?{query}", headers=shared_tenant.key_headers)
     assert_error(r, 400, field)
     assert r.json()["path"] == f"/api/customers?{query}"
 

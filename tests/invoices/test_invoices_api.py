@@ -329,14 +329,19 @@ async def test_send_email(client: httpx.AsyncClient, tenant: TenantCreds) -> Non
 
 @pytest.mark.parametrize("address", ["not-an-email", "ada@", "a b@test.local", 42, ["x@y.io"]])
 async def test_send_email_refuses_what_is_not_an_address(
-    client: httpx.AsyncClient, tenant: TenantCreds, address: object
+    client: httpx.AsyncClient,
+    shared_tenant: TenantCreds,
+    shared_made: dict[str, Any],
+    address: object,
 ) -> None:
     """400 at once, instead of a message the mail server refuses after every retry."""
-    customer = await make_customer(client, tenant)
-    inv = await create_invoice(client, tenant, customer["id"])
+    if "invoice" not in shared_made:
+        customer = await make_customer(client, shared_tenant)
+        shared_made["invoice"] = await create_invoice(client, shared_tenant, customer["id"])
+    inv = shared_made["invoice"]
     r = await client.post(
         f"/api/invoices/{inv['id']}/send-email",
-        headers=tenant.key_headers,
+        headers=shared_tenant.key_headers,
         json={"email": address},
     )
     assert_error(r, 400, "email")

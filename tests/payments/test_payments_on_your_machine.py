@@ -25,6 +25,8 @@ import pytest
 from novabilling.simulators.mpesa import PHONE_SUCCESS
 from tests.live import Process, api_server, clean_env, free_port, register, running
 
+pytestmark = pytest.mark.long(seconds=70)
+
 CURRENCY = {
     "paystack": "NGN",
     "flutterwave": "NGN",

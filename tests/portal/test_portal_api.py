@@ -311,12 +311,16 @@ async def test_token_shape_and_lifetime(
 
 @pytest.mark.parametrize("minutes", [0, 1441, "ten", 1.5, True])
 async def test_token_bad_lifetime_is_400(
-    client: httpx.AsyncClient, tenant: TenantCreds, minutes: Any
+    client: httpx.AsyncClient,
+    shared_tenant: TenantCreds,
+    shared_made: dict[str, Any],
+    minutes: Any,
 ) -> None:
-    await _world(client, tenant, "cus_a")
+    if "world" not in shared_made:
+        shared_made["world"] = await _world(client, shared_tenant, "cus_a")
     r = await client.post(
         "/api/portal/customers/cus_a/token",
-        headers=tenant.key_headers,
+        headers=shared_tenant.key_headers,
         json={"expiresInMinutes": minutes},
     )
     assert_error(r, 400, "expiresInMinutes")

@@ -6,16 +6,18 @@ per statement, no autocommit reads). PgBouncer is Debian's, started by the test.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from novabilling.tenancy import provisioning
+from novabilling.tenancy import provisioning, templates
 from novabilling.tenancy.models import DatabaseConnection
-from tests.conftest import PG_PORT, Backend, register_tenant
+from tests.conftest import PG_HOST, PG_PORT, Backend, register_tenant
 from tests.servers import PgBouncer
 from tests.tenancy import app_client
 
@@ -81,3 +83,37 @@ async def test_tenants_run_through_pgbouncer_in_transaction_mode(
         if row[2] in tenant_dbs and row[1] == row[2]:  # the tenant role's own pool
             per_db[row[2]] = per_db.get(row[2], 0) + 1
     assert per_db and all(count <= 2 for count in per_db.values()), per_db
+
+
+async def test_concurrent_registrations_build_one_template_through_pgbouncer(
+    backend: Backend, bouncer: PgBouncer, pg_prefix: str
+) -> None:
+    """Four sign-ups at once on a server without the template: one builds it, the others
+    wait for it (the advisory lock alone serializes nothing behind PgBouncer), and every
+    tenant gets its copy."""
+    settings = backend.settings.model_copy(
+        update={
+            "tenant_database_url": bouncer.url(),
+            "pgbouncer": True,
+            "tenant_db_prefix": f"{pg_prefix}pgb{secrets.token_hex(3)}_",
+        }
+    )
+    async with app_client(settings, probe=False) as (client, _runtime):
+        tenants = await asyncio.gather(
+            *(register_tenant(client, f"Concurrent {i}") for i in range(4))
+        )
+        for creds in tenants:
+            listed = await client.get("/api/customers", headers=creds.key_headers)
+            assert listed.status_code == 200, listed.text
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres")
+    try:
+        found = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+            settings.tenant_db_prefix,
+        )
+    finally:
+        await conn.close()
+    names = {row[0] for row in found}
+    assert names == {templates.template_name(settings)} | {
+        provisioning.database_name(settings, creds.id) for creds in tenants
+    }

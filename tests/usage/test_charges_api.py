@@ -26,6 +26,19 @@ async def setup(client: httpx.AsyncClient, tenant: TenantCreds) -> tuple[UsageAp
     return api, plan, metric
 
 
+@pytest.fixture
+async def shared_setup(
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, shared_made: dict[str, Any]
+) -> tuple[UsageApi, Any, Any]:
+    """``setup`` made once per module and backend in the shared tenant, for the tests whose
+    requests are all refused."""
+    if "setup" not in shared_made:
+        _, plan, metric = await setup(client, shared_tenant)
+        shared_made["setup"] = (plan, metric)
+    plan, metric = shared_made["setup"]
+    return UsageApi(client, shared_tenant), plan, metric
+
+
 async def test_create_standard_and_graduated(
     client: httpx.AsyncClient, tenant: TenantCreds
 ) -> None:
@@ -191,9 +204,12 @@ async def test_create_checks_in_contract_order(
     ],
 )
 async def test_create_rejects_bad_settings(
-    client: httpx.AsyncClient, tenant: TenantCreds, body: dict[str, Any], field: str
+    client: httpx.AsyncClient,
+    shared_setup: tuple[UsageApi, Any, Any],
+    body: dict[str, Any],
+    field: str,
 ) -> None:
-    api, plan, metric = await setup(client, tenant)
+    api, plan, metric = shared_setup
     base = {"planId": plan["id"], "billableMetricId": metric["id"], "chargeModel": "STANDARD"}
     r = await client.post(URL, headers=api.headers, json={**base, **body})
     assert_error(r, 400, field)

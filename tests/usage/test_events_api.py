@@ -166,9 +166,11 @@ async def test_batch_reports_each_element(client: httpx.AsyncClient, tenant: Ten
     ],
 )
 async def test_batch_validation_is_all_or_nothing(
-    client: httpx.AsyncClient, tenant: TenantCreds, events: Any, field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, events: Any, field: str
 ) -> None:
-    r = await client.post("/api/events/batch", headers=tenant.key_headers, json={"events": events})
+    r = await client.post(
+        "/api/events/batch", headers=shared_tenant.key_headers, json={"events": events}
+    )
     assert_error(r, 400, field)
 
 

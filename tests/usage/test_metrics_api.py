@@ -87,9 +87,9 @@ async def test_defaults_and_count_without_field(
     ],
 )
 async def test_create_rejects_bad_input(
-    client: httpx.AsyncClient, tenant: TenantCreds, overrides: dict[str, Any], field: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, overrides: dict[str, Any], field: str
 ) -> None:
-    r = await client.post(URL, headers=tenant.key_headers, json=body(**overrides))
+    r = await client.post(URL, headers=shared_tenant.key_headers, json=body(**overrides))
     assert_error(r, 400, field)
 
 
@@ -149,11 +149,20 @@ async def test_list_get_patch_delete(client: httpx.AsyncClient, tenant: TenantCr
     ],
 )
 async def test_patch_rejects(
-    client: httpx.AsyncClient, tenant: TenantCreds, patch: dict[str, Any], field: str
+    client: httpx.AsyncClient,
+    shared_tenant: TenantCreds,
+    shared_made: dict[str, Any],
+    patch: dict[str, Any],
+    field: str,
 ) -> None:
-    metric = await UsageApi(client, tenant).metric("SUM")
-    r = await client.patch(f"{URL}/{metric['id']}", headers=tenant.key_headers, json=patch)
+    if "metric" not in shared_made:
+        shared_made["metric"] = await UsageApi(client, shared_tenant).metric("SUM")
+    metric = shared_made["metric"]
+    r = await client.patch(f"{URL}/{metric['id']}", headers=shared_tenant.key_headers, json=patch)
     assert_error(r, 400, field)
+    unchanged = await UsageApi(client, shared_tenant).get(f"{URL}/{metric['id']}")
+    for key in ("code", "name", "aggregationType", "fieldName", "recurring", "filters"):
+        assert unchanged[key] == metric[key], key  # refused: the shared metric is as made
 
 
 async def test_other_tenant_and_unknown_ids_are_404(

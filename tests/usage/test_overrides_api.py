@@ -23,6 +23,18 @@ async def setup(client: httpx.AsyncClient, tenant: TenantCreds) -> tuple[UsageAp
     return api, plan, charge, customer
 
 
+@pytest.fixture
+async def shared_setup(
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, shared_made: dict[str, Any]
+) -> tuple[UsageApi, Any, Any, Any]:
+    """``setup`` made once per module and backend in the shared tenant, for the tests whose
+    requests are all refused."""
+    if "setup" not in shared_made:
+        shared_made["setup"] = (await setup(client, shared_tenant))[1:]
+    plan, charge, customer = shared_made["setup"]
+    return UsageApi(client, shared_tenant), plan, charge, customer
+
+
 async def test_create_get_patch_delete(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
     api, plan, charge, customer = await setup(client, tenant)
     created = await api.post(
@@ -155,9 +167,12 @@ async def test_checks_in_contract_order(client: httpx.AsyncClient, tenant: Tenan
     ],
 )
 async def test_create_rejects_bad_input(
-    client: httpx.AsyncClient, tenant: TenantCreds, body: dict[str, Any], field: str
+    client: httpx.AsyncClient,
+    shared_setup: tuple[UsageApi, Any, Any, Any],
+    body: dict[str, Any],
+    field: str,
 ) -> None:
-    api, plan, charge, customer = await setup(client, tenant)
+    api, plan, charge, customer = shared_setup
     body = copy.deepcopy(body)  # the parameters are shared by both backends' runs
     for entry in body.get("overriddenCharges", []):
         if entry.get("chargeId") == "CHARGE":

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.browser import Browser, browser
 from tests.live import api_server, register
+
+pytestmark = pytest.mark.long(seconds=30)
 
 _METHODS = {"get", "post", "put", "patch", "delete"}
 _CUSTOMERS_GET = "//div[contains(@class,'opblock-get')][.//*[@data-path='/api/customers']]"

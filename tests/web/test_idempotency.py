@@ -198,13 +198,13 @@ async def test_a_stored_answer_holding_a_secret_is_sealed(
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", "é-accent", "tab\tkey"])
 async def test_a_malformed_key_is_400(
-    client: httpx.AsyncClient, tenant: TenantCreds, key: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, key: str
 ) -> None:
-    headers = [(k.encode(), v.encode()) for k, v in tenant.key_headers.items()]
+    headers = [(k.encode(), v.encode()) for k, v in shared_tenant.key_headers.items()]
     headers.append((b"Idempotency-Key", key.encode("utf-8")))
     r = await client.post("/api/customers", json=_body(), headers=headers)
     assert_error(r, 400, "Idempotency-Key")
-    assert await _customers(client, tenant) == 0
+    assert await _customers(client, shared_tenant) == 0
 
 
 async def test_auth_comes_first_and_auth_routes_are_untouched(

@@ -17,6 +17,8 @@ import pytest
 from novabilling.kit import headless
 from tests.servers import free_port
 
+pytestmark = pytest.mark.long(seconds=45)
+
 
 def _tree(pid: int) -> list[int]:
     out, todo = [], [pid]

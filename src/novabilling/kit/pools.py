@@ -49,7 +49,10 @@ class ConnectionBudget:
         self.takeovers = 0
         # idle connections of every pool, oldest first (the next to take over)
         self._idle: OrderedDict[ConnectionPoolEntry, BudgetPool] = OrderedDict()
-        self._waiters: deque[tuple[BudgetPool, asyncio.Future[None]]] = deque()
+        # a waiter's future: a connection handed over (its pool's), or None: "try again"
+        self._waiters: deque[tuple[BudgetPool, asyncio.Future[ConnectionPoolEntry | None]]] = (
+            deque()
+        )
 
     @property
     def idle(self) -> int:
@@ -80,18 +83,41 @@ class ConnectionBudget:
                 future.set_result(None)
                 return
 
-    async def _wait(self, pool: BudgetPool, deadline: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def hand_over(self, pool: BudgetPool, record: ConnectionPoolEntry) -> bool:
+        """A connection coming back to ``pool``: if the first waiter that can make progress
+        waits for this very pool, the connection goes straight to it (True). Put in the
+        idle list and announced instead, a request arriving meanwhile would take it first
+        and the woken waiter would queue again at the back: under a busy tenant a few
+        requests waited many times the median (p99 8x p50)."""
+        for index, (waiting_for, future) in enumerate(self._waiters):
+            if future.done():
+                continue
+            if waiting_for is pool:
+                del self._waiters[index]
+                future.set_result(record)
+                return True
+            if waiting_for._idle or waiting_for._open < waiting_for.size:
+                return False  # first in line, it takes the connection over once idle
+        return False
+
+    async def _wait(self, pool: BudgetPool, deadline: float) -> ConnectionPoolEntry | None:
+        future: asyncio.Future[ConnectionPoolEntry | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         entry = (pool, future)
         self._waiters.append(entry)
         self.waits += 1
         try:
-            await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
+            return await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
         except BaseException:
             if entry in self._waiters:
                 self._waiters.remove(entry)
             elif future.done() and not future.cancelled():
-                self.notify()  # we were woken but leave: pass the turn on
+                handed = future.result()
+                if handed is not None:
+                    pool._do_return_conn(handed)  # leaving with a connection: give it back
+                else:
+                    self.notify()  # we were woken but leave: pass the turn on
             raise
 
     def _take_over(self) -> tuple[ConnectionPoolEntry, BudgetPool] | None:
@@ -144,11 +170,13 @@ class BudgetPool(Pool):
                     self._close_taken(record)
                     return self._open_one()
             try:
-                await_(budget._wait(self, deadline))
+                handed = await_(budget._wait(self, deadline))
             except TimeoutError as exc:
                 raise ServiceUnavailable(
                     "Database connections are all busy; retry shortly"
                 ) from exc
+            if handed is not None:
+                return handed
 
     def _close_taken(self, record: ConnectionPoolEntry) -> None:
         """Close another pool's idle connection; its budget slot passes to this pool."""
@@ -173,6 +201,8 @@ class BudgetPool(Pool):
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         if self._disposed:
             self._close_record(record)
+            return
+        if self.budget.hand_over(self, record):
             return
         self._idle.append(record)
         self.budget._idle[record] = self

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import weakref
 from pathlib import Path
 
 import structlog
@@ -31,6 +32,14 @@ log = structlog.get_logger(__name__)
 
 READY = "novabilling tenant template: complete"
 _ready: set[tuple[str, str]] = set()  # (server URL, template) known complete in this process
+# one build at a time per (server URL, template) in this process: the advisory lock below
+# does not serialize anything behind PgBouncer in transaction mode (lock and unlock may
+# run on different server connections), and concurrent registrations in one process
+# raced to CREATE the same template role and database there
+# (per event loop: an asyncio lock belongs to the loop it first waited in)
+_building: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
 def template_name(settings: Settings) -> str:
@@ -64,16 +73,44 @@ async def _build(settings: Settings, server_url: str, name: str) -> None:
         server_url,
         f'ALTER ROLE "{name}" NOLOGIN',
         f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false',
-        f"COMMENT ON DATABASE \"{name}\" IS '{READY}'",
         pgbouncer=bouncer,
+    )
+    if bouncer:
+        await _close_pooled(server_url, name)
+    await pgadmin.execute(
+        server_url, f"COMMENT ON DATABASE \"{name}\" IS '{READY}'", pgbouncer=bouncer
+    )
+
+
+async def _close_pooled(server_url: str, name: str) -> None:
+    """End the server connections PgBouncer still holds on the template (the migration's,
+    idle until ``server_idle_timeout``): ``CREATE DATABASE ... TEMPLATE`` refuses a
+    template anyone is connected to, so every sign-up until then failed. Needs the admin
+    role to be a superuser or a member of ``pg_signal_backend``."""
+    await pgadmin.execute(
+        server_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        pgbouncer=True,
     )
 
 
 async def server_template(settings: Settings, server_url: str) -> str:
     """The complete template on ``server_url`` (built if missing); its name."""
     name = template_name(settings)
-    if (server_url, name) in _ready:
+    key = (server_url, name)
+    if key in _ready:
         return name
+    locks = _building.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(key, asyncio.Lock()):
+        if key not in _ready:
+            await _build_once(settings, server_url, name)
+            _ready.add(key)
+    return name
+
+
+async def _build_once(settings: Settings, server_url: str, name: str) -> None:
+    """Build the template unless another process has (under the advisory lock)."""
     conn = await pgadmin.connect(server_url, pgbouncer=settings.pgbouncer)
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
@@ -92,8 +129,6 @@ async def server_template(settings: Settings, server_url: str) -> str:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
     finally:
         await conn.close()
-    _ready.add((server_url, name))
-    return name
 
 
 async def _discard(server_url: str, name: str, *, pgbouncer: bool) -> None:
