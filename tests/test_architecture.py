@@ -25,6 +25,7 @@ ROOTS = {
     "novabilling.worker",
     "novabilling.tenant_schema",
     "novabilling.worker_main",
+    "novabilling.launcher",
 }
 ROOT_PACKAGES = ("novabilling.cli",)
 # below the domains: they never reach into one
@@ -246,7 +247,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analytics",),
     ("billing",),
     ("api",),
-    ("routes", "worker", "bootstrap", "tenant_schema", "app", "cli", "asgi", "worker_main"),
+    (
+        "routes",
+        "worker",
+        "bootstrap",
+        "tenant_schema",
+        "app",
+        "cli",
+        "asgi",
+        "worker_main",
+        "launcher",
+    ),
 )
 STANDALONE = ("simulators",)  # fakes of other companies' servers: import only themselves
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

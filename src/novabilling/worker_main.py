@@ -1,42 +1,25 @@
 """``python -m novabilling.worker_main``: the job worker process.
 
-``novabilling worker`` replaces itself (``exec``) with this module, so the command line's
-own modules (Typer, Rich, Click, uvicorn, ...) are not resident in a long-running worker;
-it runs through ``kit.headless`` with Rich, Pygments, Click and ``cryptography`` hidden
-(structlog, httpx, PyJWT and redis-py import them only because they are installed)."""
+``novabilling worker`` replaces itself (``exec``, novabilling/launcher.py) with this
+module, so the command line's own modules (Typer, Rich, Click, uvicorn, ...) are not
+resident in a long-running worker; it runs through ``kit.headless`` with Rich, Pygments,
+Click and ``cryptography`` hidden (structlog, httpx, PyJWT and redis-py import them only
+because they are installed)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 from collections.abc import Sequence
 
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
-from novabilling.kit import headless, heap
+from novabilling.kit import heap
 from novabilling.kit.jobs import ALL_QUEUES
 from novabilling.kit.jobs_bullmq import install_signal_handlers, run_worker
 from novabilling.kit.logging import configure_logging
 from novabilling.worker import build_handlers
-
-MODULE = "novabilling.worker_main"  # not __name__: run as __main__ it is "__main__"
-HIDDEN = ("rich", "pygments", "click", "cryptography")  # see kit/headless.py
-
-
-def exec_worker(*, concurrency: int, scheduler: bool) -> None:
-    """Replace this process with the job worker; does not return."""
-    env = dict(os.environ)
-    env.setdefault("MALLOC_ARENA_MAX", "2")  # see novabilling/web/serving.py
-    options = ["--concurrency", str(concurrency)]
-    if not scheduler:
-        options.append("--no-scheduler")
-    args = headless.command(MODULE, options, hidden=HIDDEN)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, args, env)
 
 
 async def run_worker_process(

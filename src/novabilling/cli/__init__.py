@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from novabilling import worker_main
+from novabilling import launcher
 from novabilling.cli import doctor as diagnostics
 from novabilling.cli import seed
 from novabilling.cli.billing import run_billing_once
@@ -339,15 +339,13 @@ def billing_run(
 
 @app.command()
 def worker(
-    concurrency: int = typer.Option(8, help="jobs at once per queue"),
+    concurrency: int = typer.Option(
+        launcher.DEFAULT_CONCURRENCY, min=1, help="jobs at once per queue"
+    ),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="also run the tick"),
 ) -> None:
     """Consume the BullMQ queues (needs NB_REDIS_URL); SIGTERM stops gracefully."""
-    settings = _settings()
-    if not settings.redis_url:
-        console.print("[red]NB_REDIS_URL is not set: embedded mode runs jobs in serve[/red]")
-        raise typer.Exit(code=2)
-    worker_main.exec_worker(concurrency=concurrency, scheduler=scheduler)
+    launcher.start_worker(concurrency=concurrency, scheduler=scheduler)
 
 
 @app.command("seed-demo")
