@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from novabilling.add_ons import schemas, service
-from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.kit.wire import MessageOut
 from novabilling.web.deps import RuntimeDep, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import lenient_page
 
 router = APIRouter(prefix="/api/add-ons", tags=["add-ons"])
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from novabilling.coupons import schemas, service
 from novabilling.customers.schemas import customer_out
-from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.kit.wire import MessageOut
 from novabilling.web.deps import RuntimeDep, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import lenient_page
 
 router = APIRouter(prefix="/api/coupons", tags=["coupons"])
 

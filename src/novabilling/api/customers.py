@@ -18,7 +18,7 @@ from starlette.routing import Route
 from novabilling.billing import accounts
 from novabilling.customers import schemas, service
 from novabilling.invoices.schemas import InvoiceOut
-from novabilling.kit.pagination import PageOut, PageParams, envelope, parse_strict, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope, parse_strict
 from novabilling.kit.wire import MessageOut
 from novabilling.payments import methods
 from novabilling.payments.method_schemas import PaymentMethodOut, method_out
@@ -36,6 +36,7 @@ from novabilling.web.deps import (
     tenant_single_write,
 )
 from novabilling.web.openapi import returns
+from novabilling.web.paging import strict_page
 from novabilling.web.responses import JSONBytes
 from novabilling.web.routing import LeanRoute, parse_body
 

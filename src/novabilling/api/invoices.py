@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from novabilling.billing import views
 from novabilling.invoices import schemas, service
-from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.kit.wire import MessageOut
 from novabilling.payments import charge
 from novabilling.payments import schemas as payment_schemas
@@ -25,6 +25,7 @@ from novabilling.web.deps import (
     TenantSession,
 )
 from novabilling.web.openapi import PDF_RESPONSE, optional_body, returns
+from novabilling.web.paging import strict_page
 
 router = APIRouter(prefix="/api/invoices", tags=["invoices"])
 

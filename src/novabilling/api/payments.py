@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
-from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.kit.timestamps import query_instant
 from novabilling.payments import refunds, schemas, service
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.models import STATUSES
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantMaker, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import strict_page
 
 router = APIRouter(tags=["payments"])
 PaymentPage = Annotated[PageParams, Depends(strict_page(*schemas.PAYMENT_FILTERS))]

@@ -25,7 +25,7 @@ from novabilling.billing.portal_schemas import (
     PortalTokenOut,
 )
 from novabilling.customers import service as customers_service
-from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.payments.credentials import provider_factory
 from novabilling.subscriptions.schemas import SubscriptionWithPlanOut
 from novabilling.web.deps import (
@@ -37,6 +37,7 @@ from novabilling.web.deps import (
     TenantReadSession,
 )
 from novabilling.web.openapi import optional_body, returns
+from novabilling.web.paging import lenient_page
 
 router = APIRouter(tags=["portal"])
 PREFIX = "/api/portal/customers/{external_id}"

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from novabilling.billing import subscriptions as billing
 from novabilling.billing import views
 from novabilling.invoices.schemas import InvoiceOut
-from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.subscriptions import schemas, service
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import lenient_page
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
 

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from novabilling.billing import test_clocks as billing
-from novabilling.kit.pagination import PageParams, strict_page
+from novabilling.kit.pagination import PageParams
 from novabilling.testclocks import schemas
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantReadSession, TenantSession
+from novabilling.web.paging import strict_page
 
 router = APIRouter(prefix="/api/test-clocks", tags=["test-clocks"])
 

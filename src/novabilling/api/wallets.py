@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from novabilling.kit.pagination import PageOut, PageParams, envelope, lenient_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.wallets import schemas, service
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import lenient_page
 
 router = APIRouter(prefix="/api/wallets", tags=["wallets"])
 

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from novabilling.errors import Invalid
-from novabilling.kit.pagination import PageOut, PageParams, envelope, strict_page
+from novabilling.kit.pagination import PageOut, PageParams, envelope
 from novabilling.kit.timestamps import query_instant
 from novabilling.web.deps import DataPrincipal, RuntimeDep, TenantProfileDep, TenantSession
 from novabilling.web.openapi import returns
+from novabilling.web.paging import strict_page
 from novabilling.webhooks import schemas, service
 from novabilling.webhooks.models import STATUSES
 

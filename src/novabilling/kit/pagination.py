@@ -9,7 +9,8 @@ Two ways to read ``page`` / ``limit`` from the query string:
   defaults, ``limit`` is capped at 100 (echoed in ``meta.limit``), unknown parameters are
   ignored.
 
-Router (declare the session first so auth is checked before the query string)::
+Router (declare the session first so auth is checked before the query string; the
+dependencies are in ``web.paging``)::
 
     CustomerPage = Annotated[PageParams, Depends(strict_page("search", "country"))]
 
@@ -29,14 +30,13 @@ broken by id keep pages from overlapping. ``kit`` imports no domain module.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
-from starlette.requests import Request  # FastAPI's Request, without loading FastAPI
 
 from novabilling.errors import FieldError, Invalid
 from novabilling.kit.wire import WireOut
@@ -48,12 +48,10 @@ __all__ = [
     "MAX_LIMIT",
     "PageParams",
     "envelope",
-    "lenient_page",
     "newest_first",
     "paginate",
     "parse_lenient",
     "parse_strict",
-    "strict_page",
 ]
 
 DEFAULT_PAGE = 1
@@ -124,22 +122,6 @@ def parse_lenient(query: Mapping[str, str], *, default_limit: int = DEFAULT_LIMI
         page=page if page >= 1 else DEFAULT_PAGE,
         limit=min(limit, MAX_LIMIT) if limit >= 1 else default_limit,
     )
-
-
-def strict_page(*allowed: str) -> Callable[[Request], Awaitable[PageParams]]:
-    """FastAPI dependency: ``parse_strict`` over the request's query string. Dependencies
-    are ``async def``: FastAPI runs a plain ``def`` one in the thread pool (a thread
-    hand-off per request)."""
-
-    async def dependency(request: Request) -> PageParams:
-        return parse_strict(request.query_params, allowed)
-
-    return dependency
-
-
-async def lenient_page(request: Request) -> PageParams:
-    """FastAPI dependency: ``parse_lenient`` over the request's query string."""
-    return parse_lenient(request.query_params)
 
 
 def newest_first(model: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
