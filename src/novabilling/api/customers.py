@@ -63,7 +63,7 @@ async def post_customer(request: Request) -> JSONBytes:
         customer = await service.create_customer(
             session, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
         )
-    return JSONBytes(schemas.customer_out(customer), status_code=201, headers=headers)
+    return JSONBytes(schemas.customer_wire(customer), status_code=201, headers=headers)
 
 
 async def get_customers(request: Request) -> JSONBytes:

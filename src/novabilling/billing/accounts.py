@@ -133,7 +133,7 @@ async def list_customers(
     per currency (correlated subqueries) and the filtered total (an uncorrelated one).
     A page past the end has no row to carry the total: only then
     is it counted on its own."""
-    customers_service.ordering(sort_by, sort_order)  # 400 on a bad sortBy/sortOrder first
+    customers_service.sort_spec(sort_by, sort_order)  # 400 on a bad sortBy/sortOrder first
     shape = (bool(search), country is not None, currency is not None)
     filters = customers_service.filter_values(search, country, currency)
     values = {**filters, "nb_limit": limit, "nb_offset": (page - 1) * limit}

@@ -66,15 +66,23 @@ def filter_values(search: str | None, country: str | None, currency: str | None)
     return values
 
 
-def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
-    """The list's ORDER BY: an allow-listed column, then the id (stable pages)."""
+def sort_spec(sort_by: str | None, sort_order: str | None) -> tuple[str, str]:
+    """(attribute, direction) of the list's sort: an allow-listed ``sortBy`` (default
+    createdAt) and asc/desc (default desc); 400 naming the parameter otherwise. Cheap:
+    the list checks it on every request, its statement is built once per shape."""
     key = sort_by if sort_by is not None else "createdAt"
     if key not in SORTABLE:
         raise Invalid("sortBy", f"sortBy must be one of: {', '.join(SORTABLE)}")
     direction = sort_order if sort_order is not None else "desc"
     if direction not in ("asc", "desc"):
         raise Invalid("sortOrder", "sortOrder must be one of: asc, desc")
-    column = getattr(Customer, SORTABLE[key])
+    return SORTABLE[key], direction
+
+
+def ordering(sort_by: str | None, sort_order: str | None) -> list[ColumnElement[Any]]:
+    """The list's ORDER BY: an allow-listed column, then the id (stable pages)."""
+    attribute, direction = sort_spec(sort_by, sort_order)
+    column = getattr(Customer, attribute)
     if direction == "asc":
         return [column.asc(), Customer.id.asc()]
     return [column.desc(), Customer.id.desc()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -129,6 +130,26 @@ def customer_row(customer: Customer) -> dict[str, Any]:
 
 def customer_out(customer: Customer) -> dict[str, Any]:
     return customer_wire(customer_row(customer))
+
+
+def new_customer_row(body: CustomerCreate, *, id: str, now: datetime) -> dict[str, Any]:
+    """The row of a customer created from ``body`` at ``now`` (column name -> value): what
+    the INSERT writes and the answer shows. No ORM object: building one cost more than the
+    rest of the row's way to the wire (30 us against 5)."""
+    return {
+        "id": id,
+        "external_id": body.external_id,
+        "email": body.email,
+        "name": body.name,
+        "phone": body.phone,
+        "country": body.country,
+        "currency": body.currency,
+        "net_payment_terms": body.net_payment_terms,
+        "metadata": body.metadata,
+        "test_clock_id": body.test_clock_id,
+        "created_at": body.created_at or now,
+        "updated_at": now,
+    }
 
 
 def _number(value: Decimal) -> int | float:
