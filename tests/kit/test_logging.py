@@ -206,3 +206,36 @@ def test_scrub_removes_registered_values_and_keeps_plain_text() -> None:
         scrub("short words, Basic plan, bearer of news")
         == "short words, Basic plan, bearer of news"
     )
+
+
+def test_configuring_again_with_the_same_settings_keeps_the_writer() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    writer = log_module._State.writer
+    configure_logging(json=True, level="INFO", stream=stream)
+    assert log_module._State.writer is writer  # no new thread for the same settings
+    configure_logging(json=True, level="WARNING", stream=stream)
+    assert log_module._State.writer is not writer
+    writer = log_module._State.writer
+    structlog.reset_defaults()  # someone replaced a part of it: configured again
+    configure_logging(json=True, level="WARNING", stream=stream)
+    assert log_module._State.writer is not writer
+    get_logger("test").warning("still.written")
+    flush_logs()
+    assert json.loads(stream.getvalue().strip().splitlines()[-1])["event"] == "still.written"
+
+
+def test_a_logger_used_before_reconfiguring_follows_the_new_settings() -> None:
+    """Loggers are cached on first use (module-level ``log``): the level and the renderer
+    in force at each call apply, not those of the first call."""
+    early = get_logger("early")
+    first = io.StringIO()
+    configure_logging(json=True, level="WARNING", stream=first)
+    early.info("hidden.at.warning")
+    second = io.StringIO()
+    configure_logging(json=False, level="INFO", stream=second)
+    early.info("shown.at.info")
+    flush_logs()
+    assert "hidden.at.warning" not in first.getvalue() + second.getvalue()
+    line = second.getvalue().strip().splitlines()[-1]
+    assert "shown.at.info" in line and not line.startswith("{")  # console, not JSON

@@ -303,6 +303,55 @@ def _unrenderable_event(exc: Exception) -> EventDict:
 class _State:
     writer: _Writer | None = None
     outbox: _Outbox | None = None
+    # what the running set-up was made for: (json, level, stream), its renderer and handler
+    made_for: tuple[bool, int, int] | None = None
+    renderer: _Renderer | None = None
+    level: int = logging.INFO
+    handler: logging.Handler | None = None
+
+
+def _still_configured(made_for: tuple[bool, int, int]) -> bool:
+    """True when the running set-up was made for ``made_for`` and nothing replaced a
+    part of it since (structlog's chain, the root handler and level, the writer)."""
+    root = logging.getLogger()
+    return (
+        _State.made_for == made_for
+        and _State.writer is not None
+        and _State.writer.is_alive()
+        and _State.handler in root.handlers
+        and root.level == made_for[1]
+        and structlog.is_configured()
+        and structlog.get_config()["processors"][-1] is _render_current
+    )
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "err": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _at_level(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Drop a line below the configured level (structlog stops at ``DropEvent``)."""
+    if _LEVELS.get(method, logging.CRITICAL) < _State.level:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _render_current(logger: WrappedLogger, method: str, event_dict: EventDict) -> Any:
+    """The last processor: the renderer of the configuration in force now."""
+    renderer = _State.renderer
+    if renderer is None:  # logging torn down (interpreter exit): nothing to render with
+        raise structlog.DropEvent
+    return renderer(logger, method, event_dict)
 
 
 def _stop_listener() -> None:
@@ -315,6 +364,7 @@ def _stop_listener() -> None:
         writer.join(5.0)
     _State.writer = None
     _State.outbox = None
+    _State.made_for = None
 
 
 atexit.register(_stop_listener)
@@ -366,23 +416,32 @@ QUIET_LIBRARIES = ("fontTools", "fpdf")
 
 
 def configure_logging(*, json: bool, level: str, stream: IO[str] | None = None) -> None:
-    """Configure structlog and the stdlib root logger. Safe to call more than once (the
-    previous listener is drained and replaced). ``stream`` defaults to ``sys.stderr``."""
+    """Configure structlog and the stdlib root logger. Safe to call more than once: the
+    same settings again change nothing (no new writer thread); others drain and replace
+    the previous writer. ``stream`` defaults to ``sys.stderr``."""
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level: {level!r}")
+    target = stream if stream is not None else sys.stderr
+    made_for = (json, numeric_level, id(target))
+    if _still_configured(made_for):
+        return
     shared = _shared_processors()
     renderer = _Renderer(json)
+    _State.level, _State.renderer = numeric_level, renderer
     structlog.configure(
         processors=[
+            _at_level,  # first: a below-level call costs one comparison
             structlog.contextvars.merge_contextvars,
             _capture_exc_info,
             *shared,
-            renderer,
+            _render_current,
         ],
         logger_factory=_queue_logger,
-        # below-level calls are no-ops before any processor runs
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        # loggers are cached on first use (module-level ``log = get_logger(...)``): the
+        # level and the renderer are read from _State at each call, so that a logger
+        # first used before a reconfiguration follows it
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -394,13 +453,15 @@ def configure_logging(*, json: bool, level: str, stream: IO[str] | None = None) 
     )
     _stop_listener()
     outbox = _Outbox(QUEUE_SIZE)
-    writer = _Writer(outbox, stream if stream is not None else sys.stderr, renderer, formatter)
+    writer = _Writer(outbox, target, renderer, formatter)
     writer.start()
     _State.writer, _State.outbox = writer, outbox
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(_OffloopHandler())
+    handler = _OffloopHandler()
+    root.addHandler(handler)
+    _State.made_for, _State.handler = made_for, handler
     root.setLevel(numeric_level)
     for chatty in QUIET_LIBRARIES:  # a line per glyph table of every PDF at INFO
         logging.getLogger(chatty).setLevel(max(numeric_level, logging.WARNING))
