@@ -80,7 +80,8 @@ def test_a_wrong_setting_is_one_line_naming_it(
     names: str,
 ) -> None:
     """Every command and kind of wrong setting, through the same Typer app the console
-    script runs (``novabilling.cli:app``), in this process: a process each cost 17-27 s
+    script runs for them (``novabilling.cli:app``, through novabilling/launcher.py), in this
+    process: a process each cost 17-27 s
     of a loaded suite. Serving is replaced by a failure, should a wrong setting pass."""
 
     def serve_anyway(**kwargs: object) -> None:
