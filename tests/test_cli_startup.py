@@ -80,9 +80,9 @@ def test_a_wrong_setting_is_one_line_naming_it(
     names: str,
 ) -> None:
     """Every command and kind of wrong setting, through the same Typer app the console
-    script runs for them (``novabilling.cli:app``, through novabilling/launcher.py), in this
-    process: a process each cost 17-27 s
-    of a loaded suite. Serving is replaced by a failure, should a wrong setting pass."""
+    script runs for them (``novabilling.cli:app``, through novabilling/launcher.py), in
+    this process: a process each cost 17-27 s of a loaded suite. Serving is replaced by a
+    failure, should a wrong setting pass."""
 
     def serve_anyway(**kwargs: object) -> None:
         raise AssertionError(f"serve started despite {env}")
