@@ -22,10 +22,10 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from novabilling.config import describe_error, get_settings
+from novabilling.config import Settings, describe_error, get_settings
 from novabilling.kit import headless
 
-__all__ = ["DEFAULT_CONCURRENCY", "main", "start_worker", "worker_options"]
+__all__ = ["DEFAULT_CONCURRENCY", "main", "settings_or_exit", "start_worker", "worker_options"]
 
 DEFAULT_CONCURRENCY = 8  # jobs at once per queue
 WORKER_MODULE = "novabilling.worker_main"
@@ -55,14 +55,20 @@ def worker_options(args: Sequence[str]) -> tuple[int, bool] | None:
     return concurrency, scheduler
 
 
-def start_worker(*, concurrency: int, scheduler: bool) -> NoReturn:
-    """Replace this process with the job worker; exit 2 with one line when the settings
-    are wrong or name no Redis (the embedded mode runs jobs inside ``serve``)."""
+def settings_or_exit() -> Settings:
+    """The settings, or one line naming the wrong ``NB_*`` setting and exit 2 (every
+    command's first step)."""
     try:
-        settings = get_settings()
+        return get_settings()
     except ValidationError as exc:
         print(f"novabilling: invalid setting: {describe_error(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def start_worker(*, concurrency: int, scheduler: bool) -> NoReturn:
+    """Replace this process with the job worker; exit 2 with one line when the settings
+    are wrong or name no Redis (the embedded mode runs jobs inside ``serve``)."""
+    settings = settings_or_exit()
     if not settings.redis_url:
         print(
             "novabilling: NB_REDIS_URL is not set: embedded mode runs jobs in serve",

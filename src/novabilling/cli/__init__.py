@@ -16,7 +16,6 @@ from importlib.metadata import version as package_version
 import httpx
 import typer
 import uvicorn
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -26,7 +25,7 @@ from novabilling import launcher
 from novabilling.cli import doctor as diagnostics
 from novabilling.cli import seed
 from novabilling.cli.billing import run_billing_once
-from novabilling.config import Settings, describe_error, get_settings, served_url
+from novabilling.config import Settings, get_settings, served_url
 from novabilling.errors import DomainError
 from novabilling.kit.clock import SystemClock
 from novabilling.kit.logging import configure_logging
@@ -85,13 +84,7 @@ class Provider(StrEnum):
     pesapal = "pesapal"
 
 
-def _settings() -> Settings:
-    """The settings, or one line naming the wrong ``NB_*`` setting and exit 2."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        typer.echo(f"novabilling: invalid setting: {describe_error(exc)}", err=True)
-        raise typer.Exit(code=2) from None
+_settings = launcher.settings_or_exit
 
 
 def _where(url: str) -> str:
