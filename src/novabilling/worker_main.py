@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 
+from novabilling import launcher
 from novabilling.billing.scheduler import EmbeddedScheduler
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings, get_settings
@@ -54,7 +55,7 @@ async def run_worker_process(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m novabilling.worker_main")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=launcher.DEFAULT_CONCURRENCY)
     parser.add_argument("--no-scheduler", action="store_true")
     args = parser.parse_args(argv)
     asyncio.run(
