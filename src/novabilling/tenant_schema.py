@@ -11,6 +11,7 @@ import novabilling.invoices.models  # noqa: F401
 import novabilling.invoices.reminders  # noqa: F401
 import novabilling.kit.idempotency  # noqa: F401
 import novabilling.kit.outbox  # noqa: F401
+import novabilling.kit.rowcounts  # noqa: F401
 import novabilling.payments.models  # noqa: F401
 import novabilling.plans.models  # noqa: F401
 import novabilling.subscriptions.models  # noqa: F401

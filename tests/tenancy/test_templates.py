@@ -62,12 +62,32 @@ async def test_a_tenant_database_is_a_copy_of_the_template_at_the_head(backend: 
             template,
         )
         assert [tuple(r) for r in frozen] == [(True, False, templates.READY)]
+        # the template database stays the admin's: REASSIGN OWNED in a copy hands over the
+        # template role's shared objects too, and a tenant role owning the template could
+        # never be dropped
+        owner = await _pg(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", template
+        )
+        assert [r[0] for r in owner] == ["postgres"]
         # every table of the copy belongs to the tenant's own role, none to the template's
         owners = await _connect_and_fetch(
             db.database_name,
             "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'",
         )
         assert [r[0] for r in owners] == [db.database_name]
+        functions = await _connect_and_fetch(
+            db.database_name,
+            "SELECT DISTINCT pg_get_userbyid(proowner) FROM pg_proc "
+            "WHERE pronamespace = 'public'::regnamespace",
+        )
+        assert [r[0] for r in functions] == [db.database_name]
+        await provisioning.drop(settings, tenant_id)
+        left = await _pg(
+            "SELECT count(*) FROM pg_roles WHERE rolname = $1 UNION ALL "
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            db.database_name,
+        )
+        assert [r[0] for r in left] == [0, 0]  # the role and its database are gone
     finally:
         await provisioning.drop(settings, tenant_id)
 

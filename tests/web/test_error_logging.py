@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-import time
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from novabilling.auth import service as auth_service
 from novabilling.billing import accounts as customer_service
 from novabilling.config import Settings
+from novabilling.kit import logging as kit_logging
 from novabilling.kit import passwords
 from novabilling.kit.logging import configure_logging, flush_logs
 from novabilling.payments import credentials as provider_credentials
@@ -61,33 +62,44 @@ async def test_a_500_never_stalls_health(
     logged: tuple[httpx.AsyncClient, Runtime, io.StringIO, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Time /health while a request fails deep in the stack: the failure is logged once,
-    with its traceback but without local variables, and /health keeps answering fast."""
+    """A request fails deep in the stack while /health is polled: the failure is logged
+    once, with its traceback but without local variables; the traceback is formatted on
+    the log writer's thread, never on the event loop's (so no request waits for it), and
+    /health keeps answering meanwhile. Checked by where the work runs, not by timing
+    (timings on a shared machine are not a test)."""
     client, _runtime, buffer, _ = logged
     canary = f"LOCAL-CANARY-{secrets.token_hex(6)}"
+    rendered_on: list[str] = []
+    render_line = kit_logging._Renderer.line
+
+    def recording_line(
+        self: kit_logging._Renderer, logger: Any, method: str, event_dict: dict[str, Any]
+    ) -> str:
+        if event_dict.get("exc_info"):
+            rendered_on.append(threading.current_thread().name)
+        return render_line(self, logger, method, event_dict)
 
     async def explode(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
         big_local = {f"key{i}": canary * 3 for i in range(500)}
         raise RuntimeError(f"boom with {len(big_local)} entries")
 
-    # warm up (first-request costs are not what this test measures)
     assert (await client.get("/health")).status_code == 200
     assert (await client.post("/api/auth/login", json={})).status_code == 400
+    monkeypatch.setattr(kit_logging._Renderer, "line", recording_line)
     monkeypatch.setattr(auth_service, "login", explode)
+    loop_thread = threading.current_thread().name
     failing = asyncio.create_task(
         client.post("/api/auth/login", json={"email": "a@test.local", "password": "pw123456"})
     )
-    latencies: list[float] = []
-    deadline = time.perf_counter() + 60
-    while (not failing.done() or len(latencies) < 20) and time.perf_counter() < deadline:
-        started = time.perf_counter()
+    answered = 0
+    while not failing.done() or answered < 20:
         assert (await client.get("/health")).status_code == 200
-        latencies.append(time.perf_counter() - started)
+        answered += 1
         await asyncio.sleep(0.002)
     failed = await failing
     assert failed.status_code == 500
-    assert max(latencies) < 1.0, f"/health stalled {max(latencies):.2f}s next to a 500"
     flush_logs()
+    assert rendered_on == ["log-writer"] and loop_thread != "log-writer"
     text = buffer.getvalue()
     assert text.count("request.unhandled") == 1, text[-2000:]
     assert "Traceback" in text and "boom with 500 entries" in text

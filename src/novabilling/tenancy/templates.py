@@ -72,6 +72,11 @@ async def _build(settings: Settings, server_url: str, name: str) -> None:
     await pgadmin.execute(
         server_url,
         f'ALTER ROLE "{name}" NOLOGIN',
+        # the template's own role keeps only what is inside it: a tenant database's
+        # REASSIGN OWNED (provisioning._adopt) also hands over the shared objects the
+        # template role owns, and the template database went to the first tenant's role,
+        # which could then never be dropped (a move or a failed provisioning left it)
+        f'ALTER DATABASE "{name}" OWNER TO CURRENT_USER',
         f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false',
         pgbouncer=bouncer,
     )
