@@ -21,13 +21,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from novabilling.app import create_app
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
-from novabilling.kit.logging import configure_logging
 from novabilling.runtime import Runtime
 from novabilling.tenancy import provisioning
 from novabilling.tenancy.operations import migrate_central
+from tests.apps import APPS
 from tests.reaper import DatabaseReaper
 
 PG_HOST = os.environ.get("NB_TEST_PG_HOST", "127.0.0.1")
@@ -261,28 +260,15 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 async def runtime(backend: Backend) -> AsyncIterator[Runtime]:
     rt = build_runtime(backend.settings)
     yield rt
+    APPS.give_back(rt)
     await rt.close()
 
 
-_APPS: dict[int, tuple[Settings, FastAPI]] = {}
-
-
 def app_for(runtime: Runtime) -> FastAPI:
-    """The app for ``runtime``'s settings, built once per backend and process and pointed at
-    this test's runtime (``app.state.runtime`` is all a request reaches). Building the app -
-    every route's dependency and model analysis - cost more than most tests' own work.
-    A test that needs an app of its own (other settings, extra routes) calls
-    ``create_app``."""
-    settings = runtime.settings
-    cached = _APPS.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        cached = (settings, create_app(settings, runtime=runtime))
-        _APPS[id(settings)] = cached
-    else:  # create_app configures logging; a test may have reconfigured it since
-        configure_logging(json=settings.json_logs, level=settings.log_level)
-    app = cached[1]
-    app.state.runtime = runtime
-    return app
+    """The app serving ``runtime``: one built for its settings earlier and lent to it
+    (tests/apps.py; ``app.state.runtime`` is all a request reaches). A test that needs an
+    app of its own (other routes) calls ``create_app``."""
+    return APPS.lend(runtime)
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from novabilling.app import create_app
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.invoices.models import Invoice
 from novabilling.kit.clock import TestClock
 from novabilling.runtime import Runtime
+from tests.apps import APPS
 from tests.conftest import TenantCreds, register_tenant
 
 
@@ -61,13 +61,13 @@ async def clocked_runtime(
     real = runtime.jobs
     queue = RecordingQueue()
     runtime.jobs = queue
-    app = create_app(settings, runtime=runtime)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=APPS.lend(runtime), raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield runtime, clock, c, queue
     finally:
         runtime.jobs = real
+        APPS.give_back(runtime)
         await runtime.close()
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from novabilling.app import create_app
 from novabilling.payments.providers.pesapal import merchant_id
 from novabilling.runtime import Runtime
 from novabilling.simulators import dpo, payu, pesapal
+from tests.conftest import app_for
 from tests.payments.helpers import attach
 
 NAMES = ("dpo", "payu", "pesapal")
@@ -79,7 +79,7 @@ class Sim:
 
 def start(name: str, runtime: Runtime, tenant_id: str) -> Sim:
     """The simulator of ``name``, wired to ``runtime``'s adapters and app."""
-    ours = httpx.ASGITransport(app=create_app(runtime.settings, runtime=runtime))
+    ours = httpx.ASGITransport(app=app_for(runtime))
     base_url = f"http://{name}.sim"
     if name == "dpo":
         push_url = f"http://nb.test/webhooks/dpo/{tenant_id}"  # given to DPO for pushPayments

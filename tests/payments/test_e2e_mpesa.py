@@ -9,14 +9,13 @@ import json
 import httpx
 from sqlalchemy import select
 
-from novabilling.app import create_app
 from novabilling.notifications.mailer import MemoryMailer
 from novabilling.payments.credentials import provider_factory
 from novabilling.payments.providers.mpesa import MpesaProvider
 from novabilling.runtime import Runtime
 from novabilling.simulators import mpesa as mpesa_sim
 from novabilling.tenancy.models import WebhookInbox
-from tests.conftest import TenantCreds, assert_error
+from tests.conftest import TenantCreds, app_for, assert_error
 from tests.payments.helpers import attach, configure, make_invoice, use_inprocess_jobs
 
 MPESA_URL = "http://mpesa.sim"
@@ -37,7 +36,7 @@ async def test_stk_checkout_callback_confirmed_paid(
     sim = mpesa_sim.MpesaSimulator(
         secret_key=mpesa_sim.DEFAULT_SECRET_KEY,
         duplicate_callbacks=True,
-        webhook_transport=httpx.ASGITransport(app=create_app(runtime.settings, runtime=runtime)),
+        webhook_transport=httpx.ASGITransport(app=app_for(runtime)),
     )
     attach(runtime, MPESA_URL, sim.app)
     h = tenant.key_headers
@@ -105,7 +104,7 @@ async def test_failed_stk_marks_payment_failed(
     queue = use_inprocess_jobs(runtime)
     sim = mpesa_sim.MpesaSimulator(
         secret_key=mpesa_sim.DEFAULT_SECRET_KEY,
-        webhook_transport=httpx.ASGITransport(app=create_app(runtime.settings, runtime=runtime)),
+        webhook_transport=httpx.ASGITransport(app=app_for(runtime)),
     )
     attach(runtime, MPESA_URL, sim.app)
     h = tenant.key_headers
@@ -134,7 +133,7 @@ async def test_unconfirmed_callbacks_change_nothing(
     queue = use_inprocess_jobs(runtime)
     sim = mpesa_sim.MpesaSimulator(
         secret_key=mpesa_sim.DEFAULT_SECRET_KEY,
-        webhook_transport=httpx.ASGITransport(app=create_app(runtime.settings, runtime=runtime)),
+        webhook_transport=httpx.ASGITransport(app=app_for(runtime)),
     )
     attach(runtime, MPESA_URL, sim.app)
     h = tenant.key_headers

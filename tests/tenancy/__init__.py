@@ -2,8 +2,8 @@
 
 ``install_probe(app)`` mounts a tiny *data* route (``GET /api/_probe``) behind the real
 ``TenantSession`` / ``DataPrincipal`` dependencies, so the principal and tenant-session
-plumbing can be proven before any domain router exists. ``app_client`` builds an app on
-its own runtime (custom settings or a ``TestClock``).
+plumbing can be proven before any domain router exists. ``app_client`` serves a runtime
+of its own (custom settings or a ``TestClock``) with an app lent by tests/apps.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 
-from novabilling.app import create_app
 from novabilling.bootstrap import build_runtime
 from novabilling.config import Settings
 from novabilling.kit.clock import Clock
 from novabilling.runtime import Runtime
 from novabilling.web.deps import DataPrincipal, TenantSession, rate_limit
+from tests.apps import APPS
 
 PROBE = "/api/_probe"
 
@@ -59,7 +59,7 @@ async def app_client(
     settings: Settings, *, clock: Clock | None = None, probe: bool = True
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     runtime = build_runtime(settings, clock=clock)
-    app = create_app(settings, runtime=runtime)
+    app = APPS.lend(runtime)
     if probe:
         install_probe(app)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -67,4 +67,5 @@ async def app_client(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c, runtime
     finally:
+        APPS.give_back(runtime)
         await runtime.close()

@@ -55,19 +55,39 @@ class Deployment:
     creds: TenantCreds
 
 
+_PUBLIC_ONLY: dict[int, tuple[Settings, Settings]] = {}
+
+
+def _public_only_settings(backend: Backend) -> Settings:
+    """The backend's settings with public receivers only: one object per backend, so that
+    the module's tests share one app (tests/apps.py)."""
+    found = _PUBLIC_ONLY.get(id(backend.settings))
+    if found is None or found[0] is not backend.settings:
+        copy = backend.settings.model_copy(update={"webhook_allow_private": False})
+        found = _PUBLIC_ONLY[id(backend.settings)] = (backend.settings, copy)
+    return found[1]
+
+
 @pytest.fixture
-async def public_only(backend: Backend) -> AsyncIterator[Deployment]:
-    settings = backend.settings.model_copy(update={"webhook_allow_private": False})
-    async with app_client(settings, probe=False) as (client, runtime):
-        yield Deployment(client, runtime, await register_tenant(client))
+async def public_only_app(backend: Backend) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    async with app_client(_public_only_settings(backend), probe=False) as pair:
+        yield pair
+
+
+@pytest.fixture
+async def public_only(public_only_app: tuple[httpx.AsyncClient, Runtime]) -> Deployment:
+    client, runtime = public_only_app
+    return Deployment(client, runtime, await register_tenant(client))
 
 
 @pytest.mark.parametrize("url", REFUSED)
 async def test_a_non_public_webhook_url_is_refused_when_saved(
-    public_only: Deployment, url: str
+    public_only_app: tuple[httpx.AsyncClient, Runtime], shared_tenant: TenantCreds, url: str
 ) -> None:
-    r = await public_only.client.patch(
-        "/api/tenants/me", json={"webhookUrl": url}, headers=public_only.creds.token_headers
+    """Refused, so the module's shared tenant (registered on the same databases) is used."""
+    client, _ = public_only_app
+    r = await client.patch(
+        "/api/tenants/me", json={"webhookUrl": url}, headers=shared_tenant.token_headers
     )
     if r.status_code == 400 and r.json()["errors"]:
         assert_error(r, 400, "webhookUrl")
