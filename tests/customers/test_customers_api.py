@@ -447,3 +447,29 @@ async def test_paid_invoices_total_spent_and_delete_cascades(
         assert_error(await client.get(f"/api/invoices/{invoice_id}", headers=h), 404)
     r = await client.get("/api/payments", headers=h)
     assert r.status_code == 200 and r.json()["data"] == []
+
+
+async def test_total_spent_adds_paid_invoices_of_every_currency(
+    client: httpx.AsyncClient, tenant: TenantCreds
+) -> None:
+    """The list reads each customer's PAID totals per currency as one joined text
+    (``USD:2050,NGN:100050``) and adds them, currencies mixed (customers.md)."""
+    customer = await create_customer(client, tenant, currency="USD")
+    h = tenant.key_headers
+    for currency, amount in (("USD", "10.25"), ("NGN", "500.25"), ("USD", "1")):
+        r = await client.post(
+            "/api/invoices",
+            headers=h,
+            json={
+                "customerId": customer["id"],
+                "currency": currency,
+                "dueDate": "2030-01-01",
+                "items": [{"description": "Work", "quantity": 2, "unitAmount": amount}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        paid = await client.post(f"/api/invoices/{r.json()['id']}/mark-paid", headers=h, json={})
+        assert paid.status_code == 201, paid.text
+    r = await client.get("/api/customers", headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["totalSpent"] == 1023.0  # 22.50 USD + 1,000.50 NGN

@@ -32,7 +32,7 @@ from novabilling.web.deps import (
     check_rate_limit,
     data_principal,
     get_runtime,
-    tenant_reads,
+    tenant_read_connection,
     tenant_single_write,
 )
 from novabilling.web.openapi import returns
@@ -71,9 +71,9 @@ async def get_customers(request: Request) -> JSONBytes:
     headers = await check_rate_limit(request, PATH)
     query = request.query_params
     params = parse_strict(query, schemas.LIST_QUERY)
-    async with tenant_reads(get_runtime(request), principal.tenant_id) as session:
+    async with tenant_read_connection(get_runtime(request), principal.tenant_id) as connection:
         rows, total = await accounts.list_customers(
-            session,
+            connection,
             page=params.page,
             limit=params.limit,
             search=query.get("search"),

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, Integer, ScalarSelect, Select, bindparam, func, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from novabilling.customers import service as customers_service
@@ -125,7 +125,7 @@ def _total(search: bool, country: bool, currency: bool) -> ScalarSelect[int]:
 
 
 async def list_customers(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     page: int,
     limit: int,
@@ -146,14 +146,14 @@ async def list_customers(
     filters = customers_service.filter_values(search, country, currency)
     values = {**filters, "nb_limit": limit, "nb_offset": (page - 1) * limit}
     page_stmt = _page_statement(*shape, sort_by, sort_order)
-    # a Core execution on the session's connection: the rows are plain mappings, the ORM's
-    # execution layer (compile state, result set-up) would only add to every list call
-    connection = await session.connection()
+    # Core statements on a connection: the rows are plain mappings; an ORM session's
+    # execution layer (compile state, result set-up, its transaction bookkeeping) would
+    # only add to every list call
     rows = (await connection.execute(page_stmt, values)).mappings().all()
     if rows:
         total = int(rows[0]["nb_total"])
     elif page > 1:
-        total = int(await session.scalar(select(_total(*shape)), filters) or 0)
+        total = int(await connection.scalar(select(_total(*shape)), filters) or 0)
     else:
         total = 0
     if not rows:

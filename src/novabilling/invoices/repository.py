@@ -15,6 +15,7 @@ from novabilling.customers.models import Customer
 from novabilling.errors import NotFound
 from novabilling.invoices.models import PAID, Invoice, InvoiceLine
 from novabilling.kit.pagination import paginate
+from novabilling.kit.sqlfuncs import comma_joined
 from novabilling.subscriptions.models import Subscription
 
 DELETE_CHUNK = 500  # ids per IN (...) list when deleting a customer's invoices
@@ -122,7 +123,7 @@ def paid_minor_of(customer_id: Any) -> ScalarSelect[str | None]:
         .subquery()
     )
     entry = per_currency.c.currency + ":" + sql_cast(per_currency.c.minor, String)
-    return select(func.aggregate_strings(entry, ",")).scalar_subquery()
+    return select(comma_joined(entry)).scalar_subquery()
 
 
 def parse_paid_minor(text: str | None) -> list[tuple[str, int]]:

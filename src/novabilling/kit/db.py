@@ -204,17 +204,20 @@ def make_engine(
     )
 
 
-def read_sessions(engine: AsyncEngine, *, pgbouncer: bool) -> async_sessionmaker[AsyncSession]:
-    """Sessions for pure reads: autocommit, so no BEGIN and COMMIT/ROLLBACK round trips
+def read_engine(engine: AsyncEngine, *, pgbouncer: bool) -> AsyncEngine:
+    """``engine`` for pure reads: autocommit, so no BEGIN and COMMIT/ROLLBACK round trips
     (each statement is its own transaction: what READ COMMITTED gives each statement
     anyway). Never for writes: they would not be atomic. Behind PgBouncer in transaction
-    mode they are ordinary transactional sessions: there a statement outside a
-    transaction may be prepared on one server connection and executed on another."""
+    mode it is ``engine`` itself, transactional: there a statement outside a transaction
+    may be prepared on one server connection and executed on another."""
     if pgbouncer:
-        return async_sessionmaker(engine, expire_on_commit=False)
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def read_sessions(engine: AsyncEngine, *, pgbouncer: bool) -> async_sessionmaker[AsyncSession]:
+    """ORM sessions on ``read_engine``."""
+    return async_sessionmaker(read_engine(engine, pgbouncer=pgbouncer), expire_on_commit=False)
 
 
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")

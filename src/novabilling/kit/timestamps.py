@@ -21,13 +21,11 @@ _INVALID = "must be a valid ISO 8601 date string"
 
 
 def to_wire(value: datetime) -> str:
-    """``2026-03-01T09:15:02.123Z``; four-digit years always (never ``1-01-01T...``)."""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}."
-        f"{value.microsecond // 1000:03d}Z"
-    )
+    """``2026-03-01T09:15:02.123Z``; four-digit years always (never ``1-01-01T...``:
+    ``isoformat`` pads the year), milliseconds truncated. A naive value is taken as UTC."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def latest_accepted(now: datetime | None = None) -> datetime:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novabilling.errors import NotFound
 from novabilling.kit.crypto import Encryptor
-from novabilling.kit.db import connect_args, make_engine, read_sessions
+from novabilling.kit.db import connect_args, make_engine, read_engine, read_sessions
 from novabilling.kit.outbox import outbox_sessionmaker
 from novabilling.kit.pools import ConnectionBudget, derive_engine
 from novabilling.tenancy.models import DatabaseConnection
@@ -39,6 +39,7 @@ class _Entry:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     readers: async_sessionmaker[AsyncSession]
+    reads: AsyncEngine  # the readers' engine, for Core reads without a session
     last_used: float
     url: str
     checked: float  # when the URL was last read from the central database
@@ -116,6 +117,11 @@ class EngineRegistry:
         await self.sessionmaker(tenant_id)
         return self._entries[tenant_id].readers
 
+    async def read_engine(self, tenant_id: str) -> AsyncEngine:
+        """``read_sessionmaker``'s engine: for reads that run Core statements only."""
+        await self.sessionmaker(tenant_id)
+        return self._entries[tenant_id].reads
+
     async def engine(self, tenant_id: str) -> AsyncEngine:
         await self.sessionmaker(tenant_id)
         return self._entries[tenant_id].engine
@@ -131,9 +137,10 @@ class EngineRegistry:
             entry = _Entry(
                 engine=engine,
                 sessions=sessions,
-                # Same pool; autocommit (kit.db.read_sessions), or the ordinary sessions
-                # behind PgBouncer
+                # Same pool; autocommit (kit.db.read_engine), or the ordinary (outbox)
+                # sessions behind PgBouncer
                 readers=sessions if self._pgbouncer else read_sessions(engine, pgbouncer=False),
+                reads=read_engine(engine, pgbouncer=self._pgbouncer),
                 last_used=time.monotonic(),
                 url=url,
                 checked=time.monotonic(),

