@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from novabilling.config import Settings
 from novabilling.payments.credentials import provider_factory, seal
 from novabilling.payments.models import PaymentProviderConfig
 from novabilling.runtime import Runtime
@@ -41,11 +42,22 @@ class Deployment:
     creds: TenantCreds
 
 
+_SETTINGS: dict[tuple[int, str], tuple[Settings, Settings]] = {}
+
+
+def _settings(backend: Backend, env: str) -> Settings:
+    """The backend's settings for ``env`` with the allowlist: one object per backend and
+    env, so that the module's tests share an app (tests/apps.py)."""
+    key = (id(backend.settings), env)
+    found = _SETTINGS.get(key)
+    if found is None or found[0] is not backend.settings:
+        update = {"env": env, "provider_base_url_allowlist": "sandbox.paystack.test, *.sim.test"}
+        found = _SETTINGS[key] = (backend.settings, backend.settings.model_copy(update=update))
+    return found[1]
+
+
 async def _deployment(backend: Backend, env: str) -> AsyncIterator[Deployment]:
-    settings = backend.settings.model_copy(
-        update={"env": env, "provider_base_url_allowlist": "sandbox.paystack.test, *.sim.test"}
-    )
-    async with app_client(settings, probe=False) as (client, runtime):
+    async with app_client(_settings(backend, env), probe=False) as (client, runtime):
         yield Deployment(client, runtime, await register_tenant(client))
 
 
