@@ -200,16 +200,6 @@ def _drop_this_tests_databases(reaper: DatabaseReaper | None) -> Iterator[None]:
     reaper.drop(reaper.databases() - before)
 
 
-@pytest.fixture
-def settled_databases(request: pytest.FixtureRequest, reaper: DatabaseReaper | None) -> None:
-    """For a test that compares snapshots of the database server: no earlier test's
-    databases are still being dropped while it runs (SQLite variants need not wait)."""
-    if "backend" in request.fixturenames and request.getfixturevalue("backend").name != "postgres":
-        return
-    if reaper is not None:
-        reaper.settle()
-
-
 @pytest.fixture(scope="session")
 def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir: Path = tmp_path_factory.mktemp("nb-data")

@@ -157,13 +157,13 @@ async def test_access_token_is_rejected_at_refresh(
 
 
 async def test_refresh_token_is_not_an_access_token(
-    client: httpx.AsyncClient, tenant: TenantCreds, probe: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, probe: str
 ) -> None:
-    headers = bearer(tenant.refresh_token)
+    headers = bearer(shared_tenant.refresh_token)
     assert_error(await client.get("/api/tenants/me", headers=headers), 401)
     assert_error(await client.get("/api/tenants/me/api-keys", headers=headers), 401)
     assert_error(await client.get(probe, headers=headers), 401)
-    assert (await client.get(probe, headers=tenant.token_headers)).status_code == 200
+    assert (await client.get(probe, headers=shared_tenant.token_headers)).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -308,10 +308,10 @@ async def test_reset_with_unknown_token_is_400(client: httpx.AsyncClient) -> Non
 
 
 async def test_access_token_is_not_a_reset_token(
-    client: httpx.AsyncClient, tenant: TenantCreds
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
 ) -> None:
-    assert_error(await _reset(client, tenant.access_token, "a-brand-new-password"), 400)
-    assert_error(await _reset(client, tenant.refresh_token, "a-brand-new-password"), 400)
+    assert_error(await _reset(client, shared_tenant.access_token, "a-brand-new-password"), 400)
+    assert_error(await _reset(client, shared_tenant.refresh_token, "a-brand-new-password"), 400)
 
 
 async def test_expired_reset_token_is_400(clocked: Clocked) -> None:

@@ -90,7 +90,10 @@ async def _pg_database_names(prefix: str) -> set[str]:
 
 
 async def _store_snapshot(backend: Backend) -> set[str]:
-    """Every tenant database (file or PostgreSQL database + role) that exists now."""
+    """Every tenant database (file or PostgreSQL database + role) that exists now. Compare
+    with ``snapshot - before == set()`` (nothing new): earlier tests' databases may be
+    dropped in the background meanwhile (tests/reaper.py), and each xdist worker has a
+    prefix of its own, so only this test can add one."""
     settings = backend.settings
     if backend.name == "sqlite":
         tenants_dir = settings.tenants_dir
@@ -227,14 +230,13 @@ async def test_register_duplicate_email_is_409(
     assert_error(upper, 409)
 
 
-@pytest.mark.usefixtures("settled_databases")
 async def test_register_duplicate_leaves_no_database(
     client: httpx.AsyncClient, tenant: TenantCreds, backend: Backend
 ) -> None:
     before = await _store_snapshot(backend)
     r = await client.post("/api/auth/register", json=_body(email=tenant.email))
     assert r.status_code == 409
-    assert await _store_snapshot(backend) == before
+    assert await _store_snapshot(backend) - before == set()
 
 
 async def _assert_provisioning_failure_leaves_nothing(
@@ -247,10 +249,9 @@ async def _assert_provisioning_failure_leaves_nothing(
     assert "Traceback" not in r.text and "boom" not in r.text and "sqlite" not in r.text.lower()
     assert r.headers.get("x-request-id")
     assert await _tenant_count(runtime, email) == 0
-    assert await _store_snapshot(backend) == before
+    assert await _store_snapshot(backend) - before == set()
 
 
-@pytest.mark.usefixtures("settled_databases")
 async def test_provisioning_failure_leaves_nothing_behind(
     client: httpx.AsyncClient,
     runtime: Runtime,
@@ -273,7 +274,6 @@ async def test_provisioning_failure_leaves_nothing_behind(
     assert r.status_code == 201, r.text
 
 
-@pytest.mark.usefixtures("settled_databases")
 async def test_central_insert_failure_drops_the_new_database(
     client: httpx.AsyncClient,
     runtime: Runtime,

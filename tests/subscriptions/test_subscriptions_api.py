@@ -131,16 +131,16 @@ async def test_create_validation_names_the_field(
 
 
 async def test_create_period_end_before_start_is_400(
-    client: httpx.AsyncClient, tenant: TenantCreds, setup: dict[str, Any]
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, shared_setup: dict[str, Any]
 ) -> None:
     body = {
-        "customerId": setup["customer"]["id"],
-        "planId": setup["plan"]["id"],
+        "customerId": shared_setup["customer"]["id"],
+        "planId": shared_setup["plan"]["id"],
         "currency": "USD",
         "startDate": "2025-02-01",
         "currentPeriodEnd": "2025-01-01",
     }
-    r = await client.post("/api/subscriptions", headers=tenant.key_headers, json=body)
+    r = await client.post("/api/subscriptions", headers=shared_tenant.key_headers, json=body)
     assert_error(r, 400, "currentPeriodEnd")
 
 
@@ -303,8 +303,10 @@ async def test_list_filters_and_lenient_paging(
     assert paged.json()["meta"]["totalPages"] == 2
 
 
-async def test_list_unknown_status_is_400(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
-    r = await client.get("/api/subscriptions?status=ENDED", headers=tenant.key_headers)
+async def test_list_unknown_status_is_400(
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
+) -> None:
+    r = await client.get("/api/subscriptions?status=ENDED", headers=shared_tenant.key_headers)
     assert_error(r, 400, "status")
 
 

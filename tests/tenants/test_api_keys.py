@@ -152,14 +152,14 @@ async def test_delete_unknown_or_foreign_key_is_404(
     [("GET", KEYS), ("POST", KEYS), ("DELETE", f"{KEYS}/whatever")],
 )
 async def test_api_keys_need_an_access_token(
-    client: httpx.AsyncClient, tenant: TenantCreds, method: str, path: str
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, method: str, path: str
 ) -> None:
     body = {"name": "x", "scopes": []} if method == "POST" else None
-    for headers in ({}, tenant.key_headers, {"Authorization": tenant.api_key}):
+    for headers in ({}, shared_tenant.key_headers, {"Authorization": shared_tenant.api_key}):
         r = await client.request(method, path, json=body, headers=headers)
         assert_error(r, 401)
     # auth before validation
-    r = await client.request(method, path, json={"bogus": True}, headers=tenant.key_headers)
+    r = await client.request(method, path, json={"bogus": True}, headers=shared_tenant.key_headers)
     assert_error(r, 401)
 
 

@@ -60,20 +60,22 @@ def _opened(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
 # --- GET -------------------------------------------------------------------------------------
 
 
-async def test_get_me(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
-    r = await client.get("/api/tenants/me", headers=tenant.token_headers)
+async def test_get_me(client: httpx.AsyncClient, shared_tenant: TenantCreds) -> None:
+    r = await client.get("/api/tenants/me", headers=shared_tenant.token_headers)
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == FULL_KEYS
-    assert body["id"] == tenant.id
-    assert body["apiKey"] == tenant.api_key  # in full: the dashboard copies it
-    assert body["webhookSecret"] == tenant.body["tenant"]["webhookSecret"]
+    assert body["id"] == shared_tenant.id
+    assert body["apiKey"] == shared_tenant.api_key  # in full: the dashboard copies it
+    assert body["webhookSecret"] == shared_tenant.body["tenant"]["webhookSecret"]
     assert body["settings"] == {"ownerName": "Ada Obi"}
 
 
-async def test_get_me_needs_an_access_token(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
+async def test_get_me_needs_an_access_token(
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
+) -> None:
     assert_error(await client.get("/api/tenants/me"), 401)
-    assert_error(await client.get("/api/tenants/me", headers=tenant.key_headers), 401)
+    assert_error(await client.get("/api/tenants/me", headers=shared_tenant.key_headers), 401)
 
 
 # --- PATCH -----------------------------------------------------------------------------------
@@ -152,9 +154,9 @@ async def test_patch_webhook_url_accepts_urls(
     "url", ["not a url", "http://nodot/hook", "ftp://example.com/x", "https://", 42, ""]
 )
 async def test_patch_webhook_url_rejects_non_urls(
-    client: httpx.AsyncClient, tenant: TenantCreds, url: Any
+    client: httpx.AsyncClient, shared_tenant: TenantCreds, url: Any
 ) -> None:
-    assert_error(await _patch(client, tenant, {"webhookUrl": url}), 400, "webhookUrl")
+    assert_error(await _patch(client, shared_tenant, {"webhookUrl": url}), 400, "webhookUrl")
 
 
 async def test_patch_email(client: httpx.AsyncClient, tenant: TenantCreds) -> None:
@@ -198,11 +200,13 @@ async def test_patch_validation(
 
 
 async def test_patch_auth_comes_before_validation(
-    client: httpx.AsyncClient, tenant: TenantCreds
+    client: httpx.AsyncClient, shared_tenant: TenantCreds
 ) -> None:
     bad = {"name": "A", "unknown": True}
     assert_error(await client.patch("/api/tenants/me", json=bad), 401)
-    assert_error(await client.patch("/api/tenants/me", json=bad, headers=tenant.key_headers), 401)
+    assert_error(
+        await client.patch("/api/tenants/me", json=bad, headers=shared_tenant.key_headers), 401
+    )
     r = await client.patch(
         "/api/tenants/me",
         content=b"{broken",
