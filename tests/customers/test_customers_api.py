@@ -412,25 +412,33 @@ async def test_trialing_subscription_is_deleted_with_customer(
     assert_error(await client.get(f"/api/customers/{customer['id']}", headers=h), 404)
 
 
+async def _paid_invoice(
+    client: httpx.AsyncClient, creds: TenantCreds, customer_id: str, currency: str, amount: str
+) -> None:
+    """An invoice of two units at ``amount``, marked paid."""
+    h = creds.key_headers
+    r = await client.post(
+        "/api/invoices",
+        headers=h,
+        json={
+            "customerId": customer_id,
+            "currency": currency,
+            "dueDate": "2030-01-01",
+            "items": [{"description": "Work", "quantity": 2, "unitAmount": amount}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    paid = await client.post(f"/api/invoices/{r.json()['id']}/mark-paid", headers=h, json={})
+    assert paid.status_code == 201, paid.text
+
+
 async def test_paid_invoices_total_spent_and_delete_cascades(
     client: httpx.AsyncClient, tenant: TenantCreds
 ) -> None:
     customer = await create_customer(client, tenant, currency="USD")
     h = tenant.key_headers
     for amount in ("10.25", "5"):
-        r = await client.post(
-            "/api/invoices",
-            headers=h,
-            json={
-                "customerId": customer["id"],
-                "currency": "USD",
-                "dueDate": "2030-01-01",
-                "items": [{"description": "Work", "quantity": 2, "unitAmount": amount}],
-            },
-        )
-        assert r.status_code == 201, r.text
-        paid = await client.post(f"/api/invoices/{r.json()['id']}/mark-paid", headers=h, json={})
-        assert paid.status_code == 201, paid.text
+        await _paid_invoice(client, tenant, customer["id"], "USD", amount)
     r = await client.get("/api/customers", headers=h)
     assert r.json()["data"][0]["totalSpent"] == 30.5
     r = await client.get(f"/api/customers/{customer['id']}/invoices", headers=h)
@@ -457,19 +465,7 @@ async def test_total_spent_adds_paid_invoices_of_every_currency(
     customer = await create_customer(client, tenant, currency="USD")
     h = tenant.key_headers
     for currency, amount in (("USD", "10.25"), ("NGN", "500.25"), ("USD", "1")):
-        r = await client.post(
-            "/api/invoices",
-            headers=h,
-            json={
-                "customerId": customer["id"],
-                "currency": currency,
-                "dueDate": "2030-01-01",
-                "items": [{"description": "Work", "quantity": 2, "unitAmount": amount}],
-            },
-        )
-        assert r.status_code == 201, r.text
-        paid = await client.post(f"/api/invoices/{r.json()['id']}/mark-paid", headers=h, json={})
-        assert paid.status_code == 201, paid.text
+        await _paid_invoice(client, tenant, customer["id"], currency, amount)
     r = await client.get("/api/customers", headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["totalSpent"] == 1023.0  # 22.50 USD + 1,000.50 NGN

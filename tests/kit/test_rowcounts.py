@@ -27,6 +27,7 @@ from novabilling.kit.rowcounts import row_counts, total_of
 from novabilling.runtime import Runtime
 from novabilling.tenancy import migrations
 from tests.conftest import PG_HOST, PG_PORT, Backend, TenantCreds
+from tests.customers.test_customers_api import create_customer
 
 CUSTOMERS = Customer.__table__
 
@@ -67,15 +68,10 @@ async def _list_total(client: httpx.AsyncClient, creds: TenantCreds, **params: s
 
 
 async def _create(client: httpx.AsyncClient, creds: TenantCreds, country: str = "NG") -> str:
-    body = {
-        "externalId": f"c-{secrets.token_hex(4)}",
-        "email": "c@test.local",
-        "currency": "NGN",
-        "country": country,
-    }
-    r = await client.post("/api/customers", headers=creds.key_headers, json=body)
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    customer = await create_customer(
+        client, creds, externalId=f"c-{secrets.token_hex(4)}", country=country
+    )
+    return str(customer["id"])
 
 
 async def test_the_kept_count_follows_every_write(
