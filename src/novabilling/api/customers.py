@@ -59,9 +59,9 @@ async def post_customer(request: Request) -> JSONBytes:
     headers = await check_rate_limit(request, PATH)
     body = parse_body(schemas.CustomerCreate, await request.body())
     runtime = get_runtime(request)
-    async with tenant_single_write(runtime, principal.tenant_id) as session:
+    async with tenant_single_write(runtime, principal.tenant_id) as connection:
         customer = await service.create_customer(
-            session, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
+            connection, body=body, tenant_id=principal.tenant_id, clock=runtime.clock
         )
     return JSONBytes(schemas.customer_wire(customer), status_code=201, headers=headers)
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from novabilling.errors import Conflict, Invalid, NotFound
 from novabilling.kit.clock import Clock, FixedClock
@@ -60,13 +60,15 @@ async def clocks_page(
     return await paginate(session, select(TestClockRow), page, limit)
 
 
-async def attachable(session: AsyncSession, clock_id: str) -> FixedClock:
+async def attachable(connection: AsyncConnection, clock_id: str) -> FixedClock:
     """The time of the clock a new customer is attached to (``testClockId`` of a create
     body): 400 naming the field when there is no such clock."""
-    row = await session.get(TestClockRow, clock_id)
-    if row is None:
+    frozen = await connection.scalar(
+        select(TestClockRow.frozen_time).where(TestClockRow.id == clock_id)
+    )
+    if frozen is None:
         raise Invalid(FIELD, f"{FIELD} {clock_id} does not exist")
-    return FixedClock(row.frozen_time)
+    return FixedClock(frozen)
 
 
 def _latest(frozen: datetime) -> datetime:
