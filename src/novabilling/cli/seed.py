@@ -484,8 +484,8 @@ async def _run(
         await run_tenant_tick(runtime, tenant_id)
         await _settle(api, queue, sim)
         await _pay_invoices(api, sim, day, rng, state, cards)
-        if day % 12 == 4:
-            await _refund_some(api, rng, state)
+        if day % 12 == 4 or (day == days and not state.counts.get("refunds")):
+            await _refund_some(api, rng, state, at_least_one=day == days)
         await _settle(api, queue, sim)
         if on_progress is not None:
             on_progress(day + 1, days + 1)
@@ -751,12 +751,20 @@ async def _card_checkout(
     return True
 
 
-async def _refund_some(api: _Api, rng: random.Random, state: _State) -> None:
-    """Now and then a goodwill refund, partial or full, of a recent payment."""
+async def _refund_some(
+    api: _Api, rng: random.Random, state: _State, *, at_least_one: bool = False
+) -> None:
+    """Now and then a goodwill refund, partial or full, of a recent payment. With
+    ``at_least_one`` (the story's last day, when none happened: a few customers over a few
+    months draw no refund on some days), tries until one is made: net revenue always has
+    refunds to show."""
     body = await api.call("GET", "/api/payments?status=SUCCEEDED&limit=50")
     cheap = sorted(body["data"], key=lambda p: float(p["amount"]))[: len(body["data"]) // 2 + 1]
-    for _ in range(max(1, len(state.customers) // 100)):
-        if not cheap or rng.random() < 0.6:
+    tries = max(1, len(state.customers) // 100)
+    while cheap and (tries > 0 or (at_least_one and not state.counts.get("refunds"))):
+        tries -= 1
+        owed = at_least_one and not state.counts.get("refunds")
+        if rng.random() < 0.6 and not owed:
             continue
         payment = cheap.pop(rng.randrange(len(cheap)))
         amount = float(payment["amount"])
