@@ -761,9 +761,11 @@ async def _refund_some(
     body = await api.call("GET", "/api/payments?status=SUCCEEDED&limit=50")
     cheap = sorted(body["data"], key=lambda p: float(p["amount"]))[: len(body["data"]) // 2 + 1]
     tries = max(1, len(state.customers) // 100)
-    while cheap and (tries > 0 or (at_least_one and not state.counts.get("refunds"))):
-        tries -= 1
+    while cheap:
         owed = at_least_one and not state.counts.get("refunds")
+        if tries <= 0 and not owed:
+            break
+        tries -= 1
         if rng.random() < 0.6 and not owed:
             continue
         payment = cheap.pop(rng.randrange(len(cheap)))
